@@ -1,0 +1,39 @@
+//! # akida-core
+//!
+//! The single source of numeric truth of akida-rs: what an Akida 1.0
+//! (AKD1000 "NSoC") layer computes, bit for bit as BrainChip's engine does,
+//! and the `.akd` model file. `no_std`, and no heap anywhere in inference:
+//! models are decoded in place from their bytes and run on buffers the
+//! caller provides.
+//!
+//! - [`dims`]: HWC sizes, windows, TensorFlow padding.
+//! - [`weights`]: weights packed at 2, 4 or 8 bits; little-endian variables.
+//! - [`layer`]: the layer kinds and their parameters.
+//! - [`kernels`]: a dense reference kernel and an event kernel per kind.
+//! - [`pooling`], [`saturation`], [`activation`]: the stages after the kernel.
+//! - [`model`]: the model and its validation; [`inference`]: running it.
+//! - [`format`]: the `.akd` file (header, checksum, postcard payload).
+#![no_std]
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod activation;
+pub mod dims;
+pub mod format;
+pub mod inference;
+pub mod kernels;
+pub mod layer;
+pub mod model;
+pub mod pooling;
+pub mod saturation;
+pub mod weights;
+
+pub use dims::{Dims, Padding, Window};
+pub use format::{decode, encode_into, FormatError};
+pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMut, Workspace};
+pub use kernels::{Kernel, KernelWeights};
+pub use layer::{Layer, LayerKind, Pooling};
+pub use model::{Model, ModelError, WorkspaceSizes, MAX_LAYERS};
+pub use weights::{F32Slice, I32Slice, PackedWeights};

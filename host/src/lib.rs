@@ -1,0 +1,10 @@
+//! # akida-host
+//!
+//! The std side of akida-rs: tensor files, owned models and their `.akd`
+//! files, and (in later modules) Keras `.h5` I/O, quantization, conversion
+//! and the command-line tools.
+
+pub mod akd;
+pub mod engine_params;
+pub mod fsutil;
+pub mod tensor;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what akida-rs needs to build and test on a fresh Debian machine.
+# Idempotent: every step is skipped when its result is already present, so a
+# re-run is fast and needs no network when nothing is missing.
+set -euo pipefail
+
+say() { printf '[setup] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages: HDF5 for Keras .h5 files, QEMU for the firmware tests.
+apt_pkgs=(libhdf5-dev pkg-config qemu-system-arm)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages present"
+fi
+
+# Rust target of the firmware (Cortex-M4F).
+if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
+  say "adding rust target thumbv7em-none-eabihf"
+  rustup target add thumbv7em-none-eabihf
+else
+  say "rust target thumbv7em-none-eabihf present"
+fi
+
+# Python packages used only by test scripts that check our files with the
+# reference readers (h5py reads our .h5 output).
+if ! python3 -c 'import numpy, h5py' >/dev/null 2>&1; then
+  say "installing numpy h5py (pip)"
+  python3 -m pip install --quiet numpy h5py
+else
+  say "python numpy/h5py present"
+fi
+say "done"

@@ -1,0 +1,180 @@
+//! Shared helpers of the cross-crate tests: finding and loading the reference
+//! vector sets made with BrainChip's cnn2snn and akida engine.
+//!
+//! A set `NAME` is `NAME.json` (layer params, bits) and `NAME.npz` (inputs,
+//! variables as the engine stores them, every layer's output). The directory
+//! is `tests/data/reference/vectors` (a copy of `../shared/reference/vectors`)
+//! unless `AKIDA_REFERENCE_DIR` names another.
+
+use std::path::{Path, PathBuf};
+
+use akida_host::akd::{ConvertedLayer, ConvertedModel, IntWeights};
+use akida_host::engine_params::{self, EngineParams};
+use akida_host::tensor::{Npz, Tensor};
+use serde_json::Value;
+
+/// The repository's copy of the fixtures.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// Where the reference vector sets are read from.
+pub fn reference_dir() -> PathBuf {
+    match std::env::var_os("AKIDA_REFERENCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => data_dir().join("reference").join("vectors"),
+    }
+}
+
+/// Names of the vector sets in `dir` (every `NAME.json` with a `NAME.npz`).
+pub fn set_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot read reference directory {}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.strip_suffix(".json")?.to_owned();
+            dir.join(format!("{stem}.npz")).exists().then_some(stem)
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// One reference vector set.
+pub struct ReferenceSet {
+    pub name: String,
+    pub dir: PathBuf,
+    pub json: Value,
+    pub npz: Npz,
+}
+
+/// One akida layer of a set: its name and the npz prefix `akida/<i>_<name>`.
+pub struct ReferenceLayer {
+    pub name: String,
+    pub kind: String,
+    pub prefix: String,
+    pub params: EngineParams,
+}
+
+impl ReferenceSet {
+    pub fn open(dir: &Path, name: &str) -> ReferenceSet {
+        let json_path = dir.join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&json_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", json_path.display()));
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", json_path.display()));
+        let npz = Npz::open(&dir.join(format!("{name}.npz"))).unwrap_or_else(|e| panic!("{e}"));
+        ReferenceSet {
+            name: name.to_owned(),
+            dir: dir.to_owned(),
+            json,
+            npz,
+        }
+    }
+
+    /// Reads an array that must be present.
+    pub fn array(&mut self, key: &str) -> Tensor {
+        self.npz.require(key).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The akida layers in order, with their npz prefixes (sorted numerically).
+    pub fn layers(&self) -> Vec<ReferenceLayer> {
+        let layers = self.json["akida_layers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{}: no akida_layers", self.name));
+        let names = self.npz.names();
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let name = l["name"].as_str().expect("layer name").to_owned();
+                let prefix = format!("akida/{i}_{name}");
+                assert!(
+                    names.iter().any(|n| n.starts_with(&format!("{prefix}/"))),
+                    "{}: no arrays under {prefix}",
+                    self.name
+                );
+                let params = l["params"]
+                    .as_object()
+                    .expect("params")
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_i64().expect("integer param") as i32))
+                    .collect();
+                ReferenceLayer {
+                    name,
+                    kind: l["type"].as_str().expect("layer type").to_owned(),
+                    prefix,
+                    params,
+                }
+            })
+            .collect()
+    }
+
+    /// Builds our model from the set's engine variables and layer params.
+    pub fn akida_model(&mut self) -> ConvertedModel {
+        let mut model = ConvertedModel::default();
+        let mut previous = None;
+        for l in self.layers() {
+            let kind = engine_params::kind_of_name(&l.kind)
+                .unwrap_or_else(|| panic!("{}: unknown layer type {}", self.name, l.kind));
+            let g = engine_params::from_params(kind, &l.params, previous, false)
+                .unwrap_or_else(|e| panic!("{} {}: {e}", self.name, l.name));
+            let weights = self.int_weights(&format!("{}/weights", l.prefix), g.weights_bits);
+            let weights_pw = self
+                .npz
+                .get(&format!("{}/weights_pw", l.prefix))
+                .unwrap()
+                .map(|t| to_int_weights(&t, g.weights_bits));
+            let threshold = self.array(&format!("{}/threshold", l.prefix));
+            let act_step = self.array(&format!("{}/act_step", l.prefix));
+            let layer = ConvertedLayer::new(
+                l.name.clone(),
+                g,
+                weights,
+                weights_pw,
+                threshold.as_i32().expect("threshold is int32").to_vec(),
+                act_step.as_f32().expect("act_step is float32").to_vec(),
+            );
+            previous = Some(layer.output_dims());
+            model.layers.push(layer);
+        }
+        model
+    }
+
+    fn int_weights(&mut self, key: &str, bits: u8) -> IntWeights {
+        let t = self.array(key);
+        to_int_weights(&t, bits)
+    }
+}
+
+/// An int8 npz tensor as 4-D engine weights.
+pub fn to_int_weights(t: &Tensor, bits: u8) -> IntWeights {
+    assert_eq!(t.shape.len(), 4, "weights are 4-D");
+    IntWeights {
+        bits,
+        shape: [
+            t.shape[0] as u32,
+            t.shape[1] as u32,
+            t.shape[2] as u32,
+            t.shape[3] as u32,
+        ],
+        values: t.as_i8().expect("weights are int8").to_vec(),
+    }
+}
+
+/// Compares two slices element for element; panics naming the first
+/// difference. Returns the number of elements compared.
+pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) -> usize {
+    assert_eq!(got.len(), want.len(), "{what}: length differs");
+    if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+        let mismatches = got.iter().zip(want).filter(|(a, b)| a != b).count();
+        panic!(
+            "{what}: {mismatches} of {} elements differ; first at {i}: got {:?}, want {:?}",
+            got.len(),
+            got[i],
+            want[i]
+        );
+    }
+    got.len()
+}

@@ -1,0 +1,84 @@
+//! Parity with BrainChip's Akida engine: every layer output of every
+//! reference vector set, with both kernels, every element.
+
+use akida_core::inference::{forward, rescale_output, LayerOutput, Workspace};
+use akida_core::{decode, Kernel};
+use akida_tests::{assert_all_equal, reference_dir, set_names, ReferenceSet};
+
+#[test]
+fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
+    let dir = reference_dir();
+    let names = set_names(&dir);
+    assert!(!names.is_empty(), "no reference vector set in {}", dir.display());
+    let mut compared = 0usize;
+    for name in &names {
+        let mut set = ReferenceSet::open(&dir, name);
+        let owned = set.akida_model();
+        // Through the .akd file, as the firmware would read it.
+        let bytes = owned.to_akd_bytes().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let layers = set.layers();
+        let inputs = set.array("input_uint8");
+        let images = inputs.shape[0];
+        let image_len = inputs.len() / images;
+        let per_layer: Vec<_> = layers
+            .iter()
+            .map(|l| set.array(&format!("{}/forward", l.prefix)))
+            .collect();
+        let final_forward = set.array("akida_forward");
+        let final_predict = set.array("akida_predict");
+
+        let sizes = model.workspace_sizes();
+        let (mut a, mut b) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
+        let mut scratch = vec![0i32; sizes.scratch];
+        let mut weights = vec![0i8; sizes.weights];
+        let mut output = vec![0i32; sizes.output];
+        for kernel in [Kernel::Reference, Kernel::Event] {
+            for n in 0..images {
+                let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
+                let mut ws = Workspace {
+                    levels: [&mut a, &mut b],
+                    scratch: &mut scratch,
+                    weights: &mut weights,
+                    output: &mut output,
+                };
+                let mut seen = 0;
+                let out = forward(&model, image, &mut ws, kernel, |i, out| {
+                    let want = &per_layer[i];
+                    let len = want.len() / images;
+                    let what = format!("{name} {kernel:?} image {n} layer {i} ({})", layers[i].name);
+                    compared += match out {
+                        LayerOutput::Levels(l) => {
+                            assert_all_equal(&what, l, &want.as_u8().expect("levels are uint8")[n * len..(n + 1) * len])
+                        }
+                        LayerOutput::Potentials(p) => {
+                            assert_all_equal(&what, p, &want.as_i32().expect("potentials are int32")[n * len..(n + 1) * len])
+                        }
+                    };
+                    seen += 1;
+                })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(seen, layers.len());
+                let len = final_forward.len() / images;
+                let LayerOutput::Potentials(p) = out else {
+                    panic!("{name}: the reference sets end without activation");
+                };
+                let what = format!("{name} {kernel:?} image {n} akida_forward");
+                compared += assert_all_equal(&what, p, &final_forward.as_i32().unwrap()[n * len..(n + 1) * len]);
+                let mut predict = vec![0f32; p.len()];
+                rescale_output(model.layers.last().unwrap(), p, &mut predict);
+                let bits: Vec<u32> = predict.iter().map(|x| x.to_bits()).collect();
+                let want: Vec<u32> = final_predict.as_f32().unwrap()[n * len..(n + 1) * len]
+                    .iter()
+                    .map(|x| x.to_bits())
+                    .collect();
+                compared += assert_all_equal(&format!("{name} {kernel:?} image {n} akida_predict"), &bits, &want);
+            }
+        }
+    }
+    println!(
+        "compared {compared} elements of {} reference sets in {} (both kernels): all equal",
+        names.len(),
+        dir.display()
+    );
+}
