@@ -98,7 +98,12 @@ pub fn output_len(n: u32, kernel: u32, stride: u32, padding: Padding) -> Option<
 }
 
 /// Padding before the first row and column.
-pub fn pads_before(input: Dims, kernel: Window, stride: Window, padding: Padding) -> (usize, usize) {
+pub fn pads_before(
+    input: Dims,
+    kernel: Window,
+    stride: Window,
+    padding: Padding,
+) -> (usize, usize) {
     match padding {
         Padding::Valid => (0, 0),
         Padding::Same => (

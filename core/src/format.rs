@@ -110,7 +110,9 @@ pub fn encode_into(model: &Model, out: &mut [u8]) -> Result<usize, FormatError> 
     Ok(HEADER_LEN + n)
 }
 
-fn write_header(header: &mut [u8], payload: &[u8]) {
+/// Writes the 16-byte header framing `payload` (magic, version, length,
+/// checksum) into `header`.
+pub fn write_header(header: &mut [u8], payload: &[u8]) {
     header[..4].copy_from_slice(&MAGIC);
     header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[6..8].copy_from_slice(&0u16.to_le_bytes());

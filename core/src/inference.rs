@@ -70,10 +70,15 @@ pub fn finish(layer: &Layer, potentials: &[i32], out: LayerOutputMut) {
             }
         }
         Pooling::Max { size, stride } => {
+            let pool = pooling::MaxPool {
+                size,
+                stride,
+                pad_before: pads,
+            };
             for r in 0..od.rows as usize {
                 for c in 0..od.cols as usize {
                     for filter in 0..f {
-                        let p = pooling::max_at(potentials, conv, size, stride, pads, r, c, filter);
+                        let p = pooling::max_at(potentials, conv, &pool, (r, c), filter);
                         emit(od.index(r, c, filter), filter, p, &mut out);
                     }
                 }

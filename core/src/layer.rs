@@ -42,7 +42,10 @@ impl LayerKind {
 pub enum Pooling {
     None,
     /// Max over `size` windows moved by `stride`, padded like the convolution.
-    Max { size: Window, stride: Window },
+    Max {
+        size: Window,
+        stride: Window,
+    },
     /// Sum over all rows and cols (global average, thresholds pre-scaled).
     GlobalAverage,
 }

@@ -170,13 +170,11 @@ fn validate_layer(
 ) -> Result<(), ModelError> {
     let e = index;
     match (previous, layer.kind) {
-        (None, LayerKind::InputConvolutional) => {
-            if !matches!(layer.input.channels, 1 | 3) {
-                return Err(ModelError::InputChannels {
-                    layer: e,
-                    channels: layer.input.channels,
-                });
-            }
+        (None, LayerKind::InputConvolutional) if !matches!(layer.input.channels, 1 | 3) => {
+            return Err(ModelError::InputChannels {
+                layer: e,
+                channels: layer.input.channels,
+            })
         }
         (None, kind) => return Err(ModelError::FirstLayerNotInput { layer: e, kind }),
         (Some(_), LayerKind::InputConvolutional) => {
@@ -269,9 +267,7 @@ fn expected_shapes(layer: &Layer) -> ([u32; 4], Option<[u32; 4]>) {
         LayerKind::InputConvolutional | LayerKind::Convolutional => {
             ([kh, kw, cin, layer.filters], None)
         }
-        LayerKind::SeparableConvolutional => {
-            ([kh, kw, cin, 1], Some([1, 1, cin, layer.filters]))
-        }
+        LayerKind::SeparableConvolutional => ([kh, kw, cin, 1], Some([1, 1, cin, layer.filters])),
         LayerKind::FullyConnected => {
             // Fits: the input passed dims_in_range.
             ([1, 1, layer.input.len() as u32, layer.filters], None)
@@ -353,7 +349,7 @@ fn validate_variables(e: usize, layer: &Layer) -> Result<(), ModelError> {
     }
     for (filter, value) in layer.act_step.iter().enumerate() {
         // The divisor floor(16 * act_step) must be >= 1 and fit comfortably in i64 math.
-        if !value.is_finite() || value < MIN_ACT_STEP || value > 1.0e12 {
+        if !value.is_finite() || !(MIN_ACT_STEP..=1.0e12).contains(&value) {
             return Err(ModelError::ActStep {
                 layer: e,
                 filter,
@@ -372,7 +368,9 @@ fn validate_potential_range(e: usize, layer: &Layer, max_input: i64) -> Result<(
     let limit = i32::MAX as i64;
     let cells = match (layer.kind, layer.pooling) {
         // The input layer does not saturate: a global sum must fit too.
-        (LayerKind::InputConvolutional, Pooling::GlobalAverage) => layer.conv_dims().len() as i64 / f as i64,
+        (LayerKind::InputConvolutional, Pooling::GlobalAverage) => {
+            layer.conv_dims().len() as i64 / f as i64
+        }
         _ => 1,
     };
     let overflow = |filter| ModelError::PotentialOverflow { layer: e, filter };

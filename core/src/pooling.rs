@@ -4,20 +4,29 @@
 
 use crate::dims::{Dims, Window};
 
-/// Max over the pool window at output cell (`out_row`, `out_col`), channel
-/// `channel`. `pad_before` is the (rows, cols) padding of the pooling.
+/// A max pooling: window size, stride and the (rows, cols) padding before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxPool {
+    pub size: Window,
+    pub stride: Window,
+    pub pad_before: (usize, usize),
+}
+
+/// Max over the pool window at output cell `(row, col)`, channel `channel`.
 /// A window lying wholly in the padding yields `i64::MIN`.
 #[inline]
 pub fn max_at(
     potentials: &[i32],
     dims: Dims,
-    size: Window,
-    stride: Window,
-    pad_before: (usize, usize),
-    out_row: usize,
-    out_col: usize,
+    pool: &MaxPool,
+    (out_row, out_col): (usize, usize),
     channel: usize,
 ) -> i64 {
+    let MaxPool {
+        size,
+        stride,
+        pad_before,
+    } = *pool;
     let mut best = i64::MIN;
     let r0 = out_row * stride.rows as usize;
     let c0 = out_col * stride.cols as usize;
@@ -62,8 +71,13 @@ mod tests {
         let p = [-5, -7, -9];
         let d = Dims::new(1, 3, 1);
         let w = Window::new(1, 2);
-        assert_eq!(max_at(&p, d, w, w, (0, 0), 0, 0, 0), -5);
-        assert_eq!(max_at(&p, d, w, w, (0, 0), 0, 1, 0), -9);
+        let pool = MaxPool {
+            size: w,
+            stride: w,
+            pad_before: (0, 0),
+        };
+        assert_eq!(max_at(&p, d, &pool, (0, 0), 0), -5);
+        assert_eq!(max_at(&p, d, &pool, (0, 1), 0), -9);
     }
 
     #[test]

@@ -162,7 +162,9 @@ mod tests {
     fn pack_and_read_back_every_width() {
         for bits in WEIGHT_BITS {
             let (lo, hi) = value_range(bits);
-            let values: heapless::Vec<i8, 64> = (0..37).map(|k| lo + (k % (hi - lo + 1) as i32) as i8).collect();
+            let span = hi as i32 - lo as i32 + 1;
+            let values: heapless::Vec<i8, 64> =
+                (0..37).map(|k| (lo as i32 + k % span) as i8).collect();
             let mut buf = [0u8; 64];
             let n = pack_into(&values, bits, &mut buf).unwrap();
             assert_eq!(n, packed_len(values.len(), bits));

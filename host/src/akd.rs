@@ -234,7 +234,11 @@ impl ConvertedModel {
     /// Owned copy of a borrowed model.
     pub fn from_model(model: &Model) -> ConvertedModel {
         ConvertedModel {
-            layers: model.layers.iter().map(ConvertedLayer::from_layer).collect(),
+            layers: model
+                .layers
+                .iter()
+                .map(ConvertedLayer::from_layer)
+                .collect(),
         }
     }
 

@@ -249,7 +249,10 @@ pub fn from_params(
     let pooling = match get(p, "pool_type")? {
         0 => Pooling::None,
         1 => Pooling::Max {
-            size: Window::new(positive(p, "pooling_width")?, positive(p, "pooling_height")?),
+            size: Window::new(
+                positive(p, "pooling_width")?,
+                positive(p, "pooling_height")?,
+            ),
             stride: Window::new(
                 positive(p, "pooling_stride_x")?,
                 positive(p, "pooling_stride_y")?,
@@ -309,7 +312,10 @@ mod tests {
         assert_eq!(p["kernel_height"], 3);
         assert_eq!(p["input_width"], 14);
         assert_eq!(p["stride_x"], 2);
-        assert_eq!(p.keys().map(String::as_str).collect::<Vec<_>>(), keys(g.kind));
+        assert_eq!(
+            p.keys().map(String::as_str).collect::<Vec<_>>(),
+            keys(g.kind)
+        );
         assert_eq!(from_params(g.kind, &p, None, true), Ok(g));
 
         let fc = LayerGeometry {
@@ -326,7 +332,10 @@ mod tests {
             weights_bits: 4,
         };
         let p = to_params(&fc);
-        assert_eq!(p.keys().map(String::as_str).collect::<Vec<_>>(), keys(fc.kind));
+        assert_eq!(
+            p.keys().map(String::as_str).collect::<Vec<_>>(),
+            keys(fc.kind)
+        );
         assert_eq!(from_params(fc.kind, &p, Some(fc.input), true), Ok(fc));
     }
 
@@ -338,7 +347,12 @@ mod tests {
         }
         p.insert("stride_x".into(), 1);
         assert_eq!(
-            from_params(LayerKind::FullyConnected, &p, Some(Dims::new(1, 1, 4)), true),
+            from_params(
+                LayerKind::FullyConnected,
+                &p,
+                Some(Dims::new(1, 1, 4)),
+                true
+            ),
             Err(ParamsError::Unknown("stride_x".into()))
         );
     }

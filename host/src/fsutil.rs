@@ -21,10 +21,7 @@ pub fn temporary_path(target: &Path) -> PathBuf {
 
 /// Runs `write` on a temporary path, then renames it over `target`. On any
 /// error the temporary file is removed and `target` is left as it was.
-pub fn save_with<E>(
-    target: &Path,
-    write: impl FnOnce(&Path) -> Result<(), E>,
-) -> Result<(), E>
+pub fn save_with<E>(target: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E>
 where
     E: From<io::Error>,
 {

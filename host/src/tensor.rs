@@ -226,10 +226,22 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("akida-npy-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         for t in [
-            Tensor { shape: vec![2, 3], data: TensorData::U8(vec![0, 1, 2, 253, 254, 255]) },
-            Tensor { shape: vec![3], data: TensorData::I32(vec![-5, 0, i32::MAX]) },
-            Tensor { shape: vec![1, 2], data: TensorData::F32(vec![0.5, -1.25]) },
-            Tensor { shape: vec![2], data: TensorData::I8(vec![-128, 127]) },
+            Tensor {
+                shape: vec![2, 3],
+                data: TensorData::U8(vec![0, 1, 2, 253, 254, 255]),
+            },
+            Tensor {
+                shape: vec![3],
+                data: TensorData::I32(vec![-5, 0, i32::MAX]),
+            },
+            Tensor {
+                shape: vec![1, 2],
+                data: TensorData::F32(vec![0.5, -1.25]),
+            },
+            Tensor {
+                shape: vec![2],
+                data: TensorData::I8(vec![-128, 127]),
+            },
         ] {
             let p = dir.join("t.npy");
             write_npy(&p, &t).unwrap();

@@ -62,8 +62,8 @@ impl ReferenceSet {
         let json_path = dir.join(format!("{name}.json"));
         let text = std::fs::read_to_string(&json_path)
             .unwrap_or_else(|e| panic!("{}: {e}", json_path.display()));
-        let json: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", json_path.display()));
+        let json: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", json_path.display()));
         let npz = Npz::open(&dir.join(format!("{name}.npz"))).unwrap_or_else(|e| panic!("{e}"));
         ReferenceSet {
             name: name.to_owned(),
@@ -165,7 +165,11 @@ pub fn to_int_weights(t: &Tensor, bits: u8) -> IntWeights {
 
 /// Compares two slices element for element; panics naming the first
 /// difference. Returns the number of elements compared.
-pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(what: &str, got: &[T], want: &[T]) -> usize {
+pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    got: &[T],
+    want: &[T],
+) -> usize {
     assert_eq!(got.len(), want.len(), "{what}: length differs");
     if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
         let mismatches = got.iter().zip(want).filter(|(a, b)| a != b).count();

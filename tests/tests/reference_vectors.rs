@@ -9,13 +9,19 @@ use akida_tests::{assert_all_equal, reference_dir, set_names, ReferenceSet};
 fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
     let dir = reference_dir();
     let names = set_names(&dir);
-    assert!(!names.is_empty(), "no reference vector set in {}", dir.display());
+    assert!(
+        !names.is_empty(),
+        "no reference vector set in {}",
+        dir.display()
+    );
     let mut compared = 0usize;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);
         let owned = set.akida_model();
         // Through the .akd file, as the firmware would read it.
-        let bytes = owned.to_akd_bytes().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bytes = owned
+            .to_akd_bytes()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let model = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let layers = set.layers();
         let inputs = set.array("input_uint8");
@@ -46,14 +52,19 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
                 let out = forward(&model, image, &mut ws, kernel, |i, out| {
                     let want = &per_layer[i];
                     let len = want.len() / images;
-                    let what = format!("{name} {kernel:?} image {n} layer {i} ({})", layers[i].name);
+                    let what =
+                        format!("{name} {kernel:?} image {n} layer {i} ({})", layers[i].name);
                     compared += match out {
-                        LayerOutput::Levels(l) => {
-                            assert_all_equal(&what, l, &want.as_u8().expect("levels are uint8")[n * len..(n + 1) * len])
-                        }
-                        LayerOutput::Potentials(p) => {
-                            assert_all_equal(&what, p, &want.as_i32().expect("potentials are int32")[n * len..(n + 1) * len])
-                        }
+                        LayerOutput::Levels(l) => assert_all_equal(
+                            &what,
+                            l,
+                            &want.as_u8().expect("levels are uint8")[n * len..(n + 1) * len],
+                        ),
+                        LayerOutput::Potentials(p) => assert_all_equal(
+                            &what,
+                            p,
+                            &want.as_i32().expect("potentials are int32")[n * len..(n + 1) * len],
+                        ),
                     };
                     seen += 1;
                 })
@@ -64,7 +75,11 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
                     panic!("{name}: the reference sets end without activation");
                 };
                 let what = format!("{name} {kernel:?} image {n} akida_forward");
-                compared += assert_all_equal(&what, p, &final_forward.as_i32().unwrap()[n * len..(n + 1) * len]);
+                compared += assert_all_equal(
+                    &what,
+                    p,
+                    &final_forward.as_i32().unwrap()[n * len..(n + 1) * len],
+                );
                 let mut predict = vec![0f32; p.len()];
                 rescale_output(model.layers.last().unwrap(), p, &mut predict);
                 let bits: Vec<u32> = predict.iter().map(|x| x.to_bits()).collect();
@@ -72,7 +87,11 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
                     .iter()
                     .map(|x| x.to_bits())
                     .collect();
-                compared += assert_all_equal(&format!("{name} {kernel:?} image {n} akida_predict"), &bits, &want);
+                compared += assert_all_equal(
+                    &format!("{name} {kernel:?} image {n} akida_predict"),
+                    &bits,
+                    &want,
+                );
             }
         }
     }

@@ -96,7 +96,8 @@ pub fn depthwise(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
                         else {
                             continue;
                         };
-                        out[s.output.index(oy, ox, c)] += v as i32 * w[(i * kcols + j) * c_n + c] as i32;
+                        out[s.output.index(oy, ox, c)] +=
+                            v as i32 * w[(i * kcols + j) * c_n + c] as i32;
                     }
                 }
             }

@@ -1,0 +1,267 @@
+//! The dense reference kernel and the event kernel agree, element for
+//! element, on random layers of every kind: shapes, strides, paddings,
+//! pooling, bit widths, padding values and input sparsities from 0 to 99 %.
+
+use akida_core::inference::{run_layer, LayerOutputMut};
+use akida_core::kernels::{self, unpack_weights, Kernel};
+use akida_core::weights::{pack_into, packed_len, value_range};
+use akida_core::{
+    Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
+};
+use proptest::prelude::*;
+
+/// A small deterministic generator for the bulk values of a case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Everything that defines one random layer and its input.
+#[derive(Clone, Debug)]
+struct Case {
+    kind: LayerKind,
+    input: Dims,
+    filters: u32,
+    kernel: Window,
+    stride: Window,
+    padding: Padding,
+    padding_value: u8,
+    pooling: Pooling,
+    activation: bool,
+    act_bits: u8,
+    weight_bits: u8,
+    input_bits: Option<u8>,
+    sparsity: f64,
+    seed: u64,
+}
+
+fn kind() -> impl Strategy<Value = LayerKind> {
+    prop_oneof![
+        Just(LayerKind::InputConvolutional),
+        Just(LayerKind::Convolutional),
+        Just(LayerKind::SeparableConvolutional),
+        Just(LayerKind::FullyConnected),
+    ]
+}
+
+fn window(max: u32) -> impl Strategy<Value = Window> {
+    (1..=max, 1..=max).prop_map(|(r, c)| Window::new(r, c))
+}
+
+prop_compose! {
+    fn case()(
+        kind in kind(),
+        rows in 1u32..12, cols in 1u32..12, channels in 1u32..10,
+        filters in 1u32..10,
+        kernel in window(5), stride in window(3),
+        same in any::<bool>(),
+        padding_value in prop_oneof![Just(0u8), any::<u8>()],
+        pool_kind in 0u8..3, pool_size in window(3), pool_stride in window(3),
+        activation in any::<bool>(),
+        act_bits in prop::sample::select(vec![1u8, 2, 4]),
+        weight_bits in prop::sample::select(vec![2u8, 4, 8]),
+        input_bits in prop::sample::select(vec![1u8, 2, 4]),
+        sparsity in prop_oneof![Just(0.0), Just(0.5), Just(0.9), Just(0.99), 0.0f64..0.99],
+        seed in 1u64..u64::MAX,
+    ) -> Case {
+        let is_input = kind == LayerKind::InputConvolutional;
+        let is_fc = kind == LayerKind::FullyConnected;
+        let channels = if is_input { if channels % 2 == 0 { 1 } else { 3 } } else { channels };
+        let input = Dims::new(rows, cols, channels);
+        let padding = if same && !is_fc { Padding::Same } else { Padding::Valid };
+        // 'valid' needs the kernel to fit.
+        let kernel = if is_fc { Window::ONE } else if padding == Padding::Valid {
+            Window::new(kernel.rows.min(rows), kernel.cols.min(cols))
+        } else { kernel };
+        let stride = if is_fc { Window::ONE } else { stride };
+        let conv = akida_core::dims::slide(input, kernel, stride, padding).unwrap();
+        let pooling = match (is_fc, pool_kind) {
+            (true, _) | (_, 0) => Pooling::None,
+            (_, 1) => {
+                let size = if padding == Padding::Valid {
+                    Window::new(pool_size.rows.min(conv.rows), pool_size.cols.min(conv.cols))
+                } else { pool_size };
+                Pooling::Max { size, stride: pool_stride }
+            }
+            _ => Pooling::GlobalAverage,
+        };
+        Case {
+            kind, input, filters, kernel, stride, padding,
+            padding_value: if is_input { padding_value } else { 0 },
+            pooling, activation, act_bits, weight_bits,
+            input_bits: if is_input { None } else { Some(input_bits) },
+            sparsity, seed,
+        }
+    }
+}
+
+/// Owned bytes of a case's layer variables and input.
+struct Built {
+    weights: Vec<u8>,
+    weights_pw: Option<Vec<u8>>,
+    threshold: Vec<u8>,
+    act_step: Vec<u8>,
+    input: Vec<u8>,
+}
+
+fn random_weights(rng: &mut Rng, n: usize, bits: u8) -> Vec<u8> {
+    let (lo, hi) = value_range(bits);
+    // Engine weights are symmetric (-kmax..kmax); use the full range anyway.
+    let values: Vec<i8> = (0..n)
+        .map(|_| (lo as i64 + rng.below((hi as i64 - lo as i64 + 1) as u64) as i64) as i8)
+        .collect();
+    let mut buf = vec![0u8; packed_len(n, bits)];
+    pack_into(&values, bits, &mut buf).unwrap();
+    buf
+}
+
+fn shapes(c: &Case) -> ([u32; 4], Option<[u32; 4]>) {
+    let (kh, kw, cin, f) = (c.kernel.rows, c.kernel.cols, c.input.channels, c.filters);
+    match c.kind {
+        LayerKind::InputConvolutional | LayerKind::Convolutional => ([kh, kw, cin, f], None),
+        LayerKind::SeparableConvolutional => ([kh, kw, cin, 1], Some([1, 1, cin, f])),
+        LayerKind::FullyConnected => ([1, 1, c.input.len() as u32, f], None),
+    }
+}
+
+fn build(c: &Case) -> Built {
+    let mut rng = Rng(c.seed);
+    let (main, pw) = shapes(c);
+    let count = |s: [u32; 4]| s.iter().map(|&d| d as usize).product::<usize>();
+    let weights = random_weights(&mut rng, count(main), c.weight_bits);
+    let weights_pw = pw.map(|s| random_weights(&mut rng, count(s), c.weight_bits));
+    let f = c.filters as usize;
+    let threshold: Vec<u8> = (0..f)
+        .flat_map(|_| (rng.below(2001) as i32 - 1000).to_le_bytes())
+        .collect();
+    let act_step: Vec<u8> = (0..f)
+        .flat_map(|_| ((1.0 + rng.below(1600) as f32) / 16.0).to_le_bytes())
+        .collect();
+    let max_input = match c.input_bits {
+        None => 255,
+        Some(b) => (1u64 << b) - 1,
+    };
+    let input = (0..c.input.len())
+        .map(|_| {
+            if rng.unit() < c.sparsity {
+                0
+            } else {
+                1 + rng.below(max_input) as u8
+            }
+        })
+        .collect();
+    Built {
+        weights,
+        weights_pw,
+        threshold,
+        act_step,
+        input,
+    }
+}
+
+fn layer<'a>(c: &Case, b: &'a Built) -> Layer<'a> {
+    let (main, pw) = shapes(c);
+    Layer {
+        name: "random",
+        kind: c.kind,
+        input: c.input,
+        filters: c.filters,
+        kernel: c.kernel,
+        stride: c.stride,
+        padding: c.padding,
+        padding_value: c.padding_value,
+        pooling: c.pooling,
+        activation: c.activation,
+        act_bits: c.act_bits,
+        weights: PackedWeights {
+            bits: c.weight_bits,
+            shape: main,
+            data: &b.weights,
+        },
+        weights_pw: pw.map(|shape| PackedWeights {
+            bits: c.weight_bits,
+            shape,
+            data: b.weights_pw.as_deref().unwrap(),
+        }),
+        threshold: I32Slice(&b.threshold),
+        act_step: F32Slice(&b.act_step),
+    }
+}
+
+/// Conv-part potentials and final outputs of one kernel.
+fn run(layer: &Layer, input: &[u8], kernel: Kernel) -> (Vec<i32>, Vec<u8>, Vec<i32>) {
+    let mut unpacked = vec![0i8; layer.unpacked_len()];
+    let w = unpack_weights(layer, &mut unpacked);
+    let mut scratch = vec![0i32; layer.scratch_len()];
+    let potentials = kernels::potentials(layer, w, kernel, input, &mut scratch).to_vec();
+    let n = layer.output_dims().len();
+    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
+    let out_buf = if layer.activation {
+        LayerOutputMut::Levels(&mut levels)
+    } else {
+        LayerOutputMut::Potentials(&mut out)
+    };
+    run_layer(layer, w, kernel, input, &mut scratch, out_buf);
+    (potentials, levels, out)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn reference_and_event_kernels_agree(c in case()) {
+        let b = build(&c);
+        let l = layer(&c, &b);
+        let reference = run(&l, &b.input, Kernel::Reference);
+        let event = run(&l, &b.input, Kernel::Event);
+        prop_assert_eq!(&reference.0, &event.0, "conv potentials differ for {:?}", c);
+        prop_assert_eq!(&reference.1, &event.1, "levels differ for {:?}", c);
+        prop_assert_eq!(&reference.2, &event.2, "potentials differ for {:?}", c);
+    }
+}
+
+/// A non-zero padding value makes padded cells events: with an all-zero
+/// image, the event kernel must still see the padding.
+#[test]
+fn padding_value_cells_are_events() {
+    let c = Case {
+        kind: LayerKind::InputConvolutional,
+        input: Dims::new(3, 3, 1),
+        filters: 1,
+        kernel: Window::new(3, 3),
+        stride: Window::ONE,
+        padding: Padding::Same,
+        padding_value: 127,
+        pooling: Pooling::None,
+        activation: false,
+        act_bits: 4,
+        weight_bits: 8,
+        input_bits: None,
+        sparsity: 1.0,
+        seed: 7,
+    };
+    let mut b = build(&c);
+    b.input.fill(0);
+    let mut w = vec![0u8; 9];
+    pack_into(&[1; 9], 8, &mut w).unwrap();
+    b.weights = w;
+    let l = layer(&c, &b);
+    let (reference, _, _) = run(&l, &b.input, Kernel::Reference);
+    let (event, _, _) = run(&l, &b.input, Kernel::Event);
+    // Corner output sees 5 padded cells, edge 3, centre 0.
+    assert_eq!(reference, vec![635, 381, 635, 381, 0, 381, 635, 381, 635]);
+    assert_eq!(event, reference);
+}
