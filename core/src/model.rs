@@ -176,6 +176,7 @@ fn validate_layer(
                 channels: layer.input.channels,
             })
         }
+        (None, LayerKind::InputConvolutional) => {}
         (None, kind) => return Err(ModelError::FirstLayerNotInput { layer: e, kind }),
         (Some(_), LayerKind::InputConvolutional) => {
             return Err(ModelError::InputLayerNotFirst { layer: e })
