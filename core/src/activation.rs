@@ -36,6 +36,16 @@ pub fn level(potential: i32, threshold: i32, divisor: i64, bits: u8) -> u8 {
     lvl.min(max_level(bits) as i64) as u8
 }
 
+/// The `k`-th cut (`k` in `0..max_level(bits)`) of the step activation: a
+/// potential reaches level `k + 1` or more iff it exceeds
+/// `threshold + floor(k * S16 / 2^bits)`. So the level is the number of cuts
+/// a potential exceeds, which vectorizes without a division.
+#[inline]
+pub fn level_cut(threshold: i32, divisor: i64, bits: u8, k: usize) -> i32 {
+    let cut = threshold as i64 + ((k as i64 * divisor) >> bits);
+    cut.min(i32::MAX as i64) as i32
+}
+
 /// `predict` of a last layer without activation: `f32(p - threshold) / act_step`,
 /// both in float32, exactly as the engine rescales.
 #[inline]
@@ -67,6 +77,26 @@ mod tests {
         assert_eq!(level(11, 10, 1000, 1), 1);
         // 2 bits, S16 = 6: d = 2 -> ceil(8 / 6) = 2.
         assert_eq!(level(2, 0, 6, 2), 2);
+    }
+
+    #[test]
+    fn counting_cuts_gives_the_level() {
+        for bits in ACT_BITS {
+            for divisor in [1i64, 3, 6, 16, 47, 1000] {
+                for threshold in [-20, 0, 13] {
+                    for p in -40..200 {
+                        let cuts = (0..max_level(bits) as usize)
+                            .filter(|&k| p > level_cut(threshold, divisor, bits, k))
+                            .count();
+                        assert_eq!(
+                            cuts as u8,
+                            level(p, threshold, divisor, bits),
+                            "{bits} {divisor} {threshold} {p}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

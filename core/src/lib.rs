@@ -14,7 +14,8 @@
 //! - [`model`]: the model and its validation; [`inference`]: running it.
 //! - [`format`]: the `.akd` file (header, checksum, postcard payload).
 #![no_std]
-#![forbid(unsafe_code)]
+// Only the x86 SIMD micro-kernels of `kernels::fast` use unsafe code.
+#![deny(unsafe_code)]
 
 #[cfg(feature = "std")]
 extern crate std;

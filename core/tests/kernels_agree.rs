@@ -1,9 +1,10 @@
 //! The dense reference kernel and the event kernel agree, element for
 //! element, on random layers of every kind: shapes, strides, paddings,
 //! pooling, bit widths, padding values and input sparsities from 0 to 99 %.
+//! The fast kernel (every instruction set this CPU has) agrees with them too.
 
 use akida_core::inference::{run_layer, LayerOutputMut};
-use akida_core::kernels::{self, unpack_weights, Kernel};
+use akida_core::kernels::{self, fast, unpack_weights, Kernel};
 use akida_core::weights::{pack_into, packed_len, value_range};
 use akida_core::{
     Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
@@ -218,6 +219,73 @@ fn run(layer: &Layer, input: &[u8], kernel: Kernel) -> (Vec<i32>, Vec<u8>, Vec<i
     (potentials, levels, out)
 }
 
+/// Every fast-kernel instruction set this CPU runs.
+fn simds() -> Vec<fast::Simd> {
+    let mut v = vec![fast::Simd::portable()];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: detected above.
+            v.push(unsafe { fast::Simd::avx2_unchecked() });
+        }
+        if is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vnni")
+        {
+            // SAFETY: detected above.
+            v.push(unsafe { fast::Simd::avx512_vnni_unchecked() });
+        }
+    }
+    v
+}
+
+/// Final outputs (levels, potentials) of the fast kernel, `None` when the
+/// layer's operands do not fit its 16 bits.
+fn run_fast(
+    layer: &Layer,
+    input: &[u8],
+    max_input: u32,
+    simd: fast::Simd,
+) -> Option<(Vec<u8>, Vec<i32>)> {
+    let mut unpacked = vec![0i8; layer.unpacked_len()];
+    let w = unpack_weights(layer, &mut unpacked);
+    let plan = fast::FastPlan::of(layer, &w, max_input)?;
+    let mut packed = vec![0i16; plan.packed_len];
+    fast::pack_b(&plan.gemm, fast::product_weights(layer, &w), &mut packed);
+    let mut cuts = vec![0i32; plan.cuts_len];
+    if layer.activation {
+        fast::level_cuts(layer, &plan, &mut cuts);
+    }
+    let (mut a, mut dw, mut product) = (
+        vec![0i16; plan.a_len],
+        vec![0i32; plan.depthwise_len],
+        vec![0i32; plan.product_len],
+    );
+    let mut row = vec![0i32; plan.gemm.f_pad];
+    let n = layer.output_dims().len();
+    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
+    let out_buf = if layer.activation {
+        LayerOutputMut::Levels(&mut levels)
+    } else {
+        LayerOutputMut::Potentials(&mut out)
+    };
+    let fl = fast::FastLayer {
+        layer,
+        plan,
+        weights: w,
+        packed_b: &packed,
+        cuts: &cuts,
+    };
+    let buf = fast::FastBuffers {
+        a: &mut a,
+        depthwise: &mut dw,
+        product: &mut product,
+        row: &mut row,
+    };
+    fast::run_layer(&fl, simd, input, buf, out_buf);
+    Some((levels, out))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
@@ -230,6 +298,13 @@ proptest! {
         prop_assert_eq!(&reference.0, &event.0, "conv potentials differ for {:?}", c);
         prop_assert_eq!(&reference.1, &event.1, "levels differ for {:?}", c);
         prop_assert_eq!(&reference.2, &event.2, "potentials differ for {:?}", c);
+        let max_input = c.input_bits.map_or(255, |b| (1u32 << b) - 1);
+        for simd in simds() {
+            if let Some((levels, out)) = run_fast(&l, &b.input, max_input, simd) {
+                prop_assert_eq!(&reference.1, &levels, "fast {} levels differ for {:?}", simd.name(), c);
+                prop_assert_eq!(&reference.2, &out, "fast {} potentials differ for {:?}", simd.name(), c);
+            }
+        }
     }
 }
 

@@ -6,5 +6,8 @@
 
 pub mod akd;
 pub mod engine_params;
+pub mod fbz;
 pub mod fsutil;
+pub mod model_file;
+pub mod runtime;
 pub mod tensor;

@@ -101,3 +101,56 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
         dir.display()
     );
 }
+
+/// The host runtime (prepared model, batch over all cores, per-layer kernel
+/// choice, every fast-kernel instruction set) gives the engine's outputs.
+#[test]
+fn host_runtime_batches_equal_the_engine_with_every_policy() {
+    use akida_core::kernels::fast::Simd;
+    use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
+
+    let dir = reference_dir();
+    let names = set_names(&dir);
+    assert!(
+        !names.is_empty(),
+        "no reference vector set in {}",
+        dir.display()
+    );
+    let mut simds = vec![Simd::portable(), akida_host::runtime::detect_simd()];
+    simds.dedup();
+    let mut compared = 0;
+    for name in &names {
+        let mut set = ReferenceSet::open(&dir, name);
+        let bytes = set.akida_model().to_akd_bytes().unwrap();
+        let model = decode(&bytes).unwrap();
+        let inputs = set.array("input_uint8");
+        let want = set.array("akida_forward");
+        let want_predict = set.array("akida_predict");
+        for policy in [
+            KernelPolicy::Auto,
+            KernelPolicy::Fast,
+            KernelPolicy::Event,
+            KernelPolicy::Reference,
+        ] {
+            for &simd in &simds {
+                let rt = Runtime::new(&model, policy).with_simd(simd);
+                let what = format!("{name} {policy:?} {}", simd.name());
+                let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()) else {
+                    panic!("{what}: expected potentials");
+                };
+                compared += assert_all_equal(&what, &p, want.as_i32().unwrap());
+                let predict = rt.predict_batch(inputs.as_u8().unwrap()).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                compared += assert_all_equal(
+                    &format!("{what} predict"),
+                    &bits(&predict),
+                    &bits(want_predict.as_f32().unwrap()),
+                );
+            }
+        }
+    }
+    println!(
+        "host runtime: {compared} elements of {} sets equal to the engine",
+        names.len()
+    );
+}

@@ -8,6 +8,8 @@
 //! pooling, into an i32 buffer in HWC order.
 
 pub mod event;
+#[allow(unsafe_code)] // SIMD intrinsics behind checked CPU features.
+pub mod fast;
 pub mod reference;
 
 use crate::dims::{Dims, Window};

@@ -1,0 +1,664 @@
+//! Fast dense kernels for hosts: every neural product becomes one integer
+//! matrix product `A (rows x K) · B (K x F)` in 16-bit operands with 32-bit
+//! sums, run by a SIMD micro-kernel where the CPU has one (AVX-512 VNNI,
+//! AVX2) and by plain Rust elsewhere.
+//!
+//! - input and plain convolution: A is the im2col of the input (padded cells
+//!   hold `padding_value`), K = kh * kw * cin in the kernels' (kh, kw, cin)
+//!   order, B the unpacked kernel;
+//! - separable: the depthwise potentials (computed directly, then narrowed to
+//!   16 bits, which [`FastPlan::of`] proves lossless) times the pointwise kernel;
+//! - fully connected: one row, the HWC input.
+//!
+//! The products are exact (no saturation anywhere: operands fit 16 bits and
+//! the validated potential bound fits 32), so the results equal the
+//! reference kernel's bit for bit; property tests hold them equal.
+
+use super::{ConvShape, KernelWeights};
+use crate::activation;
+use crate::dims::Dims;
+use crate::inference::LayerOutputMut;
+use crate::layer::{Layer, LayerKind, Pooling};
+use crate::pooling;
+use crate::saturation;
+
+/// Filters per micro-kernel tile; B's columns are padded to a multiple.
+pub const TILE_F: usize = 32;
+
+/// The SIMD instruction set the fast kernels may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Simd(Isa);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+impl Simd {
+    /// Plain Rust, any CPU.
+    pub const fn portable() -> Simd {
+        Simd(Isa::Portable)
+    }
+
+    /// AVX2 micro-kernels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 (`is_x86_feature_detected!("avx2")`).
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx2_unchecked() -> Simd {
+        Simd(Isa::Avx2)
+    }
+
+    /// AVX-512 VNNI micro-kernels.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx512_vnni_unchecked() -> Simd {
+        Simd(Isa::Avx512Vnni)
+    }
+
+    /// Name of the instruction set, for reports.
+    pub fn name(&self) -> &'static str {
+        match self.0 {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "avx2",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => "avx512-vnni",
+        }
+    }
+}
+
+/// Sizes of one matrix product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    /// Rows of A (output cells).
+    pub rows: usize,
+    /// Inner dimension and its padding to an even count.
+    pub k: usize,
+    pub k_pad: usize,
+    /// Columns of B (filters) and their padding to [`TILE_F`].
+    pub f: usize,
+    pub f_pad: usize,
+}
+
+impl Gemm {
+    pub fn new(rows: usize, k: usize, f: usize) -> Gemm {
+        Gemm {
+            rows,
+            k,
+            k_pad: k.next_multiple_of(2),
+            f,
+            f_pad: f.next_multiple_of(TILE_F),
+        }
+    }
+}
+
+/// Everything the fast kernel of one layer needs to know, and the buffer
+/// sizes it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastPlan {
+    pub gemm: Gemm,
+    /// i16 cells of packed B.
+    pub packed_len: usize,
+    /// i16 cells of A (im2col or narrowed depthwise).
+    pub a_len: usize,
+    /// i32 cells of the depthwise potentials (separable only).
+    pub depthwise_len: usize,
+    /// i32 cells of the product (rows x f_pad).
+    pub product_len: usize,
+    /// i32 cells of the level cuts (levels x f_pad).
+    pub cuts_len: usize,
+}
+
+impl FastPlan {
+    /// The plan of a validated layer whose input levels are at most
+    /// `max_input`; `None` if an operand could exceed 16 bits (then the
+    /// event or reference kernel must run the layer).
+    pub fn of(layer: &Layer, weights: &KernelWeights, max_input: u32) -> Option<FastPlan> {
+        let conv = layer.conv_dims();
+        let cin = layer.input.channels as usize;
+        let f = layer.filters as usize;
+        let (rows, k, depthwise_len) = match layer.kind {
+            LayerKind::InputConvolutional | LayerKind::Convolutional => (
+                conv.rows as usize * conv.cols as usize,
+                layer.kernel.area() * cin,
+                0,
+            ),
+            LayerKind::SeparableConvolutional => {
+                let taps = layer.kernel.area();
+                let fits = (0..cin).all(|c| {
+                    let sum: i64 = (0..taps)
+                        .map(|t| (weights.main[t * cin + c] as i64).abs())
+                        .sum();
+                    sum * max_input as i64 <= i16::MAX as i64
+                });
+                if !fits {
+                    return None;
+                }
+                let rows = conv.rows as usize * conv.cols as usize;
+                (rows, cin, rows * cin)
+            }
+            LayerKind::FullyConnected => (1, layer.input.len(), 0),
+        };
+        let gemm = Gemm::new(rows, k, f);
+        let levels = activation::max_level(layer.act_bits) as usize;
+        Some(FastPlan {
+            gemm,
+            packed_len: gemm.k_pad * gemm.f_pad,
+            a_len: rows * gemm.k_pad,
+            depthwise_len,
+            product_len: rows * gemm.f_pad,
+            cuts_len: if layer.activation {
+                levels * gemm.f_pad
+            } else {
+                0
+            },
+        })
+    }
+}
+
+/// Packs B: the kernels' (K x F) weight matrix `w` (main, or pointwise for a
+/// separable layer) as pairs of rows interleaved per column,
+/// `out[(k/2) * f_pad * 2 + col * 2 + k % 2]`, zero beyond K and F.
+pub fn pack_b(g: &Gemm, w: &[i8], out: &mut [i16]) {
+    let out = &mut out[..g.k_pad * g.f_pad];
+    out.fill(0);
+    for k in 0..g.k {
+        for col in 0..g.f {
+            out[(k / 2) * g.f_pad * 2 + col * 2 + k % 2] = w[k * g.f + col] as i16;
+        }
+    }
+}
+
+/// The weights of the product: pointwise for a separable layer, else main.
+pub fn product_weights<'w>(layer: &Layer, weights: &KernelWeights<'w>) -> &'w [i8] {
+    match layer.kind {
+        LayerKind::SeparableConvolutional => weights.pointwise,
+        _ => weights.main,
+    }
+}
+
+/// Level cuts of a layer with activation, `[level][f_pad]`: the output
+/// level is the number of cuts a potential exceeds (see
+/// [`activation::level_cut`]); padding columns never fire.
+pub fn level_cuts(layer: &Layer, plan: &FastPlan, out: &mut [i32]) {
+    let f = layer.filters as usize;
+    let f_pad = plan.gemm.f_pad;
+    let levels = activation::max_level(layer.act_bits) as usize;
+    out[..levels * f_pad].fill(i32::MAX);
+    for filter in 0..f {
+        let divisor = activation::step_divisor(layer.act_step.get(filter));
+        let threshold = layer.threshold.get(filter);
+        for k in 0..levels {
+            out[k * f_pad + filter] = activation::level_cut(threshold, divisor, layer.act_bits, k);
+        }
+    }
+}
+
+/// Buffers of one fast layer run, sized by [`FastPlan`].
+pub struct FastBuffers<'b> {
+    pub a: &'b mut [i16],
+    pub depthwise: &'b mut [i32],
+    pub product: &'b mut [i32],
+    /// One row of pooled potentials (`f_pad` cells).
+    pub row: &'b mut [i32],
+}
+
+/// A layer ready for the fast kernel: its plan, unpacked weights, packed B
+/// and level cuts (see [`pack_b`], [`level_cuts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FastLayer<'p, 'l> {
+    pub layer: &'p Layer<'l>,
+    pub plan: FastPlan,
+    pub weights: KernelWeights<'p>,
+    pub packed_b: &'p [i16],
+    pub cuts: &'p [i32],
+}
+
+/// Runs a layer with the fast kernel: builds A, multiplies by packed B, then
+/// pools, saturates and activates with the level cuts. The whole layer is
+/// compiled once per instruction set, so the plain-Rust stages vectorize too.
+pub fn run_layer(
+    fast: &FastLayer,
+    simd: Simd,
+    input: &[u8],
+    buf: FastBuffers,
+    out: LayerOutputMut,
+) {
+    match simd.0 {
+        Isa::Portable => run_layer_body(fast, simd, input, buf, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX2 support.
+        Isa::Avx2 => unsafe { x86::run_layer_avx2(fast, simd, input, buf, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Avx512Vnni => unsafe { x86::run_layer_avx512(fast, simd, input, buf, out) },
+    }
+}
+
+#[inline(always)]
+fn run_layer_body(
+    fast: &FastLayer,
+    simd: Simd,
+    input: &[u8],
+    buf: FastBuffers,
+    out: LayerOutputMut,
+) {
+    let FastLayer {
+        layer,
+        plan,
+        weights,
+        packed_b,
+        cuts,
+    } = *fast;
+    let g = &plan.gemm;
+    let a = &mut buf.a[..plan.a_len];
+    match layer.kind {
+        LayerKind::InputConvolutional | LayerKind::Convolutional => im2col(
+            &ConvShape::of(layer),
+            input,
+            layer.padding_value,
+            g.k_pad,
+            a,
+        ),
+        LayerKind::SeparableConvolutional => {
+            let shape = ConvShape::of(layer).with_output_channels(layer.input.channels);
+            let dw = &mut buf.depthwise[..plan.depthwise_len];
+            depthwise(&shape, weights.main, input, dw);
+            let cin = layer.input.channels as usize;
+            for (dst, src) in a.chunks_exact_mut(g.k_pad).zip(dw.chunks_exact(cin)) {
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d = v as i16;
+                }
+                dst[cin..].fill(0);
+            }
+        }
+        LayerKind::FullyConnected => {
+            for (dst, &src) in a.iter_mut().zip(input) {
+                *dst = src as i16;
+            }
+            a[g.k..].fill(0);
+        }
+    }
+    let product = &mut buf.product[..plan.product_len];
+    gemm(simd, g, a, packed_b, product);
+    finish(layer, product, g.f_pad, cuts, buf.row, out);
+}
+
+/// im2col: row `p` of A holds the receptive field of output cell `p` in
+/// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K.
+#[inline(always)]
+fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16]) {
+    let cin = s.input.channels as usize;
+    let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
+    let k = kh * kw * cin;
+    let ocols = s.output.cols as usize;
+    for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+        let (oy, ox) = (p / ocols, p % ocols);
+        for i in 0..kh {
+            for j in 0..kw {
+                let dst = &mut row[(i * kw + j) * cin..][..cin];
+                match s.input_cell(oy, ox, i, j) {
+                    Some((r, c)) => {
+                        let base = s.input.index(r, c, 0);
+                        for (d, &v) in dst.iter_mut().zip(&input[base..base + cin]) {
+                            *d = v as i16;
+                        }
+                    }
+                    None => dst.fill(pad_value as i16),
+                }
+            }
+        }
+        row[k..].fill(0);
+    }
+}
+
+/// Depthwise potentials, vectorized over channels.
+#[inline(always)]
+fn depthwise(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
+    let c_n = s.input.channels as usize;
+    let kw = s.kernel.cols as usize;
+    let ocols = s.output.cols as usize;
+    for (p, acc) in out.chunks_exact_mut(c_n).enumerate() {
+        acc.fill(0);
+        let (oy, ox) = (p / ocols, p % ocols);
+        for i in 0..s.kernel.rows as usize {
+            for j in 0..kw {
+                if let Some((r, c)) = s.input_cell(oy, ox, i, j) {
+                    let x = &input[s.input.index(r, c, 0)..][..c_n];
+                    let wt = &w[(i * kw + j) * c_n..][..c_n];
+                    for ((a, &v), &wk) in acc.iter_mut().zip(x).zip(wt) {
+                        *a += v as i32 * wk as i32;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `product (rows x f_pad) = A (rows x k_pad) · B`.
+pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
+    match simd.0 {
+        Isa::Portable => gemm_portable(g, a, b, product),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX2 support.
+        Isa::Avx2 => unsafe { x86::gemm_avx2(g, a, b, product) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Avx512Vnni => unsafe { x86::gemm_avx512_vnni(g, a, b, product) },
+    }
+}
+
+fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
+    for (a_row, out) in a
+        .chunks_exact(g.k_pad)
+        .zip(product.chunks_exact_mut(g.f_pad))
+        .take(g.rows)
+    {
+        out.fill(0);
+        for (k2, pair) in a_row.chunks_exact(2).enumerate() {
+            let (a0, a1) = (pair[0] as i32, pair[1] as i32);
+            if a0 == 0 && a1 == 0 {
+                continue;
+            }
+            let b_row = &b[k2 * g.f_pad * 2..][..g.f_pad * 2];
+            for (o, bw) in out.iter_mut().zip(b_row.chunks_exact(2)) {
+                *o += a0 * bw[0] as i32 + a1 * bw[1] as i32;
+            }
+        }
+    }
+}
+
+/// Pooling, saturation and activation of the product (rows of `f_pad`
+/// potentials; `row` holds `f_pad` cells, `cuts` is `[level][f_pad]`).
+#[inline(always)]
+fn finish(
+    layer: &Layer,
+    product: &[i32],
+    f_pad: usize,
+    cuts: &[i32],
+    row: &mut [i32],
+    mut out: LayerOutputMut,
+) {
+    let conv = layer.conv_dims();
+    let od = layer.output_dims();
+    let row = &mut row[..f_pad];
+    let saturates = layer.kind.saturates();
+    let cells = conv.rows as usize * conv.cols as usize;
+    match layer.pooling {
+        Pooling::None => {
+            for (index, cell) in product.chunks_exact(f_pad).take(cells).enumerate() {
+                row.copy_from_slice(cell);
+                emit(layer, saturates, row, cuts, index, &mut out);
+            }
+        }
+        Pooling::Max { size, stride } => {
+            let pool = pooling::MaxPool {
+                size,
+                stride,
+                pad_before: layer.pool_pads(),
+            };
+            for r in 0..od.rows as usize {
+                for c in 0..od.cols as usize {
+                    max_pool_row(product, f_pad, conv, &pool, (r, c), row);
+                    emit(
+                        layer,
+                        saturates,
+                        row,
+                        cuts,
+                        r * od.cols as usize + c,
+                        &mut out,
+                    );
+                }
+            }
+        }
+        Pooling::GlobalAverage => {
+            let mut sums = [0i64; 64];
+            for start in (0..f_pad).step_by(64) {
+                let width = (f_pad - start).min(64);
+                sums[..width].fill(0);
+                for cell in product.chunks_exact(f_pad).take(cells) {
+                    for (s, &v) in sums[..width].iter_mut().zip(&cell[start..start + width]) {
+                        *s += v as i64;
+                    }
+                }
+                for (v, &s) in row[start..start + width].iter_mut().zip(&sums[..width]) {
+                    *v = s.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                }
+            }
+            emit(layer, saturates, row, cuts, 0, &mut out);
+        }
+    }
+}
+
+/// Max of the potentials under one pool window (padding never wins).
+#[inline(always)]
+fn max_pool_row(
+    product: &[i32],
+    f_pad: usize,
+    conv: Dims,
+    pool: &pooling::MaxPool,
+    (r, c): (usize, usize),
+    row: &mut [i32],
+) {
+    row.fill(i32::MIN);
+    let r0 = r * pool.stride.rows as usize;
+    let c0 = c * pool.stride.cols as usize;
+    for i in 0..pool.size.rows as usize {
+        let Some(pr) = (r0 + i).checked_sub(pool.pad_before.0) else {
+            continue;
+        };
+        if pr >= conv.rows as usize {
+            break;
+        }
+        for j in 0..pool.size.cols as usize {
+            let Some(pc) = (c0 + j).checked_sub(pool.pad_before.1) else {
+                continue;
+            };
+            if pc >= conv.cols as usize {
+                break;
+            }
+            let cell = &product[(pr * conv.cols as usize + pc) * f_pad..][..f_pad];
+            for (m, &v) in row.iter_mut().zip(cell) {
+                *m = (*m).max(v);
+            }
+        }
+    }
+}
+
+/// Saturates a pooled row and writes it as levels or potentials at output
+/// cell `index`.
+#[inline(always)]
+fn emit(
+    layer: &Layer,
+    saturates: bool,
+    row: &mut [i32],
+    cuts: &[i32],
+    index: usize,
+    out: &mut LayerOutputMut,
+) {
+    let f = layer.filters as usize;
+    if saturates {
+        for v in row.iter_mut() {
+            *v = (*v).clamp(saturation::POTENTIAL_MIN, saturation::POTENTIAL_MAX);
+        }
+    }
+    match out {
+        LayerOutputMut::Levels(levels) => activate(row, cuts, &mut levels[index * f..][..f]),
+        LayerOutputMut::Potentials(p) => p[index * f..][..f].copy_from_slice(&row[..f]),
+    }
+}
+
+/// Levels of one row of potentials (`f_pad` long, a multiple of 16): the
+/// count of cuts each potential exceeds, 16 filters at a time in registers.
+#[inline(always)]
+fn activate(row: &[i32], cuts: &[i32], levels: &mut [u8]) {
+    let f_pad = row.len();
+    for (chunk, potentials) in row.chunks_exact(16).enumerate() {
+        let start = chunk * 16;
+        if start >= levels.len() {
+            break;
+        }
+        let p: &[i32; 16] = potentials.try_into().unwrap_or(&[i32::MIN; 16]);
+        let mut count = [0u8; 16];
+        for cut in cuts.chunks_exact(f_pad) {
+            let c: &[i32; 16] = cut[start..start + 16].try_into().unwrap_or(&[i32::MAX; 16]);
+            for j in 0..16 {
+                count[j] += (p[j] > c[j]) as u8;
+            }
+        }
+        let n = (levels.len() - start).min(16);
+        levels[start..start + n].copy_from_slice(&count[..n]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    //! SIMD micro-kernels: a tile of R rows of A times 32 columns of B,
+    //! accumulated in registers over the whole K.
+    use super::{run_layer_body, FastBuffers, FastLayer, Gemm, Simd, TILE_F};
+    use crate::inference::LayerOutputMut;
+    use core::arch::x86_64::*;
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2")]
+    pub unsafe fn run_layer_avx2(
+        fast: &FastLayer,
+        simd: Simd,
+        input: &[u8],
+        buf: FastBuffers,
+        out: LayerOutputMut,
+    ) {
+        run_layer_body(fast, simd, input, buf, out)
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub unsafe fn run_layer_avx512(
+        fast: &FastLayer,
+        simd: Simd,
+        input: &[u8],
+        buf: FastBuffers,
+        out: LayerOutputMut,
+    ) {
+        run_layer_body(fast, simd, input, buf, out)
+    }
+
+    const ROWS: usize = 6;
+
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI; slices sized by `g`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn gemm_avx512_vnni(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
+        assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
+        assert!(product.len() >= g.rows * g.f_pad);
+        for f0 in (0..g.f_pad).step_by(TILE_F) {
+            let mut r0 = 0;
+            while r0 + ROWS <= g.rows {
+                tile_vnni::<ROWS>(g, a, b, product, r0, f0);
+                r0 += ROWS;
+            }
+            while r0 < g.rows {
+                tile_vnni::<1>(g, a, b, product, r0, f0);
+                r0 += 1;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn tile_vnni<const R: usize>(
+        g: &Gemm,
+        a: &[i16],
+        b: &[i16],
+        product: &mut [i32],
+        r0: usize,
+        f0: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); 2]; R];
+        let a_ptr = a.as_ptr();
+        let b_ptr = b.as_ptr();
+        for k2 in 0..g.k_pad / 2 {
+            let bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
+            let b0 = _mm512_loadu_si512(bp as *const _);
+            let b1 = _mm512_loadu_si512(bp.add(32) as *const _);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let pair = (a_ptr.add((r0 + r) * g.k_pad + 2 * k2) as *const i32).read_unaligned();
+                let av = _mm512_set1_epi32(pair);
+                acc_r[0] = _mm512_dpwssd_epi32(acc_r[0], av, b0);
+                acc_r[1] = _mm512_dpwssd_epi32(acc_r[1], av, b1);
+            }
+        }
+        let out = product.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * g.f_pad + f0);
+            _mm512_storeu_si512(o as *mut _, acc_r[0]);
+            _mm512_storeu_si512(o.add(16) as *mut _, acc_r[1]);
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2; slices sized by `g`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn gemm_avx2(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
+        assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
+        assert!(product.len() >= g.rows * g.f_pad);
+        for f0 in (0..g.f_pad).step_by(TILE_F) {
+            let mut r0 = 0;
+            while r0 + 2 <= g.rows {
+                tile_avx2::<2>(g, a, b, product, r0, f0);
+                r0 += 2;
+            }
+            while r0 < g.rows {
+                tile_avx2::<1>(g, a, b, product, r0, f0);
+                r0 += 1;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn tile_avx2<const R: usize>(
+        g: &Gemm,
+        a: &[i16],
+        b: &[i16],
+        product: &mut [i32],
+        r0: usize,
+        f0: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let a_ptr = a.as_ptr();
+        let b_ptr = b.as_ptr();
+        for k2 in 0..g.k_pad / 2 {
+            let bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
+            let bv = [
+                _mm256_loadu_si256(bp as *const _),
+                _mm256_loadu_si256(bp.add(16) as *const _),
+                _mm256_loadu_si256(bp.add(32) as *const _),
+                _mm256_loadu_si256(bp.add(48) as *const _),
+            ];
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let pair = (a_ptr.add((r0 + r) * g.k_pad + 2 * k2) as *const i32).read_unaligned();
+                let av = _mm256_set1_epi32(pair);
+                for (acc_q, &bq) in acc_r.iter_mut().zip(&bv) {
+                    *acc_q = _mm256_add_epi32(*acc_q, _mm256_madd_epi16(av, bq));
+                }
+            }
+        }
+        let out = product.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * g.f_pad + f0);
+            for (q, &v) in acc_r.iter().enumerate() {
+                _mm256_storeu_si256(o.add(8 * q) as *mut _, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! BrainChip's `.fbz` model files (akida 2.19.3), read into and written from
+//! our [`ConvertedModel`], so that models move both ways between this tool
+//! chain and BrainChip's engine.
+//!
+//! The format (see `shared/spec/FBZ_FORMAT.md`) is one raw Snappy block
+//! holding a FlatBuffers buffer of a few tables. Reading goes through three
+//! stages, each its own module, each failing with a typed [`FbzError`]:
+//!
+//! - [`snappy`]: the container (a raw block, perhaps followed by padding);
+//! - [`document`]: the FlatBuffers tables, verified by the `flatbuffers`
+//!   crate, copied into an owned [`FbzModel`] that mirrors them one to one;
+//! - `read`: the [`FbzModel`] checked against the engine's rules and turned
+//!   into a [`ConvertedModel`], which is then validated as a whole by our own
+//!   model validation (the one `.akd` files go through).
+//!
+//! Writing runs the same stages backwards (`write`, [`document`],
+//! [`snappy`]). Every stage is public so tests can build deliberately broken
+//! files from a valid [`FbzModel`].
+
+pub mod document;
+mod error;
+mod read;
+pub mod snappy;
+mod tables;
+mod write;
+
+pub use document::{FbzLayer, FbzModel, FbzTensor};
+pub use error::{FbzError, LayerError};
+
+use crate::akd::ConvertedModel;
+
+/// The engine version written into every file (the one the format was
+/// inferred from, and the one whose engine loads what we write).
+pub const VERSION: &str = "2.19.3";
+
+/// Engine dtype code of an `int32` tensor (thresholds).
+pub const DTYPE_INT32: u8 = 0;
+/// Engine dtype code of a `float32` tensor (act_steps).
+pub const DTYPE_FLOAT32: u8 = 1;
+
+/// Engine dtype code of a weight tensor of `bits` bits (the data holds one
+/// byte per weight whatever the width; the code tells the width).
+pub fn weights_dtype(bits: u8) -> Option<u8> {
+    match bits {
+        8 => Some(3),
+        4 => Some(7),
+        2 => Some(8),
+        1 => Some(6),
+        _ => None,
+    }
+}
+
+/// Reads a model from `.fbz` file bytes: decompresses, verifies the tables,
+/// checks them against the engine's rules and validates the model.
+pub fn from_fbz_bytes(bytes: &[u8]) -> Result<ConvertedModel, FbzError> {
+    FbzModel::parse(bytes)?.to_model()
+}
+
+/// Encodes a (validated) model as `.fbz` file bytes the engine loads.
+pub fn to_fbz_bytes(model: &ConvertedModel) -> Result<Vec<u8>, FbzError> {
+    FbzModel::from_model(model)?.to_bytes()
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    //! A small valid model for the unit tests of this module and of
+    //! `model_file`.
+
+    use crate::akd::{ConvertedLayer, ConvertedModel, IntWeights};
+    use crate::engine_params::LayerGeometry;
+    use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+
+    fn weights(bits: u8, shape: [u32; 4]) -> IntWeights {
+        let n: u32 = shape.iter().product();
+        let (lo, hi) = akida_core::weights::value_range(bits);
+        let span = (hi as i32 - lo as i32 + 1) as u32;
+        IntWeights {
+            bits,
+            shape,
+            values: (0..n)
+                .map(|k| (lo as i32 + ((k * 7) % span) as i32) as i8)
+                .collect(),
+        }
+    }
+
+    /// InputConvolutional (8-bit, max pool) -> SeparableConvolutional (4-bit)
+    /// -> FullyConnected (2-bit, potentials).
+    pub fn tiny_model() -> ConvertedModel {
+        let input = LayerGeometry {
+            kind: LayerKind::InputConvolutional,
+            input: Dims::new(6, 5, 1),
+            filters: 4,
+            kernel: Window::new(3, 3),
+            stride: Window::ONE,
+            padding: Padding::Same,
+            padding_value: 0,
+            pooling: Pooling::Max {
+                size: Window::new(2, 2),
+                stride: Window::new(2, 2),
+            },
+            activation: true,
+            act_bits: 4,
+            weights_bits: 8,
+        };
+        let l0 = ConvertedLayer::new(
+            "conv_0",
+            input,
+            weights(8, [3, 3, 1, 4]),
+            None,
+            vec![10, -3, 0, 70000],
+            vec![1.5, 0.25, 3.0, 100.0],
+        );
+        let separable = LayerGeometry {
+            kind: LayerKind::SeparableConvolutional,
+            input: l0.output_dims(),
+            filters: 6,
+            kernel: Window::new(3, 3),
+            stride: Window::ONE,
+            padding: Padding::Same,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: true,
+            act_bits: 2,
+            weights_bits: 4,
+        };
+        let l1 = ConvertedLayer::new(
+            "sep_1",
+            separable,
+            weights(4, [3, 3, 4, 1]),
+            Some(weights(4, [1, 1, 4, 6])),
+            vec![1, 2, 3, 4, 5, 6],
+            vec![0.0625, 1.0, 2.0, 4.0, 8.0, 16.0],
+        );
+        let fc_input = l1.output_dims();
+        let dense = LayerGeometry {
+            kind: LayerKind::FullyConnected,
+            input: fc_input,
+            filters: 3,
+            kernel: Window::ONE,
+            stride: Window::ONE,
+            padding: Padding::Valid,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: false,
+            act_bits: 1,
+            weights_bits: 2,
+        };
+        let l2 = ConvertedLayer::new(
+            "dense_2",
+            dense,
+            weights(2, [1, 1, fc_input.len() as u32, 3]),
+            None,
+            vec![-1, 0, 1],
+            vec![0.5, 0.75, 1.25],
+        );
+        ConvertedModel {
+            layers: vec![l0, l1, l2],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::tiny_model;
+    use super::*;
+
+    #[test]
+    fn a_written_model_reads_back_identical() {
+        let model = tiny_model();
+        model.to_akd_bytes().expect("the test model is valid");
+        let bytes = to_fbz_bytes(&model).unwrap();
+        assert_eq!(from_fbz_bytes(&bytes).unwrap(), model);
+    }
+
+    #[test]
+    fn dtype_codes_follow_the_engine() {
+        assert_eq!(
+            [8, 4, 2, 1].map(weights_dtype),
+            [Some(3), Some(7), Some(8), Some(6)]
+        );
+        assert_eq!(weights_dtype(3), None);
+    }
+
+    #[test]
+    fn an_invalid_model_is_not_written() {
+        let mut model = tiny_model();
+        model.layers[1].threshold.pop();
+        assert!(matches!(to_fbz_bytes(&model), Err(FbzError::Model(_))));
+    }
+}

@@ -1,0 +1,255 @@
+//! From the tables of a `.fbz` file to our model: the engine's rules (the
+//! exact params of each layer kind, the variables, their dtypes, shapes and
+//! value ranges, a chain of inbound layers) checked layer by layer, then the
+//! whole model validated as every `.akd` model is.
+
+use std::collections::BTreeMap;
+
+use akida_core::weights::value_range;
+use akida_core::{Dims, LayerKind};
+
+use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError};
+use super::{DTYPE_FLOAT32, DTYPE_INT32};
+use crate::akd::{ConvertedLayer, ConvertedModel, IntWeights};
+use crate::engine_params::{self, EngineParams, LayerGeometry};
+
+/// Engine `layer_type` of an InputData layer (a kind our models do not have).
+const INPUT_DATA: i32 = 1;
+
+impl FbzModel {
+    /// Checks the tables against the engine's rules and builds our model,
+    /// validated as a whole.
+    pub fn to_model(&self) -> Result<ConvertedModel, FbzError> {
+        check_version(&self.version)?;
+        let mut model = ConvertedModel::default();
+        for (index, layer) in self.layers.iter().enumerate() {
+            let previous = model.layers.last();
+            let converted = read_layer(layer, previous).map_err(|source| FbzError::Layer {
+                index,
+                name: layer.name.clone(),
+                source,
+            })?;
+            model.layers.push(converted);
+        }
+        model.to_akd_bytes().map_err(FbzError::Model)?;
+        Ok(model)
+    }
+}
+
+/// Accepts akida 2.x version strings (`MAJOR.MINOR[.PATCH]`, numeric).
+fn check_version(version: &str) -> Result<(), FbzError> {
+    let parts: Vec<&str> = version.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if numeric && (2..=3).contains(&parts.len()) && parts[0] == "2" {
+        Ok(())
+    } else {
+        Err(FbzError::Version(version.to_owned()))
+    }
+}
+
+fn read_layer(
+    layer: &FbzLayer,
+    previous: Option<&ConvertedLayer>,
+) -> Result<ConvertedLayer, LayerError> {
+    check_inbounds(layer, previous)?;
+    let params = params_map(layer)?;
+    let g = read_geometry(&params, previous.map(ConvertedLayer::output_dims))?;
+    let vars = variables_map(layer)?;
+    let weights = read_weights(&vars, "weights", g.weights_bits)?
+        .ok_or(LayerError::MissingVariable("weights"))?;
+    let weights_pw = read_weights(&vars, "weights_pw", g.weights_bits)?;
+    let threshold = read_numbers(&vars, "threshold", DTYPE_INT32, i32::from_le_bytes)?;
+    let act_step = read_numbers(&vars, "act_step", DTYPE_FLOAT32, f32::from_le_bytes)?;
+    Ok(ConvertedLayer::new(
+        layer.name.clone(),
+        g,
+        weights,
+        weights_pw,
+        threshold,
+        act_step,
+    ))
+}
+
+/// The first layer has no inbound layer; every other one exactly the
+/// previous layer (our models are chains).
+fn check_inbounds(layer: &FbzLayer, previous: Option<&ConvertedLayer>) -> Result<(), LayerError> {
+    let expected: Vec<String> = previous.map(|p| p.name.clone()).into_iter().collect();
+    if layer.inbounds != expected {
+        return Err(LayerError::Inbound {
+            expected,
+            found: layer.inbounds.clone(),
+        });
+    }
+    Ok(())
+}
+
+fn params_map(layer: &FbzLayer) -> Result<EngineParams, LayerError> {
+    let mut map = EngineParams::new();
+    for (key, value) in &layer.params {
+        if map.insert(key.clone(), *value).is_some() {
+            return Err(LayerError::DuplicateParam(key.clone()));
+        }
+    }
+    Ok(map)
+}
+
+/// The layer kind from `layer_type`, refusing InputData and unknown codes.
+fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
+    let code = *params
+        .get("layer_type")
+        .ok_or_else(|| LayerError::MissingParam("layer_type".into()))?;
+    if code == INPUT_DATA {
+        return Err(LayerError::InputData);
+    }
+    engine_params::kind_of_code(code).ok_or(LayerError::LayerType(code))
+}
+
+/// Reads the geometry, then requires the params to be exactly the ones we
+/// would write for it: every key of the kind present (the engine's rule),
+/// none unknown, and no value that our geometry would not reproduce (for
+/// example pooling sizes on a layer without pooling), so that what is read
+/// is what is written back.
+fn read_geometry(
+    params: &EngineParams,
+    previous: Option<Dims>,
+) -> Result<LayerGeometry, LayerError> {
+    let kind = read_kind(params)?;
+    let g = engine_params::from_params(kind, params, previous, true)?;
+    let mut expected = engine_params::to_params(&g);
+    expected.insert("layer_type".into(), engine_params::layer_type_code(kind));
+    for (key, &value) in &expected {
+        match params.get(key) {
+            None => return Err(LayerError::MissingParam(key.clone())),
+            Some(&found) if found != value => {
+                return Err(LayerError::ParamValue {
+                    key: key.clone(),
+                    found,
+                    expected: value,
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(g)
+}
+
+/// Variables by name, refusing unknown and repeated names.
+fn variables_map(layer: &FbzLayer) -> Result<BTreeMap<&'static str, &FbzTensor>, LayerError> {
+    const NAMES: [&str; 4] = ["act_step", "threshold", "weights", "weights_pw"];
+    let mut map = BTreeMap::new();
+    for t in &layer.variables {
+        let name = NAMES
+            .into_iter()
+            .find(|n| *n == t.name)
+            .ok_or_else(|| LayerError::UnknownVariable(t.name.clone()))?;
+        if map.insert(name, t).is_some() {
+            return Err(LayerError::DuplicateVariable(t.name.clone()));
+        }
+    }
+    Ok(map)
+}
+
+/// Checks a tensor's dtype, and that its data holds exactly its shape's
+/// elements; returns the numpy shape.
+fn check_tensor(
+    variable: &'static str,
+    t: &FbzTensor,
+    dtype: u8,
+    element_size: usize,
+) -> Result<Vec<u32>, LayerError> {
+    if t.dtype != dtype {
+        return Err(LayerError::Dtype {
+            variable,
+            expected: dtype,
+            found: t.dtype,
+        });
+    }
+    let shape: Vec<u32> = t.shape.iter().rev().copied().collect();
+    let bytes = shape
+        .iter()
+        .try_fold(element_size, |acc, &d| acc.checked_mul(d as usize));
+    if bytes != Some(t.data.len()) {
+        return Err(LayerError::DataLength {
+            variable,
+            shape,
+            found: t.data.len(),
+        });
+    }
+    Ok(shape)
+}
+
+/// A 4-D weight tensor of `bits`-bit values, one byte each; `None` if absent.
+fn read_weights(
+    vars: &BTreeMap<&'static str, &FbzTensor>,
+    variable: &'static str,
+    bits: u8,
+) -> Result<Option<IntWeights>, LayerError> {
+    let Some(t) = vars.get(variable) else {
+        return Ok(None);
+    };
+    let dtype = weights_dtype(bits).ok_or(LayerError::WeightBits(bits))?;
+    let shape = check_tensor(variable, t, dtype, 1)?;
+    let shape: [u32; 4] = shape.try_into().map_err(|s: Vec<u32>| LayerError::Rank {
+        variable,
+        expected: 4,
+        found: s.len(),
+    })?;
+    let (lo, hi) = value_range(bits);
+    let values: Vec<i8> = t.data.iter().map(|&b| b as i8).collect();
+    if let Some(&value) = values.iter().find(|&&v| v < lo || v > hi) {
+        return Err(LayerError::WeightValue {
+            variable,
+            value,
+            bits,
+        });
+    }
+    Ok(Some(IntWeights {
+        bits,
+        shape,
+        values,
+    }))
+}
+
+/// A 1-D tensor of little-endian 4-byte numbers (thresholds, act_steps).
+fn read_numbers<T>(
+    vars: &BTreeMap<&'static str, &FbzTensor>,
+    variable: &'static str,
+    dtype: u8,
+    from_le: fn([u8; 4]) -> T,
+) -> Result<Vec<T>, LayerError> {
+    let t = vars
+        .get(variable)
+        .ok_or(LayerError::MissingVariable(variable))?;
+    let shape = check_tensor(variable, t, dtype, 4)?;
+    if shape.len() != 1 {
+        return Err(LayerError::Rank {
+            variable,
+            expected: 1,
+            found: shape.len(),
+        });
+    }
+    Ok(t.data
+        .chunks_exact(4)
+        .map(|c| from_le([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        for ok in ["2.19.3", "2.0", "2.25.1"] {
+            assert!(check_version(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "2", "3.0.0", "2.x", "2..1", "2.19.3.1", " 2.19.3"] {
+            assert!(
+                matches!(check_version(bad), Err(FbzError::Version(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Loading and saving converted models, in our `.akd` format or BrainChip's
+//! `.fbz`, chosen by the file's extension. Every error names the file; saves
+//! are atomic (a failed save leaves the old file as it was).
+
+use std::path::{Path, PathBuf};
+
+use crate::akd::{AkdError, ConvertedModel};
+use crate::fbz::{self, FbzError};
+
+/// A converted-model file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelFormat {
+    /// Ours: `akida_core::format` (what the firmware reads).
+    Akd,
+    /// BrainChip's engine (akida 2.19.3): see [`crate::fbz`].
+    Fbz,
+}
+
+/// Why a model file cannot be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelFileError {
+    #[error("{}: unknown model file extension (expected .akd or .fbz)", path.display())]
+    UnknownExtension { path: PathBuf },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Akd { path: PathBuf, source: AkdError },
+    #[error("{}: {source}", path.display())]
+    Fbz { path: PathBuf, source: FbzError },
+}
+
+impl ModelFormat {
+    /// The format named by a path's extension (`.akd` or `.fbz`, any case).
+    pub fn of_path(path: &Path) -> Result<ModelFormat, ModelFileError> {
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("akd") => Ok(ModelFormat::Akd),
+            Some("fbz") => Ok(ModelFormat::Fbz),
+            _ => Err(ModelFileError::UnknownExtension {
+                path: path.to_owned(),
+            }),
+        }
+    }
+}
+
+/// Loads (and validates) a converted model from a `.akd` or `.fbz` file.
+pub fn load(path: impl AsRef<Path>) -> Result<ConvertedModel, ModelFileError> {
+    let path = path.as_ref();
+    let format = ModelFormat::of_path(path)?;
+    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    match format {
+        ModelFormat::Akd => {
+            ConvertedModel::from_akd_bytes(&bytes).map_err(|e| ModelFileError::Akd {
+                path: path.to_owned(),
+                source: AkdError::Format(e),
+            })
+        }
+        ModelFormat::Fbz => fbz::from_fbz_bytes(&bytes).map_err(|source| ModelFileError::Fbz {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Saves a converted model as a `.akd` or `.fbz` file, atomically. The model
+/// is validated first: an inconsistent model is never written.
+pub fn save(model: &ConvertedModel, path: impl AsRef<Path>) -> Result<(), ModelFileError> {
+    let path = path.as_ref();
+    let bytes = match ModelFormat::of_path(path)? {
+        ModelFormat::Akd => model.to_akd_bytes().map_err(|source| ModelFileError::Akd {
+            path: path.to_owned(),
+            source,
+        })?,
+        ModelFormat::Fbz => fbz::to_fbz_bytes(model).map_err(|source| ModelFileError::Fbz {
+            path: path.to_owned(),
+            source,
+        })?,
+    };
+    crate::fsutil::atomic_write(path, &bytes).map_err(|source| ModelFileError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fbz::test_support::tiny_model;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("akida-model-file-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn both_formats_save_and_load_the_same_model() {
+        let dir = temp_dir("both");
+        let model = tiny_model();
+        for name in ["m.akd", "m.fbz", "M.FBZ"] {
+            let path = dir.join(name);
+            save(&model, &path).unwrap();
+            assert_eq!(load(&path).unwrap(), model, "{name}");
+        }
+        // The formats really differ: each file is refused by the other reader.
+        std::fs::copy(dir.join("m.akd"), dir.join("akd_bytes.fbz")).unwrap();
+        assert!(matches!(
+            load(dir.join("akd_bytes.fbz")),
+            Err(ModelFileError::Fbz { .. })
+        ));
+        std::fs::copy(dir.join("m.fbz"), dir.join("fbz_bytes.akd")).unwrap();
+        assert!(matches!(
+            load(dir.join("fbz_bytes.akd")),
+            Err(ModelFileError::Akd { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_extension_names_the_file() {
+        let e = load("models/net.onnx").unwrap_err();
+        assert!(matches!(e, ModelFileError::UnknownExtension { .. }));
+        assert_eq!(
+            e.to_string(),
+            "models/net.onnx: unknown model file extension (expected .akd or .fbz)"
+        );
+        assert!(matches!(
+            save(&tiny_model(), "no_extension"),
+            Err(ModelFileError::UnknownExtension { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let dir = temp_dir("errors");
+        let missing = dir.join("absent.fbz");
+        let e = load(&missing).unwrap_err();
+        assert!(matches!(e, ModelFileError::Io { .. }));
+        assert!(e.to_string().starts_with(&missing.display().to_string()));
+
+        let garbage = dir.join("garbage.fbz");
+        std::fs::write(&garbage, b"\x05hello").unwrap();
+        let e = load(&garbage).unwrap_err();
+        assert!(matches!(e, ModelFileError::Fbz { .. }), "{e}");
+        assert!(
+            e.to_string().starts_with(&garbage.display().to_string()),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_refused_save_keeps_the_old_file() {
+        let dir = temp_dir("refused");
+        let path = dir.join("m.fbz");
+        save(&tiny_model(), &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let mut broken = tiny_model();
+        broken.layers[0].act_step[0] = f32::NAN;
+        assert!(matches!(
+            save(&broken, &path),
+            Err(ModelFileError::Fbz {
+                source: FbzError::Model(_),
+                ..
+            })
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,39 @@
+//! Host runtime throughput on a batch of 1000 images (all cores, per-layer
+//! kernel choice) for the ds_cnn_kws reference model.
+//!
+//! `cargo bench -p akida-tests --bench runtime`
+
+use akida_core::decode;
+use akida_host::runtime::{KernelPolicy, Runtime};
+use akida_tests::{data_dir, ReferenceSet};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn batch(c: &mut Criterion) {
+    let mut set = ReferenceSet::open(
+        &data_dir().join("reference/vectors"),
+        "ds_cnn_kws_iq8_wq4_aq4",
+    );
+    let bytes = set.akida_model().to_akd_bytes().unwrap();
+    let model = decode(&bytes).unwrap();
+    let inputs = set.array("input_uint8");
+    let one = inputs.as_u8().unwrap();
+    let images: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(1000 * model.input().len())
+        .collect();
+    let mut group = c.benchmark_group("ds_cnn_kws_batch1000");
+    group.throughput(Throughput::Elements(1000));
+    group.sample_size(10);
+    for policy in [KernelPolicy::Auto, KernelPolicy::Fast, KernelPolicy::Event] {
+        let rt = Runtime::new(&model, policy);
+        group.bench_function(format!("{policy:?}/{}", rt.simd().name()), |b| {
+            b.iter(|| rt.forward_batch(&images))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batch);
+criterion_main!(benches);
