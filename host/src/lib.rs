@@ -8,6 +8,8 @@ pub mod akd;
 pub mod engine_params;
 pub mod fbz;
 pub mod fsutil;
+pub mod keras;
 pub mod model_file;
 pub mod runtime;
 pub mod tensor;
+pub mod zoo;

@@ -6,6 +6,8 @@
 //! is `tests/data/reference/vectors` (a copy of `../shared/reference/vectors`)
 //! unless `AKIDA_REFERENCE_DIR` names another.
 
+pub mod keras;
+
 use std::path::{Path, PathBuf};
 
 use akida_host::akd::{ConvertedLayer, ConvertedModel, IntWeights};
