@@ -5,6 +5,7 @@
 //! and the command-line tools.
 
 pub mod akd;
+pub mod cnn2snn;
 pub mod engine_params;
 pub mod fbz;
 pub mod fsutil;

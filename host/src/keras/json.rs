@@ -211,7 +211,16 @@ pub fn parse_layer_config(
     registered_name: Option<&str>,
     c: &Object,
 ) -> Result<LayerConfig, String> {
+    // Akida 2.0 models use quantizeml's layers, some of which share a class
+    // name with cnn2snn's: keep them as unknown classes, by module.
+    let quantizeml = module.is_some_and(|m| m.starts_with("quantizeml"));
     Ok(match class {
+        _ if quantizeml => LayerConfig::Unknown {
+            class_name: class.to_owned(),
+            module: module.map(str::to_owned),
+            registered_name: registered_name.map(str::to_owned),
+            config: Value::Object(c.clone()),
+        },
         "InputLayer" => LayerConfig::InputLayer {
             batch_input_shape: batch_shape(c)?.ok_or("no batch_input_shape")?,
             dtype: dtype_name(c.get("dtype")),
@@ -266,10 +275,14 @@ pub fn parse_layer_config(
             dense: dense(c)?,
             quantizer: quantizer(c, "quantizer")?,
         },
-        "QuantizedReLU" => LayerConfig::QuantizedReLU {
-            bitwidth: opt_u32(c, "bitwidth")?.unwrap_or(1),
-            max_value: opt_f64(c, "max_value")?.unwrap_or(6.0),
-        },
+        "QuantizedReLU" => {
+            let bitwidth = opt_u32(c, "bitwidth")?.unwrap_or(1);
+            LayerConfig::QuantizedReLU {
+                bitwidth,
+                // cnn2snn: no max_value means 2^bits - 1.
+                max_value: opt_f64(c, "max_value")?.unwrap_or(2f64.powi(bitwidth as i32) - 1.0),
+            }
+        }
         "ActivationDiscreteRelu" => LayerConfig::ActivationDiscreteRelu {
             bitwidth: opt_u32(c, "bitwidth")?.unwrap_or(1),
         },

@@ -1,0 +1,225 @@
+//! cnn2snn's post-conversion fix of Akida 1.0 activation variables
+//! (`transforms/act_step_equalization.py`), on every layer but the last:
+//!
+//! - an act_step above the hardware range (2^16 - 1 for CNP layers, 2^20 - 1
+//!   for the input layer) is clipped to it; the threshold of a layer with
+//!   activation moves by `round(0.5 * (new - old)) / 2^(act_bits - 4)`, and
+//!   the next layer's weights on that input channel are floor-divided by
+//!   `old / new`;
+//! - a threshold above 2^19 - 1 (CNP) or 2^23 - 1 (input layer) is clipped.
+//!
+//! Each fix is reported, as cnn2snn warns.
+
+use akida_core::LayerKind;
+
+use crate::akd::{ConvertedLayer, ConvertedModel};
+
+const HRC_ACT_STEP_LIMIT: f32 = ((1 << 20) - 1) as f32;
+const HRC_THRESHOLD_LIMIT: i32 = (1 << 23) - 1;
+const CNP_ACT_STEP_LIMIT: f32 = ((1 << 16) - 1) as f32;
+const CNP_THRESHOLD_LIMIT: i32 = (1 << 19) - 1;
+
+fn is_hrc(layer: &ConvertedLayer) -> bool {
+    layer.kind == LayerKind::InputConvolutional
+}
+
+/// Applies both fixes; returns one note per layer changed.
+pub fn fix_activation_variables(model: &mut ConvertedModel) -> Vec<String> {
+    let mut notes = equalize_act_steps(model);
+    notes.extend(saturate_thresholds(model));
+    notes
+}
+
+fn equalize_act_steps(model: &mut ConvertedModel) -> Vec<String> {
+    let mut notes = Vec::new();
+    let n = model.layers.len();
+    for i in 0..n.saturating_sub(1) {
+        let layer = &mut model.layers[i];
+        let limit = if is_hrc(layer) {
+            HRC_ACT_STEP_LIMIT
+        } else {
+            CNP_ACT_STEP_LIMIT
+        };
+        if !layer.act_step.iter().any(|&s| s > limit) {
+            continue;
+        }
+        let ratio: Vec<f32> = layer
+            .act_step
+            .iter()
+            .map(|&s| if s > limit { s / limit } else { 1.0 })
+            .collect();
+        let clipped = ratio.iter().filter(|&&r| r != 1.0).count();
+        let divisor = 2f32.powi(layer.act_bits as i32 - 4);
+        for (c, step) in layer.act_step.iter_mut().enumerate() {
+            if *step > limit {
+                let original = *step;
+                *step = limit;
+                if layer.activation {
+                    let effect = (0.5 * (limit - original)).round_ties_even() / divisor;
+                    layer.threshold[c] = layer.threshold[c].wrapping_add(effect as i32);
+                }
+            }
+        }
+        notes.push(format!(
+            "layer `{}`: {clipped} act_step value(s) above {limit} clipped; thresholds and the next layer's weights adjusted",
+            layer.name
+        ));
+        divide_next_weights(&mut model.layers[i + 1], &ratio);
+    }
+    notes
+}
+
+/// Floor-divides the next layer's weights of input channel `c` by `ratio[c]`.
+fn divide_next_weights(next: &mut ConvertedLayer, ratio: &[f32]) {
+    let channels = ratio.len();
+    let w = &mut next.weights;
+    let [_, _, rows, cols] = w.shape.map(|d| d as usize);
+    let (h, wd) = (next.input.rows as usize, next.input.cols as usize);
+    for r in 0..rows {
+        // Input channel of weight row r: axis 2 is the channel for
+        // convolutions; for a fully connected layer rows are in Akida's
+        // (C, W, H) order, so the channel is r / (W * H).
+        let c = match next.kind {
+            LayerKind::FullyConnected => r / (h * wd).max(1),
+            _ => r,
+        };
+        let ratio = ratio[c.min(channels - 1)];
+        if ratio == 1.0 {
+            continue;
+        }
+        for tap in 0..w.values.len() / (rows * cols) {
+            for k in 0..cols {
+                let v = &mut w.values[(tap * rows + r) * cols + k];
+                *v = (*v as f32 / ratio).floor() as i8;
+            }
+        }
+    }
+}
+
+fn saturate_thresholds(model: &mut ConvertedModel) -> Vec<String> {
+    let mut notes = Vec::new();
+    let n = model.layers.len();
+    for layer in model.layers.iter_mut().take(n.saturating_sub(1)) {
+        let limit = if is_hrc(layer) {
+            HRC_THRESHOLD_LIMIT
+        } else {
+            CNP_THRESHOLD_LIMIT
+        };
+        let high = layer.threshold.iter().filter(|&&t| t > limit).count();
+        if high > 0 {
+            for t in layer.threshold.iter_mut() {
+                *t = (*t).min(limit);
+            }
+            notes.push(format!(
+                "The {} layer holds very high threshold values which are not compatible with the hardware. Those are clipped to the maximum supported value {limit}. Continuing execution.",
+                layer.name
+            ));
+        }
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::akd::IntWeights;
+    use crate::engine_params::LayerGeometry;
+    use akida_core::{Dims, Padding, Pooling, Window};
+
+    fn layer(
+        kind: LayerKind,
+        input: Dims,
+        filters: u32,
+        weights: Vec<i8>,
+        shape: [u32; 4],
+    ) -> ConvertedLayer {
+        let g = LayerGeometry {
+            kind,
+            input,
+            filters,
+            kernel: if kind == LayerKind::FullyConnected {
+                Window::ONE
+            } else {
+                Window::new(1, 1)
+            },
+            stride: Window::ONE,
+            padding: if kind == LayerKind::FullyConnected {
+                Padding::Valid
+            } else {
+                Padding::Same
+            },
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: true,
+            act_bits: 4,
+            weights_bits: 8,
+        };
+        ConvertedLayer::new(
+            "l",
+            g,
+            IntWeights {
+                bits: 8,
+                shape,
+                values: weights,
+            },
+            None,
+            vec![10; filters as usize],
+            vec![1.0; filters as usize],
+        )
+    }
+
+    #[test]
+    fn large_act_steps_are_clipped_and_compensated() {
+        let mut first = layer(
+            LayerKind::Convolutional,
+            Dims::new(2, 2, 2),
+            2,
+            vec![1; 4],
+            [1, 1, 2, 2],
+        );
+        first.act_step = vec![131070.0, 2.0]; // twice the CNP limit, and fine
+        let second = layer(
+            LayerKind::Convolutional,
+            Dims::new(2, 2, 2),
+            2,
+            vec![7, -7, 3, 3],
+            [1, 1, 2, 2],
+        );
+        let mut model = ConvertedModel {
+            layers: vec![first, second],
+        };
+        let notes = fix_activation_variables(&mut model);
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("act_step"));
+        assert_eq!(model.layers[0].act_step, vec![65535.0, 2.0]);
+        // effect = round(0.5 * (65535 - 131070)) / 2^0 = -32768 (ties to even of -32767.5)
+        assert_eq!(model.layers[0].threshold, vec![10 - 32768, 10]);
+        // Channel 0 rows divided by 2 (floor), channel 1 untouched.
+        assert_eq!(model.layers[1].weights.values, vec![3, -4, 3, 3]);
+    }
+
+    #[test]
+    fn high_thresholds_are_clipped_with_a_note() {
+        let mut first = layer(
+            LayerKind::InputConvolutional,
+            Dims::new(2, 2, 1),
+            2,
+            vec![1; 2],
+            [1, 1, 1, 2],
+        );
+        first.threshold = vec![1 << 24, 5];
+        let second = layer(
+            LayerKind::FullyConnected,
+            Dims::new(2, 2, 2),
+            2,
+            vec![1; 16],
+            [1, 1, 8, 2],
+        );
+        let mut model = ConvertedModel {
+            layers: vec![first, second],
+        };
+        let notes = fix_activation_variables(&mut model);
+        assert_eq!(model.layers[0].threshold, vec![HRC_THRESHOLD_LIMIT, 5]);
+        assert!(notes[0].contains("clipped"));
+    }
+}

@@ -1,0 +1,61 @@
+//! cnn2snn, the legacy Akida 1.0 flow of BrainChip's tool, rebuilt:
+//! [`quantize`] turns a float Keras model into cnn2snn's quantized layers,
+//! [`convert`] turns a quantized model into Akida 1.0 layers with integer
+//! weights, thresholds and act_steps, and [`check`] reports, layer by layer,
+//! what cnn2snn refuses (errors) and what the AKD1000 silicon cannot map
+//! (warnings).
+//!
+//! All float arithmetic follows cnn2snn and TensorFlow in float32, in the
+//! order `../shared/spec/AKIDA_V1_SEMANTICS.md` gives; the integer model then
+//! runs on `akida-core`, which never sees a float but the act_step.
+
+pub mod chain;
+pub mod check;
+pub mod convert;
+pub mod equalize;
+pub mod naming;
+pub mod quantize;
+pub mod quantizer;
+
+pub use check::{check_model, Finding, Level, Report, Rule};
+pub use convert::{convert, Conversion, ConvertOptions, InputScaling};
+pub use quantize::{quantize, QuantizeOptions};
+
+/// Why a model cannot be quantized or converted. Every variant names the
+/// layer (or model) concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Cnn2snnError {
+    #[error("layer `{layer}`: the model is not a serial feed-forward graph: {why}")]
+    NotSerial { layer: String, why: String },
+    #[error("layer `{layer}`: {message}")]
+    Shape { layer: String, message: String },
+    #[error("layer `{layer}`: weight `{weight}` is missing")]
+    MissingWeight { layer: String, weight: String },
+    #[error("there are {count} negative or null gammas in the batch norm layer `{layer}`, which must move in front of a MaxPooling2D: negative gammas are not supported")]
+    NegativeGamma { layer: String, count: usize },
+    #[error("there are {count} null gammas in the batch norm layer `{layer}`: null gammas are not supported")]
+    NullGamma { layer: String, count: usize },
+    #[error(
+        "the BatchNormalization layer `{layer}` must be applied on the last axis, not {axis:?}"
+    )]
+    BatchNormAxis { layer: String, axis: Vec<i64> },
+    #[error("layer `{layer}`: {message}")]
+    Quantizer { layer: String, message: String },
+    #[error("layer `{layer}`: argument `{argument}` is only supported with its default value `{default}`, found `{found}`")]
+    UnsupportedArgument {
+        layer: String,
+        argument: String,
+        default: String,
+        found: String,
+    },
+    #[error("layer `{layer}`: {what} cannot be quantized with bitwidth 0")]
+    ZeroBits { layer: String, what: String },
+    #[error("invalid bit width: {0}")]
+    Bits(String),
+    #[error("the model is not compatible with Akida 1.0 conversion:\n{0}")]
+    Incompatible(Report),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("converted model is inconsistent: {0}")]
+    Model(String),
+}
