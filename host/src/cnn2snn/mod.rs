@@ -13,6 +13,7 @@ pub mod chain;
 pub mod check;
 pub mod convert;
 pub mod equalize;
+pub mod files;
 pub mod naming;
 pub mod quantize;
 pub mod quantizer;
