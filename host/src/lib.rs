@@ -6,11 +6,13 @@
 
 pub mod akd;
 pub mod cnn2snn;
+pub mod datasets;
 pub mod engine_params;
 pub mod fbz;
 pub mod fsutil;
 pub mod keras;
 pub mod model_file;
 pub mod runtime;
+pub mod runtime_cli;
 pub mod tensor;
 pub mod zoo;

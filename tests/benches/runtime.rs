@@ -35,5 +35,36 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, batch);
+/// ds_cnn_cifar10 from the zoo, quantized 4/4/4 and converted by us.
+fn ds_cnn_cifar10(c: &mut Criterion) {
+    use akida_host::cnn2snn::{self, QuantizeOptions};
+    let float = akida_host::zoo::ds_cnn_cifar10(0).unwrap();
+    let quantized = cnn2snn::quantize(&float, &QuantizeOptions::new(4, 4)).unwrap();
+    let converted = cnn2snn::convert(&quantized, &Default::default())
+        .unwrap()
+        .model;
+    let bytes = converted.to_akd_bytes().unwrap();
+    let model = decode(&bytes).unwrap();
+    let mut seed = 7u64;
+    let images: Vec<u8> = (0..100 * model.input().len())
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 56) as u8
+        })
+        .collect();
+    let mut group = c.benchmark_group("ds_cnn_cifar10_444_batch100");
+    group.throughput(Throughput::Elements(100));
+    group.sample_size(10);
+    for policy in [KernelPolicy::Auto, KernelPolicy::Fast] {
+        let rt = Runtime::new(&model, policy);
+        group.bench_function(format!("{policy:?}/{}", rt.simd().name()), |b| {
+            b.iter(|| rt.forward_batch(&images))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batch, ds_cnn_cifar10);
 criterion_main!(benches);

@@ -1,0 +1,142 @@
+//! `akida`: the runtime command of akida-rs. Prints the layer table of a
+//! converted model, runs a uint8 `.npy` batch through it on every core, and
+//! converts models between `.akd` and `.fbz`.
+//!
+//! Every error is printed on stderr and exits with status 2 (as argument
+//! errors do); nothing is written then. The work is done by
+//! [`akida_host::runtime_cli`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use akida_host::model_file;
+use akida_host::runtime::KernelPolicy;
+use akida_host::runtime_cli::{convert_format, run_files, summary_table, RunOptions};
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "akida",
+    version,
+    about = "Akida 1.0 runtime: model summary, batch inference, .akd/.fbz conversion"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the layers of a converted model (.akd or .fbz)
+    Summary {
+        /// The converted model
+        #[arg(short = 'm', long = "model", value_name = "MODEL.akd|fbz")]
+        model: PathBuf,
+    },
+    /// Run a uint8 .npy batch (N,H,W,C) or image (H,W,C) through a model
+    Run {
+        /// The converted model
+        #[arg(short = 'm', long = "model", value_name = "MODEL.akd|fbz")]
+        model: PathBuf,
+        /// The input: uint8, NHWC batch or one HWC image
+        #[arg(short = 'i', long = "input", value_name = "X.npy")]
+        input: PathBuf,
+        /// The output: uint8 levels or int32 potentials (float32 with --predict)
+        #[arg(short = 'o', long = "output", value_name = "Y.npy")]
+        output: PathBuf,
+        /// Write float32 rescaled potentials (last layer without activation)
+        #[arg(long)]
+        predict: bool,
+        /// Kernel choice per layer
+        #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
+        kernel: KernelArg,
+    },
+    /// Convert a model between .akd and .fbz (formats by extension)
+    ConvertFormat {
+        /// The model to read
+        #[arg(value_name = "IN.akd|fbz")]
+        input: PathBuf,
+        /// The model to write
+        #[arg(value_name = "OUT.akd|fbz")]
+        output: PathBuf,
+    },
+}
+
+/// `--kernel` values.
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelArg {
+    /// Event kernel on sparse inputs, fast dense kernel otherwise
+    Auto,
+    /// Fast dense kernel wherever it applies
+    Fast,
+    /// Event kernel everywhere
+    Event,
+    /// Dense reference kernel everywhere (slow)
+    Reference,
+}
+
+impl From<KernelArg> for KernelPolicy {
+    fn from(k: KernelArg) -> KernelPolicy {
+        match k {
+            KernelArg::Auto => KernelPolicy::Auto,
+            KernelArg::Fast => KernelPolicy::Fast,
+            KernelArg::Event => KernelPolicy::Event,
+            KernelArg::Reference => KernelPolicy::Reference,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", message(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The error and its causes, each cause only once (our errors already
+/// quote their source in their own message).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Summary { model } => {
+            let m = model_file::load(&model)?;
+            println!("Model: {}", model.display());
+            print!("{}", summary_table(&m));
+        }
+        Command::Run {
+            model,
+            input,
+            output,
+            predict,
+            kernel,
+        } => {
+            let options = RunOptions {
+                policy: kernel.into(),
+                predict,
+            };
+            let stats = run_files(&model, &input, &output, options)?;
+            println!("{stats}");
+        }
+        Command::ConvertFormat { input, output } => {
+            convert_format(&input, &output)?;
+            println!("Model saved as {}", output.display());
+        }
+    }
+    Ok(())
+}

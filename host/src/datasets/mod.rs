@@ -1,0 +1,3 @@
+//! Datasets in their official layouts.
+
+pub mod cifar10;

@@ -1,0 +1,746 @@
+//! What the `akida` command does, as library functions: the layer table of
+//! a converted model (`akida summary`), running a uint8 `.npy` batch through
+//! the host [`Runtime`] (`akida run`), and converting between `.akd` and
+//! `.fbz` (`akida convert-format`). The binary only parses arguments and
+//! prints; every rule lives here so that it is tested without a process.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use akida_core::weights::packed_len;
+use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+
+use crate::akd::{AkdError, ConvertedLayer, ConvertedModel, IntWeights};
+use crate::model_file::{self, ModelFileError, ModelFormat};
+use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
+use crate::tensor::{self, Tensor, TensorData, TensorError};
+
+/// One row of the summary: what a layer computes and what it stores.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerReport {
+    pub name: String,
+    pub kind: LayerKind,
+    /// Input of the layer, HWC.
+    pub input: Dims,
+    /// Output of the layer after pooling, HWC.
+    pub output: Dims,
+    /// Kernel and stride of a convolution; `None` for a fully connected layer.
+    pub window: Option<(Window, Window)>,
+    /// Padding of a convolution; `None` for a fully connected layer.
+    pub padding: Option<Padding>,
+    pub pooling: Pooling,
+    pub weight_bits: u8,
+    /// Bits of the output levels; `None` when the layer outputs potentials.
+    pub act_bits: Option<u8>,
+    /// Weights of the layer, pointwise ones included.
+    pub params: usize,
+    /// Bytes of the weights packed at their bit width, pointwise included.
+    pub weight_bytes: usize,
+}
+
+impl LayerReport {
+    /// The report of one converted layer.
+    pub fn of(layer: &ConvertedLayer) -> LayerReport {
+        let tensors = || std::iter::once(&layer.weights).chain(layer.weights_pw.as_ref());
+        let convolution = layer.kind != LayerKind::FullyConnected;
+        LayerReport {
+            name: layer.name.clone(),
+            kind: layer.kind,
+            input: layer.input,
+            output: layer.output_dims(),
+            window: convolution.then_some((layer.kernel, layer.stride)),
+            padding: convolution.then_some(layer.padding),
+            pooling: layer.pooling,
+            weight_bits: layer.weights.bits,
+            act_bits: layer.activation.then_some(layer.act_bits),
+            params: tensors().map(|w| w.values.len()).sum(),
+            weight_bytes: tensors().map(packed_bytes).sum(),
+        }
+    }
+
+    /// The cells of the row, in [`COLUMNS`] order.
+    fn cells(&self) -> [String; 12] {
+        let dash = || "-".to_owned();
+        let (kernel, stride) = match self.window {
+            Some((k, s)) => (window(k), window(s)),
+            None => (dash(), dash()),
+        };
+        [
+            self.name.clone(),
+            self.kind.name().to_owned(),
+            shape(self.input),
+            shape(self.output),
+            kernel,
+            stride,
+            self.padding.map_or_else(dash, padding),
+            pooling(self.pooling),
+            self.weight_bits.to_string(),
+            self.act_bits.map_or_else(dash, |b| b.to_string()),
+            self.params.to_string(),
+            self.weight_bytes.to_string(),
+        ]
+    }
+}
+
+/// Bytes of one weight tensor packed at its bit width: `ceil(count * bits / 8)`.
+fn packed_bytes(w: &IntWeights) -> usize {
+    packed_len(w.values.len(), w.bits)
+}
+
+/// An HWC size as `HxWxC`.
+pub fn shape(d: Dims) -> String {
+    format!("{}x{}x{}", d.rows, d.cols, d.channels)
+}
+
+fn window(w: Window) -> String {
+    format!("{}x{}", w.rows, w.cols)
+}
+
+fn padding(p: Padding) -> String {
+    match p {
+        Padding::Same => "same",
+        Padding::Valid => "valid",
+    }
+    .to_owned()
+}
+
+fn pooling(p: Pooling) -> String {
+    match p {
+        Pooling::None => "none".to_owned(),
+        Pooling::Max { size, stride } => format!("max {} stride {}", window(size), window(stride)),
+        Pooling::GlobalAverage => "global avg".to_owned(),
+    }
+}
+
+/// Whether a column holds text (left-aligned) or a number (right-aligned).
+#[derive(Clone, Copy)]
+enum Align {
+    Left,
+    Right,
+}
+
+/// Headers of the summary table and how their cells align.
+const COLUMNS: [(&str, Align); 12] = [
+    ("Layer", Align::Left),
+    ("Type", Align::Left),
+    ("Input", Align::Left),
+    ("Output", Align::Left),
+    ("Kernel", Align::Left),
+    ("Stride", Align::Left),
+    ("Padding", Align::Left),
+    ("Pooling", Align::Left),
+    ("W bits", Align::Right),
+    ("A bits", Align::Right),
+    ("Params", Align::Right),
+    ("Weight mem (B)", Align::Right),
+];
+
+/// Space between two columns.
+const GAP: &str = "  ";
+
+/// Renders rows under [`COLUMNS`], each column as wide as its widest cell,
+/// with `=` rules under the header and after the last row.
+fn render_table(rows: &[[String; 12]]) -> String {
+    let mut widths = COLUMNS.map(|(h, _)| h.len());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let line = |cells: [&str; 12]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(COLUMNS)
+            .zip(widths)
+            .map(|((cell, (_, align)), w)| match align {
+                Align::Left => format!("{cell:<w$}"),
+                Align::Right => format!("{cell:>w$}"),
+            })
+            .collect();
+        format!("{}\n", text.join(GAP).trim_end())
+    };
+    let total = widths.iter().sum::<usize>() + GAP.len() * (widths.len() - 1);
+    let rule = format!("{}\n", "=".repeat(total));
+    let mut out = line(COLUMNS.map(|(h, _)| h));
+    out.push_str(&rule);
+    for row in rows {
+        out.push_str(&line(row.each_ref().map(String::as_str)));
+    }
+    out.push_str(&rule);
+    out
+}
+
+/// What the model outputs, for the summary footer.
+fn output_kind(model: &ConvertedModel) -> String {
+    match model.layers.last() {
+        Some(l) if l.activation => format!("uint8 levels, {} bits", l.act_bits),
+        _ => "int32 potentials".to_owned(),
+    }
+}
+
+/// The summary of a converted model: one row per layer (name, kind, HWC
+/// input and output, kernel, stride, padding, pooling, weight and
+/// activation bits, parameters, packed weight memory), then the totals and
+/// the model's input and output. Like Keras' `model.summary()`.
+pub fn summary_table(model: &ConvertedModel) -> String {
+    let reports: Vec<LayerReport> = model.layers.iter().map(LayerReport::of).collect();
+    let rows: Vec<[String; 12]> = reports.iter().map(LayerReport::cells).collect();
+    let mut out = render_table(&rows);
+    let params: usize = reports.iter().map(|r| r.params).sum();
+    let bytes: usize = reports.iter().map(|r| r.weight_bytes).sum();
+    let (input, output) = match (reports.first(), reports.last()) {
+        (Some(first), Some(last)) => (shape(first.input), shape(last.output)),
+        _ => ("-".to_owned(), "-".to_owned()),
+    };
+    out.push_str(&format!("Layers: {}\n", reports.len()));
+    out.push_str(&format!("Parameters (weights): {params}\n"));
+    out.push_str(&format!(
+        "Weight memory: {bytes} bytes ({:.2} KiB)\n",
+        bytes as f64 / 1024.0
+    ));
+    out.push_str(&format!("Input: {input} (uint8)\n"));
+    out.push_str(&format!("Output: {output} ({})\n", output_kind(model)));
+    out
+}
+
+/// Name of a kernel policy as `--kernel` spells it.
+pub fn policy_name(policy: KernelPolicy) -> &'static str {
+    match policy {
+        KernelPolicy::Auto => "auto",
+        KernelPolicy::Fast => "fast",
+        KernelPolicy::Event => "event",
+        KernelPolicy::Reference => "reference",
+    }
+}
+
+/// How `akida run` runs a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    pub policy: KernelPolicy,
+    /// Float32 rescaled potentials (the engine's `predict`) instead of the
+    /// raw output.
+    pub predict: bool,
+}
+
+/// Why a batch cannot run on a model (no file named: see [`RunError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("input dtype is {found}, expected uint8 (|u1)")]
+    DType { found: String },
+    #[error(
+        "input shape is {found:?}, expected (N, {rows}, {cols}, {channels}) or ({rows}, {cols}, {channels}): the model input, NHWC",
+        rows = expected.rows, cols = expected.cols, channels = expected.channels
+    )]
+    Shape { found: Vec<usize>, expected: Dims },
+    #[error("the input batch holds no image")]
+    Empty,
+    #[error(
+        "--predict needs a last layer without activation, but `{layer}` outputs {bits}-bit levels (run without --predict)"
+    )]
+    PredictNeedsPotentials { layer: String, bits: u8 },
+    #[error(transparent)]
+    Model(#[from] AkdError),
+}
+
+impl BatchError {
+    /// Whether the model (rather than the input) is at fault.
+    fn is_about_model(&self) -> bool {
+        matches!(
+            self,
+            BatchError::PredictNeedsPotentials { .. } | BatchError::Model(_)
+        )
+    }
+}
+
+/// Why `akida run` failed; every message names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    ModelFile(#[from] ModelFileError),
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    #[error("{}: {source}", path.display())]
+    Batch { path: PathBuf, source: BatchError },
+}
+
+/// How a batch ran, for the one-line report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RunStats {
+    pub images: usize,
+    /// Wall time of the batch inference (model preparation excluded).
+    pub seconds: f64,
+    pub policy: KernelPolicy,
+    /// SIMD instruction set of the fast kernel.
+    pub simd: &'static str,
+    /// Worker threads of the batch.
+    pub threads: usize,
+}
+
+impl RunStats {
+    pub fn images_per_second(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.images as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+impl fmt::Display for RunStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} images, {:.4} s, {:.0} images/s, kernel {}, SIMD {}, {} threads",
+            self.images,
+            self.seconds,
+            self.images_per_second(),
+            policy_name(self.policy),
+            self.simd,
+            self.threads
+        )
+    }
+}
+
+/// Number of images in an input of `shape` for a model taking `input`, and
+/// whether the input has a batch axis: `(N, H, W, C)` or one `(H, W, C)`.
+pub fn batch_size(shape: &[usize], input: Dims) -> Result<(usize, bool), BatchError> {
+    let hwc = [input.rows, input.cols, input.channels].map(|d| d as usize);
+    let (images, batched) = match shape {
+        [n, rest @ ..] if rest == hwc => (*n, true),
+        s if s == hwc => (1, false),
+        _ => {
+            return Err(BatchError::Shape {
+                found: shape.to_vec(),
+                expected: input,
+            })
+        }
+    };
+    if images == 0 {
+        return Err(BatchError::Empty);
+    }
+    Ok((images, batched))
+}
+
+/// Refuses `--predict` on a model whose last layer outputs levels.
+fn check_predict(model: &ConvertedModel, predict: bool) -> Result<(), BatchError> {
+    match model.layers.last() {
+        Some(l) if predict && l.activation => Err(BatchError::PredictNeedsPotentials {
+            layer: l.name.clone(),
+            bits: l.act_bits,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Runs a uint8 NHWC batch (or one HWC image) through `model` on every core.
+/// The output has the input's batch axis (or none) and the model output's
+/// HWC: uint8 levels or int32 potentials, or float32 with `predict`.
+pub fn run_tensor(
+    model: &ConvertedModel,
+    input: &Tensor,
+    options: RunOptions,
+) -> Result<(Tensor, RunStats), BatchError> {
+    check_predict(model, options.predict)?;
+    let images = input.as_u8().ok_or_else(|| BatchError::DType {
+        found: input.dtype_name().to_owned(),
+    })?;
+    let bytes = model.to_akd_bytes()?;
+    let core = akida_core::decode(&bytes).map_err(AkdError::Format)?;
+    let (n, batched) = batch_size(&input.shape, core.input())?;
+    let runtime = Runtime::new(&core, options.policy);
+    let start = Instant::now();
+    let data = if options.predict {
+        // Cannot be `None`: `check_predict` saw a last layer without activation.
+        TensorData::F32(runtime.predict_batch(images).unwrap_or_default())
+    } else {
+        match runtime.forward_batch(images) {
+            BatchOutput::Levels(v) => TensorData::U8(v),
+            BatchOutput::Potentials(v) => TensorData::I32(v),
+        }
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let out = runtime.output_dims();
+    let hwc = [out.rows, out.cols, out.channels].map(|d| d as usize);
+    let shape = if batched {
+        std::iter::once(n).chain(hwc).collect()
+    } else {
+        hwc.to_vec()
+    };
+    let stats = RunStats {
+        images: n,
+        seconds,
+        policy: options.policy,
+        simd: runtime.simd().name(),
+        threads: rayon::current_num_threads(),
+    };
+    Ok((Tensor { shape, data }, stats))
+}
+
+/// Reads the input `.npy`; a dtype the tensor reader does not know is
+/// reported like any other non-uint8 dtype.
+fn read_input(path: &Path) -> Result<Tensor, RunError> {
+    tensor::read_npy(path).map_err(|e| match e {
+        TensorError::DType { path, dtype, .. } => RunError::Batch {
+            path,
+            source: BatchError::DType {
+                found: dtype.trim_matches('\'').to_owned(),
+            },
+        },
+        e => RunError::Tensor(e),
+    })
+}
+
+/// `akida run`: loads the model (`.akd` or `.fbz`) and the uint8 `.npy`
+/// input, runs the batch, and writes the output `.npy` atomically. Nothing
+/// is written on error.
+pub fn run_files(
+    model_path: &Path,
+    input_path: &Path,
+    output_path: &Path,
+    options: RunOptions,
+) -> Result<RunStats, RunError> {
+    let model = model_file::load(model_path)?;
+    check_predict(&model, options.predict).map_err(|source| RunError::Batch {
+        path: model_path.to_owned(),
+        source,
+    })?;
+    let input = read_input(input_path)?;
+    let (output, stats) =
+        run_tensor(&model, &input, options).map_err(|source| RunError::Batch {
+            path: if source.is_about_model() {
+                model_path.to_owned()
+            } else {
+                input_path.to_owned()
+            },
+            source,
+        })?;
+    tensor::write_npy(output_path, &output)?;
+    Ok(stats)
+}
+
+/// `akida convert-format`: rewrites a model in the format of `output`'s
+/// extension (`.akd` or `.fbz`). Both extensions are checked before anything
+/// is read; the save is atomic.
+pub fn convert_format(input: &Path, output: &Path) -> Result<(), ModelFileError> {
+    ModelFormat::of_path(input)?;
+    ModelFormat::of_path(output)?;
+    let model = model_file::load(input)?;
+    model_file::save(&model, output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fbz::test_support::tiny_model;
+    use crate::tensor::Npz;
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("akida-runtime-cli-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Images for `tiny_model` (6x5x1), deterministic and dense.
+    fn tiny_images(n: usize) -> Vec<u8> {
+        (0..n * 30).map(|k| ((k * 37 + 11) % 256) as u8).collect()
+    }
+
+    #[test]
+    fn layer_reports_of_the_tiny_model() {
+        let model = tiny_model();
+        let r: Vec<LayerReport> = model.layers.iter().map(LayerReport::of).collect();
+        // conv_0: 3x3x1x4 weights at 8 bits = 36 bytes; same padding, pool 2x2.
+        assert_eq!(
+            r[0],
+            LayerReport {
+                name: "conv_0".into(),
+                kind: LayerKind::InputConvolutional,
+                input: Dims::new(6, 5, 1),
+                output: Dims::new(3, 3, 4),
+                window: Some((Window::new(3, 3), Window::ONE)),
+                padding: Some(Padding::Same),
+                pooling: Pooling::Max {
+                    size: Window::new(2, 2),
+                    stride: Window::new(2, 2)
+                },
+                weight_bits: 8,
+                act_bits: Some(4),
+                params: 36,
+                weight_bytes: 36,
+            }
+        );
+        // sep_1: 36 depthwise + 24 pointwise 4-bit weights = 18 + 12 bytes.
+        assert_eq!((r[1].params, r[1].weight_bytes), (60, 30));
+        assert_eq!(r[1].output, Dims::new(3, 3, 6));
+        // dense_2: 54x3 2-bit weights = 162 weights, ceil(324 / 8) = 41 bytes.
+        assert_eq!((r[2].params, r[2].weight_bytes), (162, 41));
+        assert_eq!(
+            (r[2].window, r[2].padding, r[2].act_bits),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn the_summary_is_an_aligned_table_with_totals() {
+        let text = summary_table(&tiny_model());
+        let lines: Vec<&str> = text.lines().collect();
+        let rule = "=".repeat(131);
+        let expected = [
+            "Layer    Type                    Input  Output  Kernel  Stride  Padding  Pooling             W bits  A bits  Params  Weight mem (B)",
+            rule.as_str(),
+            "conv_0   InputConvolutional      6x5x1  3x3x4   3x3     1x1     same     max 2x2 stride 2x2       8       4      36              36",
+            "sep_1    SeparableConvolutional  3x3x4  3x3x6   3x3     1x1     same     none                     4       2      60              30",
+            "dense_2  FullyConnected          3x3x6  1x1x3   -       -       -        none                     2       -     162              41",
+            rule.as_str(),
+            "Layers: 3",
+            "Parameters (weights): 258",
+            "Weight memory: 107 bytes (0.10 KiB)",
+            "Input: 6x5x1 (uint8)",
+            "Output: 1x1x3 (int32 potentials)",
+        ];
+        assert_eq!(lines, expected, "\n{text}");
+    }
+
+    #[test]
+    fn a_single_image_and_a_batch_give_the_same_output() {
+        let model = tiny_model();
+        let images = tiny_images(3);
+        let batch = Tensor {
+            shape: vec![3, 6, 5, 1],
+            data: TensorData::U8(images.clone()),
+        };
+        let (out, stats) = run_tensor(&model, &batch, RunOptions::default()).unwrap();
+        assert_eq!(out.shape, [3, 1, 1, 3]);
+        assert_eq!(stats.images, 3);
+        let all = out.as_i32().expect("int32 potentials").to_vec();
+        for (i, image) in images.chunks(30).enumerate() {
+            let one = Tensor {
+                shape: vec![6, 5, 1],
+                data: TensorData::U8(image.to_vec()),
+            };
+            for policy in [
+                KernelPolicy::Reference,
+                KernelPolicy::Event,
+                KernelPolicy::Fast,
+            ] {
+                let options = RunOptions {
+                    policy,
+                    predict: false,
+                };
+                let (out, stats) = run_tensor(&model, &one, options).unwrap();
+                assert_eq!(out.shape, [1, 1, 3]);
+                assert_eq!(stats.policy, policy);
+                assert_eq!(out.as_i32().unwrap(), &all[i * 3..i * 3 + 3], "{policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn predict_rescales_the_potentials() {
+        let model = tiny_model();
+        let input = Tensor {
+            shape: vec![2, 6, 5, 1],
+            data: TensorData::U8(tiny_images(2)),
+        };
+        let (raw, _) = run_tensor(&model, &input, RunOptions::default()).unwrap();
+        let options = RunOptions {
+            predict: true,
+            ..RunOptions::default()
+        };
+        let (scaled, _) = run_tensor(&model, &input, options).unwrap();
+        assert_eq!(scaled.shape, raw.shape);
+        let last = &model.layers[2];
+        let want: Vec<f32> = raw
+            .as_i32()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(k, &p)| {
+                let f = k % 3;
+                akida_core::activation::rescale(p, last.threshold[f], last.act_step[f])
+            })
+            .collect();
+        assert_eq!(scaled.as_f32().unwrap(), want.as_slice());
+    }
+
+    #[test]
+    fn a_last_layer_with_activation_outputs_levels_and_refuses_predict() {
+        let mut model = tiny_model();
+        model.layers[2].activation = true;
+        model.layers[2].act_bits = 2;
+        let input = Tensor {
+            shape: vec![4, 6, 5, 1],
+            data: TensorData::U8(tiny_images(4)),
+        };
+        let (out, _) = run_tensor(&model, &input, RunOptions::default()).unwrap();
+        assert_eq!(out.shape, [4, 1, 1, 3]);
+        assert!(out.as_u8().unwrap().iter().all(|&v| v <= 3));
+        let options = RunOptions {
+            predict: true,
+            ..RunOptions::default()
+        };
+        let e = run_tensor(&model, &input, options).unwrap_err();
+        assert!(matches!(
+            e,
+            BatchError::PredictNeedsPotentials { bits: 2, .. }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "--predict needs a last layer without activation, but `dense_2` outputs 2-bit levels (run without --predict)"
+        );
+        assert!(summary_table(&model).contains("Output: 1x1x3 (uint8 levels, 2 bits)"));
+    }
+
+    #[test]
+    fn bad_inputs_are_refused() {
+        let model = tiny_model();
+        let input = Dims::new(6, 5, 1);
+        assert_eq!(batch_size(&[7, 6, 5, 1], input).unwrap(), (7, true));
+        assert_eq!(batch_size(&[6, 5, 1], input).unwrap(), (1, false));
+        for shape in [&[5, 6, 1][..], &[2, 6, 5, 3], &[30], &[1, 1, 6, 5, 1]] {
+            let e = batch_size(shape, input).unwrap_err();
+            assert!(matches!(e, BatchError::Shape { .. }), "{shape:?}");
+        }
+        assert!(matches!(
+            batch_size(&[0, 6, 5, 1], input),
+            Err(BatchError::Empty)
+        ));
+        let e = batch_size(&[2, 5, 6, 1], input).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "input shape is [2, 5, 6, 1], expected (N, 6, 5, 1) or (6, 5, 1): the model input, NHWC"
+        );
+        let floats = Tensor {
+            shape: vec![6, 5, 1],
+            data: TensorData::F32(vec![0.0; 30]),
+        };
+        let e = run_tensor(&model, &floats, RunOptions::default()).unwrap_err();
+        assert_eq!(e.to_string(), "input dtype is <f4, expected uint8 (|u1)");
+    }
+
+    #[test]
+    fn run_files_names_the_file_at_fault_and_writes_nothing() {
+        let dir = temp_dir("files");
+        let model_path = dir.join("m.fbz");
+        model_file::save(&tiny_model(), &model_path).unwrap();
+        let bad_shape = dir.join("bad.npy");
+        let image = Tensor {
+            shape: vec![5, 6, 1],
+            data: TensorData::U8(vec![1; 30]),
+        };
+        tensor::write_npy(&bad_shape, &image).unwrap();
+        let out = dir.join("out.npy");
+        let e = run_files(&model_path, &bad_shape, &out, RunOptions::default()).unwrap_err();
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: input shape is [5, 6, 1]",
+                bad_shape.display()
+            )),
+            "{e}"
+        );
+        let e = run_files(
+            &dir.join("none.fbz"),
+            &bad_shape,
+            &out,
+            RunOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, RunError::ModelFile(_)), "{e}");
+        // A dtype the tensor reader does not know (int64).
+        use npyz::WriterBuilder;
+        let int64 = dir.join("int64.npy");
+        let mut buf = Vec::new();
+        let mut w = npyz::WriteOptions::<i64>::new()
+            .default_dtype()
+            .shape(&[6, 5, 1])
+            .writer(&mut buf)
+            .begin_nd()
+            .unwrap();
+        w.extend(std::iter::repeat_n(0i64, 30)).unwrap();
+        w.finish().unwrap();
+        std::fs::write(&int64, buf).unwrap();
+        let e = run_files(&model_path, &int64, &out, RunOptions::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: input dtype is <i8, expected uint8 (|u1)",
+                int64.display()
+            )
+        );
+        assert!(!out.exists());
+
+        let good = dir.join("good.npy");
+        let batch = Tensor {
+            shape: vec![2, 6, 5, 1],
+            data: TensorData::U8(tiny_images(2)),
+        };
+        tensor::write_npy(&good, &batch).unwrap();
+        let stats = run_files(&model_path, &good, &out, RunOptions::default()).unwrap();
+        assert_eq!(stats.images, 2);
+        let (want, _) = run_tensor(&tiny_model(), &batch, RunOptions::default()).unwrap();
+        assert_eq!(tensor::read_npy(&out).unwrap(), want);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn convert_format_round_trips_and_checks_extensions() {
+        let dir = temp_dir("convert");
+        let fbz = dir.join("m.fbz");
+        model_file::save(&tiny_model(), &fbz).unwrap();
+        let akd = dir.join("m.akd");
+        convert_format(&fbz, &akd).unwrap();
+        assert_eq!(model_file::load(&akd).unwrap(), tiny_model());
+        let back = dir.join("back.fbz");
+        convert_format(&akd, &back).unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&fbz).unwrap());
+        let onnx = dir.join("m.onnx");
+        let e = convert_format(&fbz, &onnx).unwrap_err();
+        assert!(matches!(e, ModelFileError::UnknownExtension { .. }));
+        assert!(!onnx.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn reference_dir() -> PathBuf {
+        match std::env::var_os("AKIDA_REFERENCE_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/reference/vectors"),
+        }
+    }
+
+    /// Every reference set: `run_tensor` on the engine's inputs gives the
+    /// engine's `forward` and `predict` outputs exactly.
+    #[test]
+    fn run_tensor_matches_the_engine_on_every_reference_set() {
+        let dir = reference_dir();
+        let mut sets = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "fbz") {
+                continue;
+            }
+            let model = model_file::load(&path).unwrap();
+            let mut npz = Npz::open(&path.with_extension("npz")).unwrap();
+            let input = npz.require("input_uint8").unwrap();
+            let forward = npz.require("akida_forward").unwrap();
+            let predict = npz.require("akida_predict").unwrap();
+            let (out, stats) = run_tensor(&model, &input, RunOptions::default()).unwrap();
+            assert_eq!(stats.images, input.shape[0]);
+            assert_eq!(out, forward, "{}", path.display());
+            let options = RunOptions {
+                predict: true,
+                ..RunOptions::default()
+            };
+            let (out, _) = run_tensor(&model, &input, options).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(out.shape, predict.shape, "{}", path.display());
+            assert_eq!(bits(&out), bits(&predict), "{}", path.display());
+            sets += 1;
+        }
+        assert!(sets > 0, "no reference set (.fbz) in {}", dir.display());
+    }
+}
