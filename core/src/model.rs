@@ -386,17 +386,23 @@ fn validate_potential_range(e: usize, layer: &Layer, max_input: i64) -> Result<(
                     .sum::<i64>()
                     * max_input
             };
-            for filter in 0..f {
-                let mut total = 0i64;
+            // Filters in blocks, so each depthwise bound is computed once
+            // per block without a heap.
+            const BLOCK: usize = 64;
+            for start in (0..f).step_by(BLOCK) {
+                let n = (f - start).min(BLOCK);
+                let mut total = [0i64; BLOCK];
                 for c in 0..cin {
                     let b = depthwise_bound(c);
                     if b > limit {
-                        return Err(overflow(filter));
+                        return Err(overflow(start));
                     }
-                    total += b * (pw.get(c * f + filter) as i64).abs();
-                    if total > limit {
-                        return Err(overflow(filter));
+                    for (k, t) in total[..n].iter_mut().enumerate() {
+                        *t += b * (pw.get(c * f + start + k) as i64).abs();
                     }
+                }
+                if let Some(k) = total[..n].iter().position(|&t| t > limit) {
+                    return Err(overflow(start + k));
                 }
             }
         }

@@ -417,3 +417,59 @@ fn mutated_files_never_panic() {
     println!("decoder fuzz: {n} mutated files, {rejected} rejected with a typed error, no panic");
     assert!(rejected > 0);
 }
+
+#[test]
+fn separable_potentials_that_could_overflow_32_bits_are_rejected() {
+    // 1024 channels at level 15, 8-bit depthwise and pointwise weights of 127:
+    // 9 * 127 * 15 * 127 * 1024 > 2^31.
+    let c = 1024usize;
+    let w0: Vec<u8> = vec![1; 9 * c];
+    let th0: Vec<u8> = (0..c).flat_map(|_| 0i32.to_le_bytes()).collect();
+    let st0: Vec<u8> = (0..c).flat_map(|_| 1f32.to_le_bytes()).collect();
+    let dw: Vec<u8> = vec![127; 9 * c];
+    let pw: Vec<u8> = vec![127; c];
+    let th = 0i32.to_le_bytes();
+    let step = 1f32.to_le_bytes();
+    let mut l0 = conv(
+        LayerKind::InputConvolutional,
+        "in",
+        Dims::new(4, 4, 1),
+        c as u32,
+    );
+    l0.weights = PackedWeights {
+        bits: 8,
+        shape: [3, 3, 1, c as u32],
+        data: &w0,
+    };
+    l0.threshold = I32Slice(&th0);
+    l0.act_step = F32Slice(&st0);
+    let mut sep = conv(
+        LayerKind::SeparableConvolutional,
+        "sep",
+        Dims::new(4, 4, c as u32),
+        1,
+    );
+    sep.activation = false;
+    sep.weights = PackedWeights {
+        bits: 8,
+        shape: [3, 3, c as u32, 1],
+        data: &dw,
+    };
+    sep.weights_pw = Some(PackedWeights {
+        bits: 8,
+        shape: [1, 1, c as u32, 1],
+        data: &pw,
+    });
+    sep.threshold = I32Slice(&th);
+    sep.act_step = F32Slice(&step);
+    let m = Model {
+        layers: [l0, sep].into_iter().collect(),
+    };
+    assert_eq!(
+        m.validate(),
+        Err(ModelError::PotentialOverflow {
+            layer: 1,
+            filter: 0
+        })
+    );
+}
