@@ -179,26 +179,15 @@ pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report 
     let scaling = match convert::input_scaling(model, flags) {
         Ok(s) => s,
         Err(e) => {
-            report.error(Rule::RescalingPlacement, &model.name, e.to_string());
+            report.error(
+                Rule::RescalingPlacement,
+                scaling_culprit(model),
+                e.to_string(),
+            );
             return report;
         }
     };
-    for layer in &model.layers {
-        if let LayerConfig::Unknown {
-            module: Some(m),
-            class_name,
-            ..
-        } = &layer.config
-        {
-            if m.starts_with("quantizeml") {
-                report.error(
-                    Rule::Akida2Layer,
-                    &layer.name,
-                    format!("{class_name} is a quantizeml layer of an Akida 2.0 model; this tool chain converts Akida 1.0 (cnn2snn) models only"),
-                );
-            }
-        }
-    }
+    report.findings.extend(class_report(model).findings);
     if report.has_errors() {
         return report;
     }
@@ -210,6 +199,50 @@ pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report 
         Err(e) => {
             let (rule, layer) = transform_rule(&e, &model.name);
             report.error(rule, &layer, e.to_string());
+        }
+    }
+    report
+}
+
+/// The layer an input scaling error is about: the leading Rescaling layer
+/// (the one `convert::input_scaling` reads), or the model when the scaling
+/// comes from the flags alone.
+fn scaling_culprit(model: &keras::Model) -> &str {
+    model
+        .layers
+        .iter()
+        .take(2)
+        .find(|l| matches!(l.config, LayerConfig::Rescaling { .. }))
+        .map_or(model.name.as_str(), |l| l.name.as_str())
+}
+
+/// Layers of a class this tool chain does not model: a quantizeml layer
+/// (Akida 2.0) or any other unknown class. Checked first, because nothing
+/// after them (shapes, batch norm folding) can be worked out.
+pub fn class_report(model: &keras::Model) -> Report {
+    let mut report = Report::default();
+    for layer in &model.layers {
+        let LayerConfig::Unknown {
+            module, class_name, ..
+        } = &layer.config
+        else {
+            continue;
+        };
+        if module
+            .as_deref()
+            .is_some_and(|m| m.starts_with("quantizeml"))
+        {
+            report.error(
+                Rule::Akida2Layer,
+                &layer.name,
+                format!("{class_name} is a quantizeml layer of an Akida 2.0 model; this tool chain converts Akida 1.0 (cnn2snn) models only"),
+            );
+        } else {
+            report.error(
+                Rule::UnsupportedLayer,
+                &layer.name,
+                format!("layer type {class_name} is not supported for Akida 1.0 conversion"),
+            );
         }
     }
     report
@@ -252,7 +285,7 @@ pub fn check_chain(chain: &Chain, scaling: InputScaling) -> (Option<Vec<PlannedL
             return (None, report);
         }
     };
-    hardware_warnings(&plan, &mut report);
+    hardware_warnings(chain, &plan, &mut report);
     (Some(plan), report)
 }
 
@@ -278,6 +311,7 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
     for (i, layer) in layers.iter().enumerate() {
         let name = layer.name.as_str();
         let cfg = &layer.config;
+        data_format_errors(layer, report);
         if chain::is_neural(cfg) {
             if !seen_neural {
                 first_layer_errors(layer, report);
@@ -375,6 +409,18 @@ fn raw_str<'a>(layer: &'a keras::Layer, key: &str) -> Option<&'a str> {
     layer.raw.as_ref()?.config.get(key)?.as_str()
 }
 
+/// Every layer with a `data_format` (convolutions, poolings, flatten) must
+/// be `channels_last`, as cnn2snn requires.
+fn data_format_errors(layer: &keras::Layer, report: &mut Report) {
+    if raw_str(layer, "data_format") == Some("channels_first") {
+        report.error(
+            Rule::DataFormat,
+            &layer.name,
+            "data format 'channels_first' is not supported",
+        );
+    }
+}
+
 fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
     let name = layer.name.as_str();
     let (dilation, dense) = match &layer.config {
@@ -391,13 +437,6 @@ fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
             Rule::Dilation,
             name,
             format!("dilation rate {dilation:?} is not supported (it must be 1)"),
-        );
-    }
-    if raw_str(layer, "data_format") == Some("channels_first") {
-        report.error(
-            Rule::DataFormat,
-            name,
-            "data format 'channels_first' is not supported",
         );
     }
     if dense {
@@ -529,8 +568,25 @@ fn reshape_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
     }
 }
 
-/// The AKD1000 limits (Akida 1.0 hardware constraints) on the planned layers.
-fn hardware_warnings(plan: &[PlannedLayer], report: &mut Report) {
+/// The Keras pooling layer merged into a planned layer (the pooling rules
+/// name it), or the neural layer when it has none.
+fn pooling_name<'a>(chain: &'a Chain, p: &'a PlannedLayer) -> &'a str {
+    chain.layers[p.neural + 1..]
+        .iter()
+        .take_while(|l| !chain::is_neural(&l.config) && activation_bits(&l.config).is_none())
+        .find(|l| {
+            matches!(
+                l.config,
+                LayerConfig::MaxPooling2D(_) | LayerConfig::GlobalAveragePooling2D { .. }
+            )
+        })
+        .map_or(p.name.as_str(), |l| l.name.as_str())
+}
+
+/// The AKD1000 limits (Akida 1.0 hardware constraints) on the planned
+/// layers. A finding names the Keras layer to change: the neural layer, or
+/// the pooling layer for the pooling rules.
+fn hardware_warnings(chain: &Chain, plan: &[PlannedLayer], report: &mut Report) {
     for (i, p) in plan.iter().enumerate() {
         let g = &p.geometry;
         let name = p.name.as_str();
@@ -583,16 +639,16 @@ fn hardware_warnings(plan: &[PlannedLayer], report: &mut Report) {
                     if !ok {
                         report.warn(
                             Rule::InputConvPooling,
-                            name,
-                            format!("the input convolution supports max pooling 1x1, 1x2, 2x1, 2x2 with stride equal to size, found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
+                            pooling_name(chain, p),
+                            format!("the input convolution `{name}` supports max pooling 1x1, 1x2, 2x1, 2x2 with stride equal to size, found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
                         );
                     }
                 }
                 if g.pooling == Pooling::GlobalAverage {
                     report.warn(
                         Rule::GlobalPoolSize,
-                        name,
-                        "the input convolution does not support global average pooling",
+                        pooling_name(chain, p),
+                        format!("the input convolution `{name}` does not support global average pooling"),
                     );
                 }
             }
@@ -650,7 +706,7 @@ fn hardware_warnings(plan: &[PlannedLayer], report: &mut Report) {
                         ),
                     );
                 }
-                pooling_warnings(plan, i, report);
+                pooling_warnings(chain, plan, i, report);
             }
             LayerKind::FullyConnected => {
                 if g.input.rows != 1 || g.input.cols != 1 {
@@ -682,9 +738,11 @@ fn hardware_warnings(plan: &[PlannedLayer], report: &mut Report) {
     }
 }
 
-fn pooling_warnings(plan: &[PlannedLayer], i: usize, report: &mut Report) {
+fn pooling_warnings(chain: &Chain, plan: &[PlannedLayer], i: usize, report: &mut Report) {
     let p = &plan[i];
     let g = &p.geometry;
+    let pool = pooling_name(chain, p);
+    let name = p.name.as_str();
     match g.pooling {
         Pooling::Max { size, stride } => {
             let size_ok = matches!((size.rows, size.cols), (1, 1) | (2, 2));
@@ -694,8 +752,8 @@ fn pooling_warnings(plan: &[PlannedLayer], i: usize, report: &mut Report) {
             if !size_ok || !stride_ok {
                 report.warn(
                     Rule::MaxPoolSize,
-                    &p.name,
-                    format!("max pooling supports 1x1 or 2x2 windows with stride 1 or 2 (not above the size), found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
+                    pool,
+                    format!("max pooling (of `{name}`) supports 1x1 or 2x2 windows with stride 1 or 2 (not above the size), found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
                 );
             }
             let follower_ok = plan.get(i + 1).is_some_and(|n| {
@@ -707,8 +765,8 @@ fn pooling_warnings(plan: &[PlannedLayer], i: usize, report: &mut Report) {
             if !follower_ok {
                 report.warn(
                     Rule::MaxPoolFollower,
-                    &p.name,
-                    "a layer with max pooling must be followed by a Convolutional or SeparableConvolutional layer",
+                    pool,
+                    format!("`{name}` with max pooling must be followed by a Convolutional or SeparableConvolutional layer"),
                 );
             }
         }
@@ -721,8 +779,8 @@ fn pooling_warnings(plan: &[PlannedLayer], i: usize, report: &mut Report) {
             if !(1..=32).contains(&conv.rows) || conv.cols < 3 {
                 report.warn(
                     Rule::GlobalPoolSize,
-                    &p.name,
-                    format!("global average pooling needs an input of 1 to 32 rows and at least 3 columns, found {}x{}", conv.rows, conv.cols),
+                    pool,
+                    format!("global average pooling (of `{name}`) needs an input of 1 to 32 rows and at least 3 columns, found {}x{}", conv.rows, conv.cols),
                 );
             }
         }

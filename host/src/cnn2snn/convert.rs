@@ -122,6 +122,11 @@ pub fn prepare(model: &keras::Model) -> Result<Chain, Cnn2snnError> {
 /// Converts a quantized Keras model.
 pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Conversion, Cnn2snnError> {
     let scaling = input_scaling(model, options.input_scaling)?;
+    // Unknown and Akida 2.0 classes are refused by name before any transform.
+    let classes = check::class_report(model);
+    if classes.has_errors() {
+        return Err(Cnn2snnError::Incompatible(classes));
+    }
     let chain = prepare(model)?;
     let (plan, report) = check::check_chain(&chain, scaling);
     let blocking = report.has_errors() || (options.strict && report.has_warnings());

@@ -177,8 +177,36 @@ fn check_depth_multiplier(layer: &str, c: &SeparableConv2DConfig) -> Result<(), 
     }
 }
 
+/// cnn2snn's quantized layers only take `channels_last` data and one group:
+/// refuse other values before the float layer's raw config is dropped.
+fn check_raw_defaults(layer: &Layer) -> Result<(), Cnn2snnError> {
+    let Some(raw) = &layer.raw else {
+        return Ok(());
+    };
+    let checks = [("data_format", "channels_last"), ("groups", "1")];
+    for (argument, default) in checks {
+        let found = match raw.config.get(argument) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        if found != default {
+            return Err(Cnn2snnError::UnsupportedArgument {
+                layer: layer.name.clone(),
+                argument: argument.into(),
+                default: default.into(),
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
 fn quantize_neural(layer: &mut Layer, bits: u32) -> Result<(), Cnn2snnError> {
     let name = layer.name.clone();
+    if bits != 0 {
+        check_raw_defaults(layer)?;
+    }
     if bits == 0 {
         if layer.config.is_quantized() {
             return Err(Cnn2snnError::ZeroBits {
