@@ -3,8 +3,9 @@
 //!
 //! `cargo bench -p akida-tests --bench kernels`
 
+use akida_core::inference::LayerOutputMut;
 use akida_core::inference::{forward, Workspace};
-use akida_core::kernels::{self, unpack_weights, Kernel};
+use akida_core::kernels::{self, fast, unpack_weights, Kernel};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
     decode, Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
@@ -53,6 +54,27 @@ fn conv3x3(c: &mut Criterion) {
     let mut unpacked = vec![0i8; layer.unpacked_len()];
     let w = unpack_weights(&layer, &mut unpacked);
     let mut scratch = vec![0i32; layer.scratch_len()];
+    // The fast dense kernel, prepared once (packed weights, level cuts).
+    let simd = akida_host::runtime::detect_simd();
+    let plan = fast::FastPlan::of(&layer, &w, 15).unwrap();
+    let mut packed = vec![0i16; plan.packed_len];
+    fast::pack_b(&plan.gemm, fast::product_weights(&layer, &w), &mut packed);
+    let mut cuts = vec![0i32; plan.cuts_len];
+    fast::level_cuts(&layer, &plan, &mut cuts);
+    let fl = fast::FastLayer {
+        layer: &layer,
+        plan,
+        weights: w,
+        packed_b: &packed,
+        cuts: &cuts,
+    };
+    let (mut a, mut dw, mut product, mut row) = (
+        vec![0i16; plan.a_len],
+        vec![0i32; plan.depthwise_len],
+        vec![0i32; plan.product_len],
+        vec![0i32; plan.gemm.f_pad],
+    );
+    let mut levels = vec![0u8; layer.output_dims().len()];
     let mut group = c.benchmark_group("conv3x3_32x32x64_to_64");
     group.throughput(Throughput::Elements(1));
     for sparsity in [0u64, 50, 90, 99] {
@@ -74,6 +96,23 @@ fn conv3x3(c: &mut Criterion) {
                 },
             );
         }
+        // Fast kernel: the whole layer (product, then activation into levels).
+        group.bench_with_input(
+            BenchmarkId::new(format!("Fast-{}", simd.name()), format!("{sparsity}%")),
+            &input,
+            |b, input| {
+                b.iter(|| {
+                    let buf = fast::FastBuffers {
+                        a: &mut a,
+                        depthwise: &mut dw,
+                        product: &mut product,
+                        row: &mut row,
+                    };
+                    fast::run_layer(&fl, simd, input, buf, LayerOutputMut::Levels(&mut levels));
+                    levels[0]
+                })
+            },
+        );
     }
     group.finish();
 }
