@@ -7,7 +7,8 @@
 //! - convert of the reference `NAME_q.h5` gives the engine's weights,
 //!   thresholds and act_steps (`akida/<i>_<layer>/*`), and running it gives
 //!   `akida_forward` and `akida_predict`;
-//! - the same from our own quantized model (the full pipeline).
+//! - the same from our own quantized model (the full pipeline);
+//! - BrainChip's `NAME.fbz` reads as exactly our convert of `NAME_q.h5`.
 
 use akida_host::akd::ConvertedModel;
 use akida_host::cnn2snn::{self, quantizer, QuantizeOptions};
@@ -214,6 +215,13 @@ fn quantize_and_convert_match_cnn2snn_and_the_engine_on_every_set() {
         let conversion = cnn2snn::convert(&reference_q, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: convert of the reference _q.h5: {e}"));
         compared += compare_converted(&mut set, "convert(_q.h5)", &conversion.model);
+        // BrainChip's own .fbz of the set reads as exactly our conversion.
+        let fbz = akida_host::model_file::load(dir.join(format!("{name}.fbz")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            fbz, conversion.model,
+            "{name}: NAME.fbz differs from our convert of NAME_q.h5"
+        );
 
         let ours = cnn2snn::convert(&ours_q, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: convert of our quantized model: {e}"));
