@@ -39,4 +39,16 @@ if ! python3 -c 'import numpy, h5py' >/dev/null 2>&1; then
 else
   say "python numpy/h5py present"
 fi
+# Optional: BrainChip's engine (akida 2.19.3, PyPI) in a virtual environment,
+# so the tests also load our .fbz files in it (tests/tests/fbz.rs). Best
+# effort: without network the tests that need it say they skipped.
+AKIDA_VENV="${AKIDA_VENV:-/tmp/akida-venv}"
+if "$AKIDA_VENV/bin/python" -c 'import akida' >/dev/null 2>&1; then
+  say "akida engine present in $AKIDA_VENV"
+elif python3 -m venv "$AKIDA_VENV" >/dev/null 2>&1 \
+  && "$AKIDA_VENV/bin/pip" install --quiet "akida==2.19.3" >/dev/null 2>&1; then
+  say "installed akida==2.19.3 in $AKIDA_VENV"
+else
+  say "could not install akida==2.19.3 (no network?): engine checks will be skipped"
+fi
 say "done"
