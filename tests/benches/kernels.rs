@@ -3,14 +3,14 @@
 //!
 //! `cargo bench -p akida-tests --bench kernels`
 
+use akida_core::inference::forward;
 use akida_core::inference::LayerOutputMut;
-use akida_core::inference::{forward, Workspace};
 use akida_core::kernels::{self, fast, unpack_weights, Kernel};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
     decode, Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
 };
-use akida_tests::{data_dir, ReferenceSet};
+use akida_tests::{data_dir, Buffers, ReferenceSet};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 /// Deterministic pseudo-random values.
@@ -126,24 +126,13 @@ fn ds_cnn_kws(c: &mut Criterion) {
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let image = &inputs.as_u8().unwrap()[..model.input().len()];
-    let sizes = model.workspace_sizes();
-    let (mut a, mut b) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-    let (mut scratch, mut w, mut o) = (
-        vec![0i32; sizes.scratch],
-        vec![0i8; sizes.weights],
-        vec![0i32; sizes.output],
-    );
+    let mut buffers = Buffers::for_model(&model);
     let mut group = c.benchmark_group("ds_cnn_kws_iq8_wq4_aq4_forward");
     group.throughput(Throughput::Elements(1));
     for kernel in [Kernel::Reference, Kernel::Event] {
         group.bench_function(format!("{kernel:?}"), |bench| {
             bench.iter(|| {
-                let mut ws = Workspace {
-                    levels: [&mut a, &mut b],
-                    scratch: &mut scratch,
-                    weights: &mut w,
-                    output: &mut o,
-                };
+                let mut ws = buffers.workspace();
                 let _ = forward(&model, image, &mut ws, kernel, |_, _| {}).unwrap();
             })
         });

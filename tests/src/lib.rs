@@ -184,3 +184,34 @@ pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(
     }
     got.len()
 }
+
+/// Owned buffers for `akida_core::inference::forward`, sized by a model.
+pub struct Buffers {
+    levels: [Vec<u8>; 2],
+    scratch: Vec<i32>,
+    weights: Vec<i8>,
+    output: Vec<i32>,
+}
+
+impl Buffers {
+    pub fn for_model(model: &akida_core::Model) -> Buffers {
+        let sizes = model.workspace_sizes();
+        Buffers {
+            levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
+            scratch: vec![0i32; sizes.scratch],
+            weights: vec![0i8; sizes.weights],
+            output: vec![0i32; sizes.output],
+        }
+    }
+
+    /// The workspace borrowing these buffers.
+    pub fn workspace(&mut self) -> akida_core::Workspace<'_> {
+        let [a, b] = &mut self.levels;
+        akida_core::Workspace {
+            levels: [a, b],
+            scratch: &mut self.scratch,
+            weights: &mut self.weights,
+            output: &mut self.output,
+        }
+    }
+}

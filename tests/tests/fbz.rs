@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use akida_core::inference::{forward, rescale_output, LayerOutput, Workspace};
+use akida_core::inference::{forward, rescale_output, LayerOutput};
 use akida_core::{decode, Kernel};
 use akida_host::akd::ConvertedModel;
 use akida_host::engine_params::{EngineParams, ParamsError};
@@ -22,7 +22,7 @@ use akida_host::fbz::{
     self, from_fbz_bytes, snappy, to_fbz_bytes, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError,
 };
 use akida_host::tensor::{Tensor, TensorData};
-use akida_tests::{assert_all_equal, reference_dir, set_names, ReferenceSet};
+use akida_tests::{assert_all_equal, reference_dir, set_names, Buffers, ReferenceSet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -74,23 +74,14 @@ fn run_like_the_engine(set: &mut ReferenceSet, model: &ConvertedModel) -> usize 
     let images = inputs.shape[0];
     let image_len = inputs.len() / images;
     let out_len = want_forward.len() / images;
-    let sizes = model.workspace_sizes();
-    let (mut a, mut b) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-    let mut scratch = vec![0i32; sizes.scratch];
-    let mut weights = vec![0i8; sizes.weights];
-    let mut output = vec![0i32; sizes.output];
+    let mut buffers = Buffers::for_model(&model);
     let mut compared = 0;
     for (kernel, n) in [Kernel::Reference, Kernel::Event]
         .into_iter()
         .flat_map(|k| (0..images).map(move |n| (k, n)))
     {
         let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
-        let mut ws = Workspace {
-            levels: [&mut a, &mut b],
-            scratch: &mut scratch,
-            weights: &mut weights,
-            output: &mut output,
-        };
+        let mut ws = buffers.workspace();
         let out = forward(&model, image, &mut ws, kernel, |_, _| {}).unwrap();
         let LayerOutput::Potentials(p) = out else {
             panic!("{}: the reference sets end without activation", set.name);

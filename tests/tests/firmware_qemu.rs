@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use akida_core::inference::{forward, LayerOutput, Workspace};
+use akida_core::inference::{forward, LayerOutput};
 use akida_core::{decode, Kernel};
-use akida_tests::{assert_all_equal, data_dir, ReferenceSet};
+use akida_tests::{assert_all_equal, data_dir, Buffers, ReferenceSet};
 
 const FIRMWARE_SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
 
@@ -112,22 +112,11 @@ fn firmware_under_qemu_equals_host_and_engine() {
         .collect();
 
     // The host, same core, dense reference kernel.
-    let sizes = model.workspace_sizes();
-    let (mut a, mut b) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-    let (mut scratch, mut w, mut o) = (
-        vec![0i32; sizes.scratch],
-        vec![0i8; sizes.weights],
-        vec![0i32; sizes.output],
-    );
+    let mut buffers = Buffers::for_model(&model);
     let image_len = inputs.len() / images;
     let mut host = Vec::new();
     for n in 0..images {
-        let mut ws = Workspace {
-            levels: [&mut a, &mut b],
-            scratch: &mut scratch,
-            weights: &mut w,
-            output: &mut o,
-        };
+        let mut ws = buffers.workspace();
         let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
         match forward(&model, image, &mut ws, Kernel::Reference, |_, _| {}).unwrap() {
             LayerOutput::Potentials(p) => host.extend_from_slice(p),

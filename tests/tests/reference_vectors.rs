@@ -1,9 +1,9 @@
 //! Parity with BrainChip's Akida engine: every layer output of every
 //! reference vector set, with both kernels, every element.
 
-use akida_core::inference::{forward, rescale_output, LayerOutput, Workspace};
+use akida_core::inference::{forward, rescale_output, LayerOutput};
 use akida_core::{decode, Kernel};
-use akida_tests::{assert_all_equal, reference_dir, set_names, ReferenceSet};
+use akida_tests::{assert_all_equal, reference_dir, set_names, Buffers, ReferenceSet};
 
 #[test]
 fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
@@ -34,20 +34,11 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
         let final_forward = set.array("akida_forward");
         let final_predict = set.array("akida_predict");
 
-        let sizes = model.workspace_sizes();
-        let (mut a, mut b) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-        let mut scratch = vec![0i32; sizes.scratch];
-        let mut weights = vec![0i8; sizes.weights];
-        let mut output = vec![0i32; sizes.output];
+        let mut buffers = Buffers::for_model(&model);
         for kernel in [Kernel::Reference, Kernel::Event] {
             for n in 0..images {
                 let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
-                let mut ws = Workspace {
-                    levels: [&mut a, &mut b],
-                    scratch: &mut scratch,
-                    weights: &mut weights,
-                    output: &mut output,
-                };
+                let mut ws = buffers.workspace();
                 let mut seen = 0;
                 let out = forward(&model, image, &mut ws, kernel, |i, out| {
                     let want = &per_layer[i];
