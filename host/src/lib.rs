@@ -5,6 +5,7 @@
 //! and the command-line tools.
 
 pub mod akd;
+pub mod cli;
 pub mod cnn2snn;
 pub mod datasets;
 pub mod engine_params;

@@ -88,28 +88,7 @@ impl From<KernelArg> for KernelPolicy {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {}", message(&e));
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// The error and its causes, each cause only once (our errors already
-/// quote their source in their own message).
-fn message(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
+    akida_host::cli::exit(run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> Result<()> {

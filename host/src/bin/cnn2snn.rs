@@ -115,15 +115,7 @@ fn normalize(args: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(normalize(std::env::args()));
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // Library errors already quote their causes.
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
-    }
+    akida_host::cli::exit(run(Cli::parse_from(normalize(std::env::args()))))
 }
 
 fn run(cli: Cli) -> Result<()> {
