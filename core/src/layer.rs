@@ -160,12 +160,4 @@ impl<'a> Layer<'a> {
     pub fn unpacked_len(&self) -> usize {
         self.weights.count() + self.weights_pw.map_or(0, |w| w.count())
     }
-
-    /// Highest input value: 255 for the image, else the previous layer's top level.
-    pub fn max_input(&self, previous_act_bits: Option<u8>) -> u32 {
-        match previous_act_bits {
-            None => 255,
-            Some(b) => (1u32 << b) - 1,
-        }
-    }
 }
