@@ -7,8 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 use akida_host::model_file;
 use akida_host::tensor::{read_npy, write_npy, Npz, Tensor, TensorData};
+use common::{files_in, reference_dir, scratch, stderr, stdout};
 use serde_json::Value;
 
 fn akida(args: &[&Path]) -> Output {
@@ -16,38 +19,6 @@ fn akida(args: &[&Path]) -> Output {
         .args(args)
         .output()
         .expect("runs akida")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("akida-run-cli-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Where the reference vector sets are read from.
-fn reference_dir() -> PathBuf {
-    match std::env::var_os("AKIDA_REFERENCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/reference/vectors"),
-    }
 }
 
 /// Every set `NAME` with `NAME.fbz`, `NAME.npz` and `NAME.json`; panics if
@@ -131,7 +102,7 @@ fn f32_bits(t: &Tensor) -> Vec<u32> {
 
 #[test]
 fn run_gives_the_engine_outputs_on_every_reference_set() {
-    let dir = scratch("parity");
+    let dir = scratch("akida", "parity");
     for name in reference_sets() {
         let input = dir.join(format!("{name}_in.npy"));
         let images = array(&name, "input_uint8");
@@ -316,7 +287,7 @@ fn summary_of_ds_cnn_kws() {
 
 #[test]
 fn one_hwc_image_gives_an_output_without_batch_axis() {
-    let dir = scratch("single");
+    let dir = scratch("akida", "single");
     for name in reference_sets() {
         let images = array(&name, "input_uint8");
         let forward = array(&name, "akida_forward");
@@ -344,7 +315,7 @@ fn one_hwc_image_gives_an_output_without_batch_axis() {
 /// the model output's shape, `run --predict` is refused.
 #[test]
 fn a_last_layer_with_activation_gives_levels_and_refuses_predict() {
-    let dir = scratch("levels");
+    let dir = scratch("akida", "levels");
     let name = &reference_sets()[0];
     let mut model = model_file::load(model_path(name)).unwrap();
     let last = model.layers.last_mut().unwrap();
@@ -391,7 +362,7 @@ fn summary_text(model: &Path) -> String {
 
 #[test]
 fn errors_exit_2_name_the_file_and_write_nothing() {
-    let dir = scratch("errors");
+    let dir = scratch("akida", "errors");
     let name = "ds_cnn_kws_iq8_wq4_aq4";
     let sets = reference_sets();
     let name = if sets.iter().any(|n| n == name) {

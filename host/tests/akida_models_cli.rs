@@ -1,8 +1,11 @@
 //! The `akida_models` command: create then summary gives the reference
 //! summaries; bad models and paths exit with status 2 and write nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+use common::{files_in, scratch, stderr, stdout};
 
 const MODELS: [&str; 4] = [
     "ds_cnn_cifar10",
@@ -17,30 +20,6 @@ fn akida_models(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("runs akida_models")
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("akida-cli-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// Names Keras numbers per session (`input_3`, `flatten_1`): their counter
@@ -81,7 +60,7 @@ fn assert_same_summary(model: &str, ours: &str, reference: &str) {
 
 #[test]
 fn create_then_summary_gives_the_reference_summaries() {
-    let dir = scratch("zoo");
+    let dir = scratch("akida_models", "zoo");
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/reference/zoo");
     for model in MODELS {
         let out = akida_models(&dir, &["create", model]);
@@ -99,7 +78,7 @@ fn create_then_summary_gives_the_reference_summaries() {
 
 #[test]
 fn save_path_classes_and_seed() {
-    let dir = scratch("options");
+    let dir = scratch("akida_models", "options");
     let out = akida_models(
         &dir,
         &[
@@ -156,7 +135,7 @@ fn save_path_classes_and_seed() {
 
 #[test]
 fn help_lists_the_models() {
-    let dir = scratch("help");
+    let dir = scratch("akida_models", "help");
     for args in [&["--help"][..], &["create", "--help"][..]] {
         let out = akida_models(&dir, args);
         assert!(out.status.success());
@@ -169,7 +148,7 @@ fn help_lists_the_models() {
 
 #[test]
 fn errors_exit_2_and_write_nothing() {
-    let dir = scratch("errors");
+    let dir = scratch("akida_models", "errors");
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["create", "mobilenet"], "unknown model `mobilenet`"),
         (

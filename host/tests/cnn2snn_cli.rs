@@ -2,27 +2,16 @@
 //! float model (quantize, check, convert to .akd and .fbz), its file names,
 //! and its refusals (exit status 2, nothing written).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
 
 use akida_host::model_file;
 use akida_host::tensor::Npz;
+use common::{files_in, reference_dir, scratch, text};
 
 const SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
-
-fn vectors() -> PathBuf {
-    match std::env::var_os("AKIDA_REFERENCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/reference/vectors"),
-    }
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("akida-cnn2snn-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn cnn2snn(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cnn2snn"))
@@ -32,19 +21,11 @@ fn cnn2snn(dir: &Path, args: &[&str]) -> Output {
         .expect("cnn2snn runs")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn documented_flow_gives_the_engine_variables() {
-    let dir = workdir("flow");
+    let dir = scratch("cnn2snn", "flow");
     std::fs::copy(
-        vectors().join(format!("{SET}_float.h5")),
+        reference_dir().join(format!("{SET}_float.h5")),
         dir.join("ds_cnn_kws.h5"),
     )
     .unwrap();
@@ -90,7 +71,7 @@ fn documented_flow_gives_the_engine_variables() {
     let akd = model_file::load(dir.join("ds_cnn_kws_iq8_wq4_aq4.akd")).unwrap();
     let fbz = model_file::load(dir.join("kws.fbz")).unwrap();
     assert_eq!(akd, fbz);
-    let mut npz = Npz::open(&vectors().join(format!("{SET}.npz"))).unwrap();
+    let mut npz = Npz::open(&reference_dir().join(format!("{SET}.npz"))).unwrap();
     let mut compared = 0;
     for (i, layer) in akd.layers.iter().enumerate() {
         let prefix = format!("akida/{i}_{}", layer.name);
@@ -118,9 +99,9 @@ fn documented_flow_gives_the_engine_variables() {
 
 #[test]
 fn quantizing_again_replaces_the_suffix_and_laq_appends_one() {
-    let dir = workdir("names");
+    let dir = scratch("cnn2snn", "names");
     std::fs::copy(
-        vectors().join(format!("{SET}_q.h5")),
+        reference_dir().join(format!("{SET}_q.h5")),
         dir.join("x_iq4_wq4_aq4.h5"),
     )
     .unwrap();
@@ -149,9 +130,9 @@ fn quantizing_again_replaces_the_suffix_and_laq_appends_one() {
 
 #[test]
 fn refusals_exit_2_and_write_nothing() {
-    let dir = workdir("refuse");
+    let dir = scratch("cnn2snn", "refuse");
     std::fs::copy(
-        vectors().join(format!("{SET}_float.h5")),
+        reference_dir().join(format!("{SET}_float.h5")),
         dir.join("float.h5"),
     )
     .unwrap();
@@ -168,12 +149,7 @@ fn refusals_exit_2_and_write_nothing() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
         assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
     }
-    let mut left: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
-    assert_eq!(left, ["bad.h5", "float.h5"]);
+    assert_eq!(files_in(&dir), ["bad.h5", "float.h5"]);
     let o = cnn2snn(&dir, &["-m", "float.h5", "check"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(

@@ -8,12 +8,42 @@ use std::process::Command;
 
 use akida_host::keras::{
     BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig, GraphBuilder, LayerConfig,
-    Model, Padding, Pool2DConfig, Quantizer, ReluConfig, SeparableConv2DConfig,
+    Model, Node, Padding, Pool2DConfig, Quantizer, ReluConfig, SeparableConv2DConfig,
 };
 
 /// `tests/data/reference/zoo`.
 pub fn zoo_dir() -> PathBuf {
     crate::data_dir().join("reference").join("zoo")
+}
+
+/// A serial model under construction: each layer is fed by the one before.
+pub struct Net {
+    g: GraphBuilder,
+    last: Node,
+}
+
+impl Net {
+    /// A model whose InputLayer `input` has `shape` (H, W, C); `seed` drives
+    /// the Keras weight initialisation.
+    pub fn input(seed: u64, shape: &[usize]) -> Net {
+        let mut g = GraphBuilder::new(seed);
+        let last = g.input(shape, Some("input")).unwrap();
+        Net { g, last }
+    }
+
+    /// Adds the layer `name` after the last one.
+    pub fn add(mut self, name: &str, config: LayerConfig) -> Net {
+        self.last = self
+            .g
+            .add(config, Some(name), &[&self.last])
+            .unwrap_or_else(|e| panic!("adding {name}: {e}"));
+        self
+    }
+
+    /// The model `name`, whose output is the last layer.
+    pub fn build(self, name: &str) -> Model {
+        self.g.build(name, &[&self.last]).unwrap()
+    }
 }
 
 /// A fresh scratch directory for one test (removed first if left over).

@@ -43,6 +43,19 @@ pub fn set_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// The reference directory and its set names; panics if there is no set (a
+/// parity test that compares nothing must not pass).
+pub fn reference_sets() -> (PathBuf, Vec<String>) {
+    let dir = reference_dir();
+    let names = set_names(&dir);
+    assert!(
+        !names.is_empty(),
+        "no reference vector set in {}",
+        dir.display()
+    );
+    (dir, names)
+}
+
 /// One reference vector set.
 pub struct ReferenceSet {
     pub name: String,

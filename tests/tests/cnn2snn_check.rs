@@ -20,46 +20,20 @@ use akida_host::cnn2snn::{
     QuantizeOptions, Report, Rule,
 };
 use akida_host::keras::{
-    self, BatchNormConfig, Conv2DConfig, DenseConfig, GraphBuilder, LayerConfig, Model, Node,
-    Padding, Pool2DConfig, Quantizer, QuantizerKind, RawConfig, ReluConfig, SeparableConv2DConfig,
+    self, BatchNormConfig, Conv2DConfig, DenseConfig, GraphBuilder, LayerConfig, Model, Padding,
+    Pool2DConfig, Quantizer, QuantizerKind, RawConfig, ReluConfig, SeparableConv2DConfig,
     WeightRole,
 };
 use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
-use akida_tests::keras::scratch_dir;
-use akida_tests::{reference_dir, set_names};
+use akida_tests::keras::{scratch_dir, Net};
+use akida_tests::reference_sets;
 
 // ---------------------------------------------------------------------------
 // Building small models
 // ---------------------------------------------------------------------------
 
-/// A serial model under construction: each layer is fed by the one before.
-struct Net {
-    g: GraphBuilder,
-    last: Node,
-}
-
-impl Net {
-    /// A model whose InputLayer `input` has `shape` (H, W, C).
-    fn input(shape: &[usize]) -> Net {
-        let mut g = GraphBuilder::new(7);
-        let last = g.input(shape, Some("input")).unwrap();
-        Net { g, last }
-    }
-
-    /// Adds the layer `name` after the last one.
-    fn add(mut self, name: &str, config: LayerConfig) -> Net {
-        self.last = self
-            .g
-            .add(config, Some(name), &[&self.last])
-            .unwrap_or_else(|e| panic!("adding {name}: {e}"));
-        self
-    }
-
-    /// The model `name`, whose output is the last layer.
-    fn build(self, name: &str) -> Model {
-        self.g.build(name, &[&self.last]).unwrap()
-    }
-}
+/// Seed of the weight initialisation of this file's models.
+const SEED: u64 = 7;
 
 /// A 'same' Conv2D config of `filters` k x k kernels.
 fn conv_config(filters: usize, k: usize) -> Conv2DConfig {
@@ -135,7 +109,7 @@ fn batch_norm() -> LayerConfig {
 /// The front of most cases: an 8x8 RGB image, the input convolution
 /// `conv_0` (8-bit weights, 8 filters) and `relu_0` (4 bits).
 fn front() -> Net {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("conv_0", qconv(8, 3, 8))
         .add("relu_0", qrelu(4))
 }
@@ -361,7 +335,7 @@ fn data_format() -> Model {
 
 /// An image model starting with a separable convolution.
 fn input_layer_kind() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("sep_0", qsep(8, 4, 4))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(4, 3, 4))
@@ -370,7 +344,7 @@ fn input_layer_kind() -> Model {
 
 /// A 2-channel input (images have 1 or 3).
 fn input_channels() -> Model {
-    Net::input(&[8, 8, 2])
+    Net::input(SEED, &[8, 8, 2])
         .add("conv_0", qconv(8, 3, 8))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(4, 3, 4))
@@ -379,7 +353,7 @@ fn input_channels() -> Model {
 
 /// Only a Flatten after the input.
 fn no_neural_layer() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("flatten", LayerConfig::Flatten)
         .build("no_neural_layer")
 }
@@ -452,7 +426,7 @@ fn kernel_size() -> Model {
 
 /// 33 filters of 7x7 on an RGB input (32 at most).
 fn input_conv_filters() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("conv_0", qconv(33, 7, 8))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(4, 3, 4))
@@ -461,7 +435,7 @@ fn input_conv_filters() -> Model {
 
 /// A 4-row input (5 to 256).
 fn input_size() -> Model {
-    Net::input(&[4, 8, 3])
+    Net::input(SEED, &[4, 8, 3])
         .add("conv_0", qconv(8, 3, 8))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(4, 3, 4))
@@ -470,7 +444,7 @@ fn input_size() -> Model {
 
 /// A 3x3 max pooling on the input convolution (up to 2x2).
 fn input_conv_pooling() -> Model {
-    Net::input(&[9, 9, 3])
+    Net::input(SEED, &[9, 9, 3])
         .add("conv_0", qconv(8, 3, 8))
         .add("pool_0", max_pool(3, Padding::Same))
         .add("relu_0", qrelu(4))
@@ -498,7 +472,7 @@ fn max_pool_follower() -> Model {
 
 /// A global average pooling over a 40-row map (1 to 32 rows).
 fn global_pool_size() -> Model {
-    Net::input(&[40, 8, 1])
+    Net::input(SEED, &[40, 8, 1])
         .add("conv_0", qconv(8, 3, 8))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(8, 3, 4))
@@ -758,7 +732,7 @@ fn every_warning_rule_is_reported_on_its_layer_and_only_strict_refuses() {
 /// conv_0 (with a 2x2 max pooling) -> relu -> conv_1 -> batch norm ->
 /// global average pooling -> relu -> dense, 'same' 3x3 kernels, in float.
 fn clean_float_model() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("conv_0", LayerConfig::Conv2D(conv_config(8, 3)))
         .add("pool_0", max_pool(2, Padding::Same))
         .add("relu_0", relu6())
@@ -884,7 +858,7 @@ fn a_channels_first_pooling_is_a_data_format_error() {
 
 #[test]
 fn a_pooling_first_is_misplaced() {
-    let model = Net::input(&[8, 8, 3])
+    let model = Net::input(SEED, &[8, 8, 3])
         .add("pool", max_pool(2, Padding::Valid))
         .add("conv_0", qconv(8, 3, 8))
         .build("pool_first");
@@ -924,9 +898,7 @@ fn reference_warnings(set: &str) -> Vec<(Rule, &'static str)> {
 
 #[test]
 fn every_reference_quantized_model_converts_with_its_known_warnings() {
-    let dir = reference_dir();
-    let names = set_names(&dir);
-    assert!(!names.is_empty(), "no reference set in {}", dir.display());
+    let (dir, names) = reference_sets();
     for name in &names {
         let model = keras::read_model(&dir.join(format!("{name}_q.h5"))).unwrap();
         let conversion =
@@ -950,7 +922,7 @@ fn every_reference_quantized_model_converts_with_its_known_warnings() {
 
 /// Rescaling(1/127, -1) -> conv_0 -> relu_0 -> conv_1.
 fn rescaled_model() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add(
             "rescaling",
             LayerConfig::Rescaling {
@@ -1037,7 +1009,7 @@ fn large_act_step_model() -> Model {
         bitwidth: 4,
         max_value,
     };
-    let mut model = Net::input(&[8, 8, 3])
+    let mut model = Net::input(SEED, &[8, 8, 3])
         .add("conv_0", qconv(8, 3, 8))
         .add("relu_0", relu(15.0))
         .add("conv_1", qconv(4, 3, 4))

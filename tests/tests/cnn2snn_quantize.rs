@@ -9,37 +9,13 @@ use std::path::{Path, PathBuf};
 
 use akida_host::cnn2snn::{self, naming, Cnn2snnError, QuantizeOptions};
 use akida_host::keras::{
-    BatchNormConfig, Conv2DConfig, DenseConfig, GraphBuilder, LayerConfig, Model, Node, Padding,
-    Pool2DConfig, Quantizer, ReluConfig, WeightRole,
+    BatchNormConfig, Conv2DConfig, DenseConfig, LayerConfig, Model, Padding, Pool2DConfig,
+    Quantizer, ReluConfig, WeightRole,
 };
+use akida_tests::keras::Net;
 
-/// A serial model under construction: each layer is fed by the one before.
-struct Net {
-    g: GraphBuilder,
-    last: Node,
-}
-
-impl Net {
-    /// A model whose InputLayer `input` has `shape` (H, W, C).
-    fn input(shape: &[usize]) -> Net {
-        let mut g = GraphBuilder::new(11);
-        let last = g.input(shape, Some("input")).unwrap();
-        Net { g, last }
-    }
-
-    /// Adds the layer `name` after the last one.
-    fn add(mut self, name: &str, config: LayerConfig) -> Net {
-        self.last = self
-            .g
-            .add(config, Some(name), &[&self.last])
-            .unwrap_or_else(|e| panic!("adding {name}: {e}"));
-        self
-    }
-
-    fn build(self, name: &str) -> Model {
-        self.g.build(name, &[&self.last]).unwrap()
-    }
-}
+/// Seed of the weight initialisation of this file's models.
+const SEED: u64 = 11;
 
 /// A 'same' 3x3 Conv2D.
 fn conv(filters: usize) -> LayerConfig {
@@ -73,7 +49,7 @@ fn gap() -> LayerConfig {
 
 /// conv_0 -> relu_0 -> conv_1 -> gap_1 -> relu_1 -> dense, in float.
 fn float_model() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("conv_0", conv(8))
         .add("relu_0", relu6())
         .add("conv_1", conv(8))
@@ -211,7 +187,7 @@ fn laq_requantizes_only_the_last_activation() {
     assert_eq!(weight_bits(&q, "conv_1"), Some(4));
     assert_eq!(weight_bits(&q, "dense"), Some(4));
     // Without any activation there is nothing to re-quantize.
-    let no_relu = Net::input(&[8, 8, 3])
+    let no_relu = Net::input(SEED, &[8, 8, 3])
         .add("conv_0", conv(4))
         .build("no_relu");
     let err = cnn2snn::quantize(&no_relu, &options(8, 4, 4, Some(1))).unwrap_err();
@@ -246,7 +222,7 @@ fn quantizing_a_quantized_model_replaces_the_bit_widths_only() {
 
 /// conv_0 -> pool_0 (max) -> bn_0 -> relu_0 -> conv_1, in float.
 fn batch_norm_after_max_pool() -> Model {
-    Net::input(&[8, 8, 3])
+    Net::input(SEED, &[8, 8, 3])
         .add("conv_0", conv(4))
         .add("pool_0", max_pool())
         .add("bn_0", batch_norm())
@@ -282,7 +258,7 @@ fn fold_factor(gamma: f32) -> f32 {
 
 #[test]
 fn negative_gammas_elsewhere_are_folded() {
-    let mut model = Net::input(&[8, 8, 3])
+    let mut model = Net::input(SEED, &[8, 8, 3])
         .add("conv_0", conv(4))
         .add("bn_0", batch_norm())
         .add("relu_0", relu6())
@@ -317,7 +293,7 @@ fn negative_gammas_elsewhere_are_folded() {
 
 #[test]
 fn a_null_gamma_after_a_convolution_is_refused() {
-    let mut model = Net::input(&[8, 8, 3])
+    let mut model = Net::input(SEED, &[8, 8, 3])
         .add("conv_0", conv(2))
         .add("bn_0", batch_norm())
         .add("relu_0", relu6())

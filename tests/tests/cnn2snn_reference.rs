@@ -14,7 +14,7 @@ use akida_host::akd::ConvertedModel;
 use akida_host::cnn2snn::{self, quantizer, QuantizeOptions};
 use akida_host::keras::{self, LayerConfig, WeightRole};
 use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
-use akida_tests::{assert_all_equal, reference_dir, set_names, ReferenceSet};
+use akida_tests::{assert_all_equal, reference_sets, ReferenceSet};
 
 fn bits(set: &ReferenceSet, key: &str) -> u32 {
     set.json["bits"][key]
@@ -189,13 +189,7 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
 
 #[test]
 fn quantize_and_convert_match_cnn2snn_and_the_engine_on_every_set() {
-    let dir = reference_dir();
-    let names = set_names(&dir);
-    assert!(
-        !names.is_empty(),
-        "no reference vector set in {}",
-        dir.display()
-    );
+    let (dir, names) = reference_sets();
     let mut compared = 0;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);

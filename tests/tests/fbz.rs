@@ -22,19 +22,13 @@ use akida_host::fbz::{
     self, from_fbz_bytes, snappy, to_fbz_bytes, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError,
 };
 use akida_host::tensor::{Tensor, TensorData};
-use akida_tests::{assert_all_equal, reference_dir, set_names, Buffers, ReferenceSet};
+use akida_tests::{assert_all_equal, reference_dir, reference_sets, Buffers, ReferenceSet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 /// The reference sets, opened.
 fn sets() -> Vec<ReferenceSet> {
-    let dir = reference_dir();
-    let names = set_names(&dir);
-    assert!(
-        !names.is_empty(),
-        "no reference vector set in {}",
-        dir.display()
-    );
+    let (dir, names) = reference_sets();
     names.iter().map(|n| ReferenceSet::open(&dir, n)).collect()
 }
 

@@ -10,7 +10,7 @@ use akida_host::tensor::Npz;
 use akida_tests::keras::{
     all_float_kinds, all_quantized_kinds, python, scratch_dir, without_raw, zoo_dir, H5PY_DUMP,
 };
-use akida_tests::{assert_all_equal, reference_dir, set_names};
+use akida_tests::{assert_all_equal, reference_dir, reference_sets};
 use serde_json::Value;
 
 /// A weight as its shape and the bits of its float32 values.
@@ -71,9 +71,9 @@ fn model_weights(model: &Model) -> BTreeMap<String, Vec<Bits>> {
 
 /// Reads `NAME{suffix}.h5` of every vector set and compares it to the npz.
 fn check_against_npz(suffix: &str, prefix: &str) -> usize {
-    let dir = reference_dir();
+    let (dir, names) = reference_sets();
     let mut compared = 0;
-    for set in set_names(&dir) {
+    for set in names {
         let path = dir.join(format!("{set}{suffix}"));
         let model = read_model(&path).unwrap_or_else(|e| panic!("{e}"));
         model.validate().unwrap();

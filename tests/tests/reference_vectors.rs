@@ -3,17 +3,11 @@
 
 use akida_core::inference::{forward, rescale_output, LayerOutput};
 use akida_core::{decode, Kernel};
-use akida_tests::{assert_all_equal, reference_dir, set_names, Buffers, ReferenceSet};
+use akida_tests::{assert_all_equal, reference_sets, Buffers, ReferenceSet};
 
 #[test]
 fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
-    let dir = reference_dir();
-    let names = set_names(&dir);
-    assert!(
-        !names.is_empty(),
-        "no reference vector set in {}",
-        dir.display()
-    );
+    let (dir, names) = reference_sets();
     let mut compared = 0usize;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);
@@ -100,13 +94,7 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
     use akida_core::kernels::fast::Simd;
     use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
 
-    let dir = reference_dir();
-    let names = set_names(&dir);
-    assert!(
-        !names.is_empty(),
-        "no reference vector set in {}",
-        dir.display()
-    );
+    let (dir, names) = reference_sets();
     let mut simds = vec![Simd::portable(), akida_host::runtime::detect_simd()];
     simds.dedup();
     let mut compared = 0;
