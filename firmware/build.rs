@@ -25,7 +25,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot read model {}: {e}", model_path.display()));
     let model = akida_core::decode(&bytes)
         .unwrap_or_else(|e| panic!("model {} is not valid: {e}", model_path.display()));
-    let sizes = model.workspace_sizes();
+    let sizes = model.workspace_sizes(false);
     let input = model.input().len();
     let output = model.output().len();
     let code = format!(
@@ -39,12 +39,14 @@ fn main() {
          pub const OUTPUTS_LEVELS: bool = {levels};\n\
          pub const LEVELS: usize = {lv};\n\
          pub const SCRATCH: usize = {sc};\n\
+         pub const ROW: usize = {row};\n\
          pub const WEIGHTS: usize = {w};\n\
          pub const POTENTIALS: usize = {p};\n",
         path = model_path.display().to_string(),
         levels = model.outputs_levels(),
         lv = sizes.levels.max(1),
         sc = sizes.scratch.max(1),
+        row = sizes.row.max(1),
         w = sizes.weights.max(1),
         p = sizes.output.max(1),
     );

@@ -1,9 +1,9 @@
-//! The `.akd` model file: a 16-byte header, then the [`Model`] in postcard.
+//! The `.akd` model file: a 16-byte header, then the [`crate::Model`] in postcard.
 //!
 //! ```text
 //! offset size
 //!      0    4  magic "AKD1"
-//!      4    2  format version (little-endian u16), currently 1
+//!      4    2  format version (little-endian u16), currently 2
 //!      6    2  reserved, zero
 //!      8    4  payload length in bytes (little-endian u32)
 //!     12    4  CRC-32 (ISO-HDLC) of the payload (little-endian u32)
@@ -13,12 +13,15 @@
 //! so the same code runs on the host and on the firmware; every decoded model
 //! is validated before it is returned.
 
-use crate::model::{Model, ModelError};
+use crate::model::{ModelError, ModelRef, ValidModel};
 
 /// First four bytes of every `.akd` file.
 pub const MAGIC: [u8; 4] = *b"AKD1";
 /// The format version this code reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2: a layer is its name, its [`crate::LayerParams`] and its variables
+/// (weight shapes follow from the params). Version 1 stored shapes and bits
+/// with every tensor.
+pub const FORMAT_VERSION: u16 = 2;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 16;
 
@@ -58,7 +61,7 @@ fn le_u32(b: &[u8]) -> u32 {
 }
 
 /// Decodes and validates a model from `.akd` bytes, borrowing from them.
-pub fn decode(bytes: &[u8]) -> Result<Model<'_>, FormatError> {
+pub fn decode(bytes: &[u8]) -> Result<ValidModel<&[u8], &str>, FormatError> {
     if bytes.len() < HEADER_LEN {
         return Err(FormatError::Truncated(bytes.len()));
     }
@@ -86,24 +89,25 @@ pub fn decode(bytes: &[u8]) -> Result<Model<'_>, FormatError> {
     if stored != computed {
         return Err(FormatError::Checksum { stored, computed });
     }
-    let (model, rest): (Model, _) =
+    let (model, rest): (ModelRef, _) =
         postcard::take_from_bytes(payload).map_err(FormatError::Payload)?;
     if !rest.is_empty() {
         return Err(FormatError::Trailing(rest.len()));
     }
-    model.validate().map_err(FormatError::Invalid)?;
-    Ok(model)
+    model.validate().map_err(FormatError::Invalid)
 }
 
-/// Encodes a model into `out`, returning the number of bytes written.
-/// The model is validated first: an inconsistent model is never written.
-pub fn encode_into(model: &Model, out: &mut [u8]) -> Result<usize, FormatError> {
-    model.validate().map_err(FormatError::Invalid)?;
+/// Encodes a valid model into `out`, returning the number of bytes written.
+pub fn encode_into<B, S>(model: &ValidModel<B, S>, out: &mut [u8]) -> Result<usize, FormatError>
+where
+    B: AsRef<[u8]> + serde::Serialize,
+    S: AsRef<str> + serde::Serialize,
+{
     if out.len() < HEADER_LEN {
         return Err(FormatError::Buffer);
     }
     let (header, body) = out.split_at_mut(HEADER_LEN);
-    let n = postcard::to_slice(model, body)
+    let n = postcard::to_slice(model.model(), body)
         .map_err(|_| FormatError::Buffer)?
         .len();
     write_header(header, &body[..n]);
@@ -120,11 +124,14 @@ pub fn write_header(header: &mut [u8], payload: &[u8]) {
     header[12..16].copy_from_slice(&CRC.checksum(payload).to_le_bytes());
 }
 
-/// Encodes a model into a new byte vector (host).
+/// Encodes a valid model into a new byte vector (host).
 #[cfg(feature = "std")]
-pub fn encode(model: &Model) -> Result<std::vec::Vec<u8>, FormatError> {
-    model.validate().map_err(FormatError::Invalid)?;
-    let payload = postcard::to_stdvec(model).map_err(FormatError::Payload)?;
+pub fn encode<B, S>(model: &ValidModel<B, S>) -> Result<std::vec::Vec<u8>, FormatError>
+where
+    B: AsRef<[u8]> + serde::Serialize,
+    S: AsRef<str> + serde::Serialize,
+{
+    let payload = postcard::to_stdvec(model.model()).map_err(FormatError::Payload)?;
     let mut out = std::vec![0u8; HEADER_LEN];
     write_header(&mut out, &payload);
     out.extend_from_slice(&payload);

@@ -1,11 +1,18 @@
 //! One Akida 1.0 layer: a neural part (input convolution, convolution,
 //! separable convolution or fully connected), optional pooling, and an
 //! optional activation, with its integer variables.
+//!
+//! [`LayerParams`] is the one description of what a layer computes (kind,
+//! geometry, bit widths, pooling, padding value): the `.akd` and `.fbz`
+//! files, the converter, the summary and every kernel read it. [`Layer`]
+//! adds the name and the variables, generic over their storage: borrowed
+//! from a model file (`Layer<&[u8], &str>`, no heap) or owned
+//! (`Layer<Vec<u8>, String>`, on the host), one definition for both.
 
 use serde::{Deserialize, Serialize};
 
 use crate::dims::{self, Dims, Padding, Window};
-use crate::weights::{F32Slice, I32Slice, PackedWeights};
+use crate::weights::{self, F32Values, I32Values, PackError, PackedWeights};
 
 /// The neural part of a layer, as the engine's layer types name them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +29,15 @@ pub enum LayerKind {
 }
 
 impl LayerKind {
+    /// Every kind, in the engine's order of `layer_type` codes.
+    pub const ALL: [LayerKind; 4] = [
+        LayerKind::InputConvolutional,
+        LayerKind::FullyConnected,
+        LayerKind::Convolutional,
+        LayerKind::SeparableConvolutional,
+    ];
+
+    /// The engine's name of the kind.
     pub fn name(&self) -> &'static str {
         match self {
             LayerKind::InputConvolutional => "InputConvolutional",
@@ -34,6 +50,11 @@ impl LayerKind {
     /// Whether potentials saturate to 20 bits (every kind but the input layer).
     pub fn saturates(&self) -> bool {
         !matches!(self, LayerKind::InputConvolutional)
+    }
+
+    /// Whether the kind slides a window over its input (all but fully connected).
+    pub fn is_convolution(&self) -> bool {
+        !matches!(self, LayerKind::FullyConnected)
     }
 }
 
@@ -50,10 +71,9 @@ pub enum Pooling {
     GlobalAverage,
 }
 
-/// A converted layer with its variables, borrowed from the model file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Layer<'a> {
-    pub name: &'a str,
+/// What a layer computes: everything but its name and variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LayerParams {
     pub kind: LayerKind,
     /// Input size (the previous layer's output, or the image).
     pub input: Dims,
@@ -70,26 +90,28 @@ pub struct Layer<'a> {
     pub pooling: Pooling,
     /// Whether the layer outputs levels (true) or raw potentials (false).
     pub activation: bool,
-    /// Bits of the output levels (1, 2 or 4); ignored without activation.
+    /// Bits of the output levels (1, 2 or 4); kept but unused without activation.
     pub act_bits: u8,
-    /// Kernel as the engine stores it: (kh, kw, cin, f) for convolutions,
-    /// (kh, kw, cin, 1) depthwise for separable, (1, 1, C*W*H, units) for
-    /// fully connected.
-    #[serde(borrow)]
-    pub weights: PackedWeights<'a>,
-    /// Pointwise kernel (1, 1, cin, f) of a separable layer.
-    #[serde(borrow)]
-    pub weights_pw: Option<PackedWeights<'a>>,
-    /// One threshold per filter.
-    #[serde(borrow)]
-    pub threshold: I32Slice<'a>,
-    /// One act_step per filter.
-    #[serde(borrow)]
-    pub act_step: F32Slice<'a>,
+    /// Bits of the weights (2, 4 or 8), pointwise ones included.
+    pub weights_bits: u8,
 }
 
-impl<'a> Layer<'a> {
-    /// Output of the neural part, before pooling; `None` if empty.
+/// The sizes a valid layer works on, computed once by validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LayerShapes {
+    /// Output of the neural part, before pooling.
+    pub conv: Dims,
+    /// Output of the layer, after pooling.
+    pub output: Dims,
+    /// Padding (rows, cols) before the input of the convolution.
+    pub conv_pads: (usize, usize),
+    /// Padding (rows, cols) before the potentials of the max pooling.
+    pub pool_pads: (usize, usize),
+}
+
+impl LayerParams {
+    /// Output of the neural part, before pooling; `None` if empty or if a
+    /// window is zero.
     pub fn conv_output(&self) -> Option<Dims> {
         match self.kind {
             LayerKind::FullyConnected => Some(Dims::new(1, 1, self.filters)),
@@ -110,43 +132,56 @@ impl<'a> Layer<'a> {
         }
     }
 
-    /// Output dims of a validated layer.
-    pub fn output_dims(&self) -> Dims {
-        self.output().unwrap_or(Dims::new(0, 0, 0))
-    }
-
-    /// Conv-part output dims of a validated layer.
-    pub fn conv_dims(&self) -> Dims {
-        self.conv_output().unwrap_or(Dims::new(0, 0, 0))
-    }
-
-    /// Weight bit width of the layer.
-    pub fn weights_bits(&self) -> u8 {
-        self.weights.bits
-    }
-
-    /// Padding (rows, cols) before the input of the convolution.
-    pub fn conv_pads(&self) -> (usize, usize) {
-        match self.kind {
+    /// The sizes of the layer, `None` where [`Self::output`] is.
+    pub fn shapes(&self) -> Option<LayerShapes> {
+        let conv = self.conv_output()?;
+        let output = self.output()?;
+        let conv_pads = match self.kind {
             LayerKind::FullyConnected => (0, 0),
             _ => dims::pads_before(self.input, self.kernel, self.stride, self.padding),
-        }
-    }
-
-    /// Padding (rows, cols) before the potentials of the max pooling.
-    pub fn pool_pads(&self) -> (usize, usize) {
-        match self.pooling {
-            Pooling::Max { size, stride } => {
-                dims::pads_before(self.conv_dims(), size, stride, self.padding)
-            }
+        };
+        let pool_pads = match self.pooling {
+            Pooling::Max { size, stride } => dims::pads_before(conv, size, stride, self.padding),
             _ => (0, 0),
+        };
+        Some(LayerShapes {
+            conv,
+            output,
+            conv_pads,
+            pool_pads,
+        })
+    }
+
+    /// Shapes of the kernel and of the pointwise kernel as the engine stores
+    /// them: (kh, kw, cin, f) for convolutions, (kh, kw, cin, 1) depthwise and
+    /// (1, 1, cin, f) pointwise for separable, (1, 1, C*W*H, units) for fully
+    /// connected. Saturates instead of overflowing (validation checks ranges).
+    pub fn weight_shapes(&self) -> ([u32; 4], Option<[u32; 4]>) {
+        let (kh, kw) = (self.kernel.rows, self.kernel.cols);
+        let cin = self.input.channels;
+        match self.kind {
+            LayerKind::InputConvolutional | LayerKind::Convolutional => {
+                ([kh, kw, cin, self.filters], None)
+            }
+            LayerKind::SeparableConvolutional => {
+                ([kh, kw, cin, 1], Some([1, 1, cin, self.filters]))
+            }
+            LayerKind::FullyConnected => {
+                let inputs = self
+                    .input
+                    .checked_len()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(u32::MAX);
+                ([1, 1, inputs, self.filters], None)
+            }
         }
     }
 
-    /// Number of i32 scratch cells the layer needs: the potentials of its
-    /// neural part, plus the depthwise potentials of a separable layer.
-    pub fn scratch_len(&self) -> usize {
-        let conv = self.conv_dims();
+    /// Number of i32 cells the reference and event kernels need: the
+    /// potentials of the neural part, plus the depthwise potentials of a
+    /// separable layer.
+    pub fn scratch_len(&self, shapes: &LayerShapes) -> usize {
+        let conv = shapes.conv;
         let depthwise = match self.kind {
             LayerKind::SeparableConvolutional => {
                 conv.rows as usize * conv.cols as usize * self.input.channels as usize
@@ -158,6 +193,127 @@ impl<'a> Layer<'a> {
 
     /// Number of unpacked i8 weights (main kernel plus pointwise).
     pub fn unpacked_len(&self) -> usize {
-        self.weights.count() + self.weights_pw.map_or(0, |w| w.count())
+        let (main, pointwise) = self.weight_shapes();
+        let count = |s: [u32; 4]| weights::checked_count(s).unwrap_or(usize::MAX);
+        count(main).saturating_add(pointwise.map_or(0, count))
+    }
+}
+
+/// A converted layer: its name, parameters and variables, over byte storage
+/// `B` and name storage `S`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Layer<B, S> {
+    pub name: S,
+    pub params: LayerParams,
+    /// The kernel packed at `params.weights_bits`, in the engine's order and
+    /// shape (see [`LayerParams::weight_shapes`]).
+    pub weights: B,
+    /// The pointwise kernel of a separable layer, packed likewise.
+    pub weights_pw: Option<B>,
+    /// One threshold per filter.
+    pub threshold: I32Values<B>,
+    /// One act_step per filter.
+    pub act_step: F32Values<B>,
+}
+
+/// A layer borrowed from a model file.
+pub type LayerRef<'a> = Layer<&'a [u8], &'a str>;
+
+/// A layer owning its variables (host).
+#[cfg(feature = "std")]
+pub type OwnedLayer = Layer<std::vec::Vec<u8>, std::string::String>;
+
+impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
+    pub fn name(&self) -> &str {
+        self.name.as_ref()
+    }
+
+    /// The same layer, borrowed.
+    pub fn view(&self) -> LayerRef<'_> {
+        Layer {
+            name: self.name.as_ref(),
+            params: self.params,
+            weights: self.weights.as_ref(),
+            weights_pw: self.weights_pw.as_ref().map(AsRef::as_ref),
+            threshold: I32Values(self.threshold.0.as_ref()),
+            act_step: F32Values(self.act_step.0.as_ref()),
+        }
+    }
+
+    /// The main kernel (depthwise for a separable layer).
+    pub fn weights(&self) -> PackedWeights<'_> {
+        PackedWeights {
+            bits: self.params.weights_bits,
+            shape: self.params.weight_shapes().0,
+            data: self.weights.as_ref(),
+        }
+    }
+
+    /// The pointwise kernel of a separable layer.
+    pub fn pointwise(&self) -> Option<PackedWeights<'_>> {
+        let shape = self.params.weight_shapes().1?;
+        let data = self.weights_pw.as_ref()?.as_ref();
+        Some(PackedWeights {
+            bits: self.params.weights_bits,
+            shape,
+            data,
+        })
+    }
+
+    /// Number of weights (pointwise ones included).
+    pub fn weight_count(&self) -> usize {
+        self.params.unpacked_len()
+    }
+
+    /// Bytes of the packed weights (pointwise ones included).
+    pub fn weight_bytes(&self) -> usize {
+        self.weights.as_ref().len() + self.weights_pw.as_ref().map_or(0, |w| w.as_ref().len())
+    }
+}
+
+impl<B: AsMut<[u8]>, S> Layer<B, S> {
+    /// Overwrites the `k`-th weight of the main kernel (in the stored order).
+    pub fn set_weight(&mut self, k: usize, value: i8) -> Result<(), PackError> {
+        weights::set_one(self.weights.as_mut(), self.params.weights_bits, k, value)
+    }
+}
+
+#[cfg(feature = "std")]
+impl OwnedLayer {
+    /// A layer from unpacked values: the kernels in the engine's order (see
+    /// [`LayerParams::weight_shapes`]), one threshold and act_step per filter.
+    /// Only the packing can fail here; the model's validation checks the rest.
+    pub fn new(
+        name: impl Into<std::string::String>,
+        params: LayerParams,
+        weights: &[i8],
+        weights_pw: Option<&[i8]>,
+        threshold: &[i32],
+        act_step: &[f32],
+    ) -> Result<OwnedLayer, PackError> {
+        let bits = params.weights_bits;
+        Ok(Layer {
+            name: name.into(),
+            params,
+            weights: weights::pack(weights, bits)?,
+            weights_pw: weights_pw.map(|w| weights::pack(w, bits)).transpose()?,
+            threshold: threshold.iter().copied().collect(),
+            act_step: act_step.iter().copied().collect(),
+        })
+    }
+}
+
+#[cfg(feature = "std")]
+impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
+    /// A copy of the layer owning its variables.
+    pub fn to_owned_layer(&self) -> OwnedLayer {
+        Layer {
+            name: self.name.as_ref().into(),
+            params: self.params,
+            weights: self.weights.as_ref().to_vec(),
+            weights_pw: self.weights_pw.as_ref().map(|w| w.as_ref().to_vec()),
+            threshold: I32Values(self.threshold.0.as_ref().to_vec()),
+            act_step: F32Values(self.act_step.0.as_ref().to_vec()),
+        }
     }
 }

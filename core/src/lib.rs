@@ -8,10 +8,11 @@
 //!
 //! - [`dims`]: HWC sizes, windows, TensorFlow padding.
 //! - [`weights`]: weights packed at 2, 4 or 8 bits; little-endian variables.
-//! - [`layer`]: the layer kinds and their parameters.
-//! - [`kernels`]: a dense reference kernel and an event kernel per kind.
-//! - [`pooling`], [`saturation`], [`activation`]: the stages after the kernel.
-//! - [`model`]: the model and its validation; [`inference`]: running it.
+//! - [`layer`]: the layer kinds, their parameters, a layer over any storage.
+//! - [`model`]: a model, its validation, the [`ValidModel`] that runs.
+//! - [`kernels`]: the backends (reference, event, fast) computing potentials.
+//! - [`tail`]: pooling, [`saturation`] and [`activation`] after the kernel.
+//! - [`inference`]: running a layer and a model ([`forward`]).
 //! - [`format`]: the `.akd` file (header, checksum, postcard payload).
 #![no_std]
 // Only the x86 SIMD micro-kernels of `kernels::fast` use unsafe code.
@@ -29,12 +30,17 @@ pub mod layer;
 pub mod model;
 pub mod pooling;
 pub mod saturation;
+pub mod tail;
 pub mod weights;
 
 pub use dims::{Dims, Padding, Window};
 pub use format::{decode, encode_into, FormatError};
 pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMut, Workspace};
-pub use kernels::{Kernel, KernelWeights};
-pub use layer::{Layer, LayerKind, Pooling};
-pub use model::{Model, ModelError, WorkspaceSizes, MAX_LAYERS};
-pub use weights::{F32Slice, I32Slice, PackedWeights};
+pub use kernels::{Backend, KernelWeights, PrepBuffers, Preparation, Prepared, Simd};
+#[cfg(feature = "std")]
+pub use layer::OwnedLayer;
+pub use layer::{Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling};
+#[cfg(feature = "std")]
+pub use model::OwnedModel;
+pub use model::{Model, ModelError, ModelRef, ValidLayer, ValidModel, WorkspaceSizes, MAX_LAYERS};
+pub use weights::{F32Values, I32Values, PackedWeights};

@@ -1,13 +1,18 @@
 //! A converted model: a chain of Akida 1.0 layers, and the rules that make
 //! it runnable (shapes chain, variables have the right lengths, bit widths
 //! are ones the engine runs, potentials cannot overflow 32 bits).
+//!
+//! [`Model`] is what a file holds; [`ValidModel`] is the only thing that
+//! runs, and only [`Model::validate`] makes one: validation computes each
+//! layer's sizes once, so nothing downstream asks "is this valid?" again.
 
 use serde::{Deserialize, Serialize};
 
 use crate::activation::{self, ACT_BITS, MIN_ACT_STEP};
-use crate::dims::{Dims, Window};
-use crate::layer::{Layer, LayerKind, Pooling};
-use crate::weights::{packed_len, PackedWeights, WEIGHT_BITS};
+use crate::dims::{Dims, Padding, Window};
+use crate::kernels::fast::FastPlan;
+use crate::layer::{Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling};
+use crate::weights::{checked_count, packed_len, PackedWeights, WEIGHT_BITS};
 
 /// Most layers a model may hold (the AKD1000 has 80 neural processors; Akida
 /// 1.0 models of the zoo use at most 12 layers).
@@ -19,11 +24,26 @@ pub const MAX_AXIS: u32 = 1 << 16;
 /// Largest number of elements of one tensor (activations or weights).
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
-/// A chain of layers; layer 0 is the input convolution.
+/// A chain of layers; layer 0 is the input convolution. Not necessarily
+/// valid: see [`Model::validate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Model<'a> {
-    #[serde(borrow)]
-    pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+pub struct Model<B, S> {
+    pub layers: heapless::Vec<Layer<B, S>, MAX_LAYERS>,
+}
+
+/// A model borrowed from a file.
+pub type ModelRef<'a> = Model<&'a [u8], &'a str>;
+
+/// A model owning its variables (host).
+#[cfg(feature = "std")]
+pub type OwnedModel = Model<std::vec::Vec<u8>, std::string::String>;
+
+impl<B, S> Default for Model<B, S> {
+    fn default() -> Self {
+        Model {
+            layers: heapless::Vec::new(),
+        }
+    }
 }
 
 /// Why a model cannot run. `layer` is the index of the offending layer.
@@ -31,7 +51,7 @@ pub struct Model<'a> {
 pub enum ModelError {
     #[error("the model has no layers")]
     Empty,
-    #[error("layer {layer}: the first layer must be InputConvolutional, found {kind:?}")]
+    #[error("layer {layer}: the first layer must be InputConvolutional, found {}", kind.name())]
     FirstLayerNotInput { layer: usize, kind: LayerKind },
     #[error("layer {layer}: InputConvolutional is only allowed as the first layer")]
     InputLayerNotFirst { layer: usize },
@@ -43,7 +63,7 @@ pub enum ModelError {
     TooLarge { layer: usize },
     #[error("layer {layer}: the output is empty ('valid' window larger than its input)")]
     EmptyOutput { layer: usize },
-    #[error("layer {layer}: input {found:?} does not match the previous output {expected:?}")]
+    #[error("layer {layer}: input {} does not match the previous output {}", DimsText(*found), DimsText(*expected))]
     Chain {
         layer: usize,
         expected: Dims,
@@ -53,21 +73,8 @@ pub enum ModelError {
     HiddenWithoutActivation { layer: usize },
     #[error("layer {layer}: weight bit width {bits} is not one of 2, 4, 8")]
     WeightBits { layer: usize, bits: u8 },
-    #[error("layer {layer}: pointwise weights have {pointwise} bits, depthwise {depthwise}")]
-    PointwiseBits {
-        layer: usize,
-        depthwise: u8,
-        pointwise: u8,
-    },
     #[error("layer {layer}: activation bit width {bits} is not one of 1, 2, 4")]
     ActBits { layer: usize, bits: u8 },
-    #[error("layer {layer}: {tensor} has shape {found:?}, expected {expected:?}")]
-    WeightShape {
-        layer: usize,
-        tensor: &'static str,
-        expected: [u32; 4],
-        found: [u32; 4],
-    },
     #[error("layer {layer}: {tensor} holds {found} bytes, expected {expected}")]
     WeightBytes {
         layer: usize,
@@ -100,60 +107,210 @@ pub enum ModelError {
     PotentialOverflow { layer: usize, filter: usize },
 }
 
+/// `HxWxC`, for messages.
+struct DimsText(Dims);
+
+impl core::fmt::Display for DimsText {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}x{}x{}", self.0.rows, self.0.cols, self.0.channels)
+    }
+}
+
 /// Buffer sizes [`crate::inference::forward`] needs for a model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WorkspaceSizes {
     /// Each of the two level buffers (u8).
     pub levels: usize,
-    /// i32 scratch for the potentials of one layer.
+    /// i32 cells for the potentials of one layer (and its depthwise part).
     pub scratch: usize,
-    /// i8 cells for one layer's unpacked weights.
-    pub weights: usize,
+    /// i16 cells of the fast kernel's left operand (0 without it).
+    pub a: usize,
+    /// i32 cells for one pooled row of potentials.
+    pub row: usize,
     /// i32 cells for the last layer's output potentials.
     pub output: usize,
+    /// i8 cells for one layer's unpacked weights.
+    pub weights: usize,
+    /// i16 cells for one layer's packed fast operand (0 without it).
+    pub packed: usize,
+    /// i32 cells for one layer's level cuts (0 without the fast kernel).
+    pub cuts: usize,
 }
 
-impl<'a> Model<'a> {
-    /// Input size of the model (the image).
-    pub fn input(&self) -> Dims {
-        self.layers.first().map_or(Dims::new(0, 0, 0), |l| l.input)
+/// A model that passed [`Model::validate`], with each layer's sizes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidModel<B, S> {
+    model: Model<B, S>,
+    shapes: heapless::Vec<LayerShapes, MAX_LAYERS>,
+}
+
+/// One layer of a valid model, borrowed, with its sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ValidLayer<'m> {
+    pub layer: LayerRef<'m>,
+    pub shapes: LayerShapes,
+    /// Highest input value: 255 for the image, else the previous layer's
+    /// highest activation level.
+    pub max_input: u32,
+}
+
+impl<'m> ValidLayer<'m> {
+    /// Checks one layer on its own: every rule but those linking it to its
+    /// neighbours (first-layer kind, chained sizes, activation of hidden
+    /// layers). `max_input` is the highest value of its input.
+    pub fn new(layer: LayerRef<'m>, max_input: u32) -> Result<ValidLayer<'m>, ModelError> {
+        let shapes = layer_rules(0, &layer, max_input as i64)?;
+        Ok(ValidLayer {
+            layer,
+            shapes,
+            max_input,
+        })
     }
 
-    /// Output size of a validated model.
-    pub fn output(&self) -> Dims {
-        self.layers
-            .last()
-            .map_or(Dims::new(0, 0, 0), |l| l.output_dims())
+    pub fn params(&self) -> &LayerParams {
+        &self.layer.params
     }
 
-    /// Whether the last layer outputs levels (true) or potentials.
-    pub fn outputs_levels(&self) -> bool {
-        self.layers.last().is_some_and(|l| l.activation)
+    pub fn name(&self) -> &'m str {
+        self.layer.name
     }
 
-    /// Checks every rule that makes the model runnable without panics.
-    pub fn validate(&self) -> Result<(), ModelError> {
+    /// Level cells of the output, or potentials of a last layer.
+    pub fn output_len(&self) -> usize {
+        self.shapes.output.len()
+    }
+}
+
+impl<B: AsRef<[u8]>, S: AsRef<str>> Model<B, S> {
+    /// Checks every rule that makes the model runnable without panics, and
+    /// returns it as a [`ValidModel`].
+    pub fn validate(self) -> Result<ValidModel<B, S>, ModelError> {
         if self.layers.is_empty() {
             return Err(ModelError::Empty);
         }
         let last = self.layers.len() - 1;
+        let mut shapes = heapless::Vec::new();
         let mut previous: Option<(Dims, u8)> = None;
         for (index, layer) in self.layers.iter().enumerate() {
-            validate_layer(index, layer, previous, index == last)?;
-            previous = Some((layer.output_dims(), layer.act_bits));
+            let s = validate_layer(index, &layer.view(), previous, index == last)?;
+            previous = Some((s.output, layer.params.act_bits));
+            // Cannot fail: as many shapes as layers.
+            let _ = shapes.push(s);
         }
-        Ok(())
+        Ok(ValidModel {
+            model: self,
+            shapes,
+        })
+    }
+}
+
+/// Read-only access to the model (its `layers`); editing needs
+/// [`ValidModel::into_model`] and a new validation.
+impl<B, S> core::ops::Deref for ValidModel<B, S> {
+    type Target = Model<B, S>;
+    fn deref(&self) -> &Model<B, S> {
+        &self.model
+    }
+}
+
+#[cfg(feature = "std")]
+impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
+    /// A copy of the model owning its variables (still valid: the same
+    /// bytes in other storage).
+    pub fn to_owned_model(&self) -> ValidModel<std::vec::Vec<u8>, std::string::String> {
+        ValidModel {
+            model: Model {
+                layers: self
+                    .model
+                    .layers
+                    .iter()
+                    .map(Layer::to_owned_layer)
+                    .collect(),
+            },
+            shapes: self.shapes.clone(),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
+    /// The model itself.
+    pub fn model(&self) -> &Model<B, S> {
+        &self.model
     }
 
-    /// Buffer sizes to run a validated model.
-    pub fn workspace_sizes(&self) -> WorkspaceSizes {
+    /// Gives the model back (to edit it; it must be validated again to run).
+    pub fn into_model(self) -> Model<B, S> {
+        self.model
+    }
+
+    /// Number of layers (at least one).
+    pub fn len(&self) -> usize {
+        self.model.layers.len()
+    }
+
+    /// Always false: a valid model has a layer.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Layer `i`, borrowed, with its sizes.
+    pub fn layer(&self, i: usize) -> ValidLayer<'_> {
+        let max_input = match i {
+            0 => 255,
+            _ => activation::max_level(self.model.layers[i - 1].params.act_bits) as u32,
+        };
+        ValidLayer {
+            layer: self.model.layers[i].view(),
+            shapes: self.shapes[i],
+            max_input,
+        }
+    }
+
+    /// Every layer in order.
+    pub fn layers(&self) -> impl ExactSizeIterator<Item = ValidLayer<'_>> + '_ {
+        (0..self.len()).map(move |i| self.layer(i))
+    }
+
+    /// The last layer.
+    pub fn last(&self) -> ValidLayer<'_> {
+        self.layer(self.len() - 1)
+    }
+
+    /// Input size of the model (the image).
+    pub fn input(&self) -> Dims {
+        self.model.layers[0].params.input
+    }
+
+    /// Output size of the model.
+    pub fn output(&self) -> Dims {
+        self.shapes[self.len() - 1].output
+    }
+
+    /// Whether the last layer outputs levels (true) or potentials.
+    pub fn outputs_levels(&self) -> bool {
+        self.model.layers[self.len() - 1].params.activation
+    }
+
+    /// Buffer sizes to run the model with the reference or event kernels
+    /// (`fast = false`) or with the fast kernel wherever it applies.
+    pub fn workspace_sizes(&self, fast: bool) -> WorkspaceSizes {
         let mut s = WorkspaceSizes::default();
-        for layer in &self.layers {
-            if layer.activation {
-                s.levels = s.levels.max(layer.output_dims().len());
+        for l in self.layers() {
+            let p = l.params();
+            if p.activation {
+                s.levels = s.levels.max(l.shapes.output.len());
             }
-            s.scratch = s.scratch.max(layer.scratch_len());
-            s.weights = s.weights.max(layer.unpacked_len());
+            s.scratch = s.scratch.max(p.scratch_len(&l.shapes));
+            s.row = s.row.max(p.filters as usize);
+            s.weights = s.weights.max(p.unpacked_len());
+            if fast {
+                let plan = FastPlan::sizes(&l);
+                s.scratch = s.scratch.max(plan.product_len + plan.depthwise_len);
+                s.a = s.a.max(plan.a_len);
+                s.row = s.row.max(plan.gemm.f_pad);
+                s.packed = s.packed.max(plan.packed_len);
+                s.cuts = s.cuts.max(plan.cuts_len);
+            }
         }
         if !self.outputs_levels() {
             s.output = self.output().len();
@@ -164,16 +321,17 @@ impl<'a> Model<'a> {
 
 fn validate_layer(
     index: usize,
-    layer: &Layer,
+    layer: &LayerRef,
     previous: Option<(Dims, u8)>,
     is_last: bool,
-) -> Result<(), ModelError> {
+) -> Result<LayerShapes, ModelError> {
     let e = index;
-    match (previous, layer.kind) {
-        (None, LayerKind::InputConvolutional) if !matches!(layer.input.channels, 1 | 3) => {
+    let p = &layer.params;
+    match (previous, p.kind) {
+        (None, LayerKind::InputConvolutional) if !matches!(p.input.channels, 1 | 3) => {
             return Err(ModelError::InputChannels {
                 layer: e,
-                channels: layer.input.channels,
+                channels: p.input.channels,
             })
         }
         (None, LayerKind::InputConvolutional) => {}
@@ -181,35 +339,48 @@ fn validate_layer(
         (Some(_), LayerKind::InputConvolutional) => {
             return Err(ModelError::InputLayerNotFirst { layer: e })
         }
-        (Some((expected, _)), _) if expected != layer.input => {
+        (Some((expected, _)), _) if expected != p.input => {
             return Err(ModelError::Chain {
                 layer: e,
                 expected,
-                found: layer.input,
+                found: p.input,
             })
         }
         _ => {}
     }
-    if !is_last && !layer.activation {
+    if !is_last && !p.activation {
         return Err(ModelError::HiddenWithoutActivation { layer: e });
     }
-    if !ACT_BITS.contains(&layer.act_bits) {
-        return Err(ModelError::ActBits {
-            layer: e,
-            bits: layer.act_bits,
-        });
-    }
-    if layer.padding_value != 0 && layer.kind != LayerKind::InputConvolutional {
-        return Err(ModelError::PaddingValue { layer: e });
-    }
-    validate_geometry(e, layer)?;
-    validate_weights(e, layer)?;
-    validate_variables(e, layer)?;
     let max_input = match previous {
         None => 255,
         Some((_, bits)) => activation::max_level(bits) as i64,
     };
-    validate_potential_range(e, layer, max_input)
+    layer_rules(e, layer, max_input)
+}
+
+/// The rules of a layer on its own.
+fn layer_rules(e: usize, layer: &LayerRef, max_input: i64) -> Result<LayerShapes, ModelError> {
+    let p = &layer.params;
+    if !ACT_BITS.contains(&p.act_bits) {
+        return Err(ModelError::ActBits {
+            layer: e,
+            bits: p.act_bits,
+        });
+    }
+    if !WEIGHT_BITS.contains(&p.weights_bits) {
+        return Err(ModelError::WeightBits {
+            layer: e,
+            bits: p.weights_bits,
+        });
+    }
+    if p.padding_value != 0 && p.kind != LayerKind::InputConvolutional {
+        return Err(ModelError::PaddingValue { layer: e });
+    }
+    let shapes = validate_geometry(e, p)?;
+    validate_weights(e, layer)?;
+    validate_variables(e, layer)?;
+    validate_potential_range(e, layer, &shapes, max_input)?;
+    Ok(shapes)
 }
 
 fn dims_in_range(d: Dims) -> bool {
@@ -223,81 +394,48 @@ fn window_nonzero(w: Window) -> bool {
     w.rows > 0 && w.cols > 0
 }
 
-fn validate_geometry(e: usize, layer: &Layer) -> Result<(), ModelError> {
-    if !dims_in_range(layer.input) || layer.filters > MAX_AXIS {
+fn validate_geometry(e: usize, p: &LayerParams) -> Result<LayerShapes, ModelError> {
+    if !dims_in_range(p.input) || p.filters > MAX_AXIS {
         return Err(ModelError::TooLarge { layer: e });
     }
-    if layer.input.is_empty() || layer.filters == 0 {
+    if p.input.is_empty() || p.filters == 0 {
         return Err(ModelError::EmptyOutput { layer: e });
     }
-    if layer.kind == LayerKind::FullyConnected
-        && (layer.kernel != Window::ONE
-            || layer.stride != Window::ONE
-            || layer.padding != crate::dims::Padding::Valid
-            || layer.pooling != Pooling::None)
+    if p.kind == LayerKind::FullyConnected
+        && (p.kernel != Window::ONE
+            || p.stride != Window::ONE
+            || p.padding != Padding::Valid
+            || p.pooling != Pooling::None)
     {
         return Err(ModelError::FullyConnectedGeometry { layer: e });
     }
-    let pool_ok = match layer.pooling {
+    let pool_ok = match p.pooling {
         Pooling::Max { size, stride } => window_nonzero(size) && window_nonzero(stride),
         _ => true,
     };
-    if !window_nonzero(layer.kernel) || !window_nonzero(layer.stride) || !pool_ok {
+    if !window_nonzero(p.kernel) || !window_nonzero(p.stride) || !pool_ok {
         return Err(ModelError::ZeroWindow { layer: e });
     }
-    if layer.kernel.rows > MAX_AXIS || layer.kernel.cols > MAX_AXIS {
+    if p.kernel.rows > MAX_AXIS || p.kernel.cols > MAX_AXIS {
         return Err(ModelError::TooLarge { layer: e });
     }
-    let conv = layer
-        .conv_output()
-        .ok_or(ModelError::EmptyOutput { layer: e })?;
-    let out = layer.output().ok_or(ModelError::EmptyOutput { layer: e })?;
-    if !dims_in_range(conv) || !dims_in_range(out) {
+    let shapes = p.shapes().ok_or(ModelError::EmptyOutput { layer: e })?;
+    if !dims_in_range(shapes.conv) || !dims_in_range(shapes.output) {
         return Err(ModelError::TooLarge { layer: e });
     }
-    if layer.scratch_len() > 2 * MAX_ELEMENTS {
+    if p.scratch_len(&shapes) > 2 * MAX_ELEMENTS {
         return Err(ModelError::TooLarge { layer: e });
     }
-    Ok(())
-}
-
-fn expected_shapes(layer: &Layer) -> ([u32; 4], Option<[u32; 4]>) {
-    let (kh, kw) = (layer.kernel.rows, layer.kernel.cols);
-    let cin = layer.input.channels;
-    match layer.kind {
-        LayerKind::InputConvolutional | LayerKind::Convolutional => {
-            ([kh, kw, cin, layer.filters], None)
-        }
-        LayerKind::SeparableConvolutional => ([kh, kw, cin, 1], Some([1, 1, cin, layer.filters])),
-        LayerKind::FullyConnected => {
-            // Fits: the input passed dims_in_range.
-            ([1, 1, layer.input.len() as u32, layer.filters], None)
-        }
-    }
+    Ok(shapes)
 }
 
 fn check_tensor(
     e: usize,
     tensor: &'static str,
     w: &PackedWeights,
-    expected: [u32; 4],
+    shape: [u32; 4],
 ) -> Result<(), ModelError> {
-    if !WEIGHT_BITS.contains(&w.bits) {
-        return Err(ModelError::WeightBits {
-            layer: e,
-            bits: w.bits,
-        });
-    }
-    if w.shape != expected {
-        return Err(ModelError::WeightShape {
-            layer: e,
-            tensor,
-            expected,
-            found: w.shape,
-        });
-    }
-    let count = w
-        .checked_count()
+    let count = checked_count(shape)
         .filter(|&n| n <= MAX_ELEMENTS)
         .ok_or(ModelError::TooLarge { layer: e })?;
     let bytes = packed_len(count, w.bits);
@@ -312,29 +450,22 @@ fn check_tensor(
     Ok(())
 }
 
-fn validate_weights(e: usize, layer: &Layer) -> Result<(), ModelError> {
-    let (main, pointwise) = expected_shapes(layer);
-    check_tensor(e, "weights", &layer.weights, main)?;
-    match (pointwise, &layer.weights_pw) {
-        (Some(shape), Some(pw)) => {
-            check_tensor(e, "weights_pw", pw, shape)?;
-            if pw.bits != layer.weights.bits {
-                return Err(ModelError::PointwiseBits {
-                    layer: e,
-                    depthwise: layer.weights.bits,
-                    pointwise: pw.bits,
-                });
-            }
-        }
+fn validate_weights(e: usize, layer: &LayerRef) -> Result<(), ModelError> {
+    let (main, pointwise) = layer.params.weight_shapes();
+    check_tensor(e, "weights", &layer.weights(), main)?;
+    match (pointwise, layer.pointwise()) {
+        (Some(shape), Some(pw)) => check_tensor(e, "weights_pw", &pw, shape)?,
         (Some(_), None) => return Err(ModelError::MissingPointwise { layer: e }),
-        (None, Some(_)) => return Err(ModelError::UnexpectedPointwise { layer: e }),
-        (None, None) => {}
+        (None, _) if layer.weights_pw.is_some() => {
+            return Err(ModelError::UnexpectedPointwise { layer: e })
+        }
+        (None, _) => {}
     }
     Ok(())
 }
 
-fn validate_variables(e: usize, layer: &Layer) -> Result<(), ModelError> {
-    let expected = layer.filters as usize * 4;
+fn validate_variables(e: usize, layer: &LayerRef) -> Result<(), ModelError> {
+    let expected = layer.params.filters as usize * 4;
     for (variable, found) in [
         ("threshold", layer.threshold.0.len()),
         ("act_step", layer.act_step.0.len()),
@@ -363,22 +494,28 @@ fn validate_variables(e: usize, layer: &Layer) -> Result<(), ModelError> {
 
 /// Worst-case |potential| of every filter must fit in i32, so that kernels
 /// may accumulate in any order without overflow.
-fn validate_potential_range(e: usize, layer: &Layer, max_input: i64) -> Result<(), ModelError> {
-    let f = layer.filters as usize;
-    let w = &layer.weights;
+fn validate_potential_range(
+    e: usize,
+    layer: &LayerRef,
+    shapes: &LayerShapes,
+    max_input: i64,
+) -> Result<(), ModelError> {
+    let p = &layer.params;
+    let f = p.filters as usize;
+    let w = layer.weights();
     let limit = i32::MAX as i64;
-    let cells = match (layer.kind, layer.pooling) {
+    let cells = match (p.kind, p.pooling) {
         // The input layer does not saturate: a global sum must fit too.
         (LayerKind::InputConvolutional, Pooling::GlobalAverage) => {
-            layer.conv_dims().len() as i64 / f as i64
+            shapes.conv.len() as i64 / f as i64
         }
         _ => 1,
     };
     let overflow = |filter| ModelError::PotentialOverflow { layer: e, filter };
-    match (layer.kind, &layer.weights_pw) {
+    match (p.kind, layer.pointwise()) {
         (LayerKind::SeparableConvolutional, Some(pw)) => {
-            let cin = layer.input.channels as usize;
-            let taps = layer.kernel.area();
+            let cin = p.input.channels as usize;
+            let taps = p.kernel.area();
             // Bound of each depthwise potential, per input channel.
             let depthwise_bound = |c: usize| -> i64 {
                 (0..taps)

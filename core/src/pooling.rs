@@ -1,6 +1,7 @@
 //! Pooling over potentials: max pooling (TensorFlow padding, padded cells
 //! never win) and global average pooling, which Akida computes as a plain sum
 //! over rows and cols (its threshold and act_step are pre-scaled by H*W).
+//! The loops over filters live in [`crate::tail`].
 
 use crate::dims::{Dims, Window};
 
@@ -12,53 +13,37 @@ pub struct MaxPool {
     pub pad_before: (usize, usize),
 }
 
-/// Max over the pool window at output cell `(row, col)`, channel `channel`.
-/// A window lying wholly in the padding yields `i64::MIN`.
-#[inline]
-pub fn max_at(
-    potentials: &[i32],
-    dims: Dims,
-    pool: &MaxPool,
-    (out_row, out_col): (usize, usize),
-    channel: usize,
-) -> i64 {
-    let MaxPool {
-        size,
-        stride,
-        pad_before,
-    } = *pool;
-    let mut best = i64::MIN;
-    let r0 = out_row * stride.rows as usize;
-    let c0 = out_col * stride.cols as usize;
-    for i in 0..size.rows as usize {
-        let Some(r) = (r0 + i).checked_sub(pad_before.0) else {
-            continue;
-        };
-        if r >= dims.rows as usize {
-            break;
-        }
-        for j in 0..size.cols as usize {
-            let Some(c) = (c0 + j).checked_sub(pad_before.1) else {
+impl MaxPool {
+    /// Calls `visit(k)` for each cell `k` (HWC cell index in `dims`) of the
+    /// pool window of output cell `(out_row, out_col)`; cells in the padding
+    /// are skipped, so they never win.
+    #[inline(always)]
+    pub fn for_each_cell(
+        &self,
+        dims: Dims,
+        (out_row, out_col): (usize, usize),
+        mut visit: impl FnMut(usize),
+    ) {
+        let r0 = out_row * self.stride.rows as usize;
+        let c0 = out_col * self.stride.cols as usize;
+        for i in 0..self.size.rows as usize {
+            let Some(r) = (r0 + i).checked_sub(self.pad_before.0) else {
                 continue;
             };
-            if c >= dims.cols as usize {
+            if r >= dims.rows as usize {
                 break;
             }
-            best = best.max(potentials[dims.index(r, c, channel)] as i64);
+            for j in 0..self.size.cols as usize {
+                let Some(c) = (c0 + j).checked_sub(self.pad_before.1) else {
+                    continue;
+                };
+                if c >= dims.cols as usize {
+                    break;
+                }
+                visit(r * dims.cols as usize + c);
+            }
         }
     }
-    best
-}
-
-/// Sum of one channel over all rows and cols (global average pooling).
-#[inline]
-pub fn global_sum(potentials: &[i32], dims: Dims, channel: usize) -> i64 {
-    let ch = dims.channels as usize;
-    potentials[channel..]
-        .iter()
-        .step_by(ch)
-        .map(|&p| p as i64)
-        .sum()
 }
 
 #[cfg(test)]
@@ -66,9 +51,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn padded_cells_never_win() {
-        // 1x3 row of negative potentials, pool 1x2 stride 1x2 with one padded col after.
-        let p = [-5, -7, -9];
+    fn padded_cells_are_skipped() {
+        // 1x3 row, pool 1x2 stride 1x2 with one padded col after.
         let d = Dims::new(1, 3, 1);
         let w = Window::new(1, 2);
         let pool = MaxPool {
@@ -76,15 +60,28 @@ mod tests {
             stride: w,
             pad_before: (0, 0),
         };
-        assert_eq!(max_at(&p, d, &pool, (0, 0), 0), -5);
-        assert_eq!(max_at(&p, d, &pool, (0, 1), 0), -9);
+        let mut seen = heapless::Vec::<usize, 4>::new();
+        pool.for_each_cell(d, (0, 1), |k| seen.push(k).unwrap());
+        assert_eq!(seen, [2]);
+        seen.clear();
+        pool.for_each_cell(d, (0, 0), |k| seen.push(k).unwrap());
+        assert_eq!(seen, [0, 1]);
     }
 
     #[test]
-    fn global_sum_adds_one_channel() {
-        let p = [1, 10, 2, 20, 3, 30];
-        let d = Dims::new(1, 3, 2);
-        assert_eq!(global_sum(&p, d, 0), 6);
-        assert_eq!(global_sum(&p, d, 1), 60);
+    fn padding_before_shifts_the_window() {
+        // 3x1 column, pool 2x1 stride 2x1, one padded row before.
+        let d = Dims::new(3, 1, 1);
+        let pool = MaxPool {
+            size: Window::new(2, 1),
+            stride: Window::new(2, 1),
+            pad_before: (1, 0),
+        };
+        let mut seen = heapless::Vec::<usize, 4>::new();
+        pool.for_each_cell(d, (0, 0), |k| seen.push(k).unwrap());
+        assert_eq!(seen, [0]);
+        seen.clear();
+        pool.for_each_cell(d, (1, 0), |k| seen.push(k).unwrap());
+        assert_eq!(seen, [1, 2]);
     }
 }

@@ -1,24 +1,28 @@
 //! Integer weights packed at their bit width, and the little-endian arrays
-//! (thresholds, act_steps) of a layer, all borrowed from the model file.
+//! (thresholds, act_steps) of a layer.
 //!
-//! A 4-bit weight takes half a byte in the file, a 2-bit weight a quarter:
-//! value `k` occupies bits `k*bits .. (k+1)*bits` of the byte stream, least
+//! A 4-bit weight takes half a byte, a 2-bit weight a quarter: value `k`
+//! occupies bits `k*bits .. (k+1)*bits` of the byte stream, least
 //! significant bit first, in two's complement.
+//!
+//! The arrays are generic over their byte storage `B`: borrowed from a model
+//! file (`&[u8]`, what the firmware runs) or owned (`Vec<u8>`, what the host
+//! builds and edits). Both have one definition and one encoding.
 
 use serde::{Deserialize, Serialize};
 
 /// Weight bit widths the Akida 1.0 engine runs.
 pub const WEIGHT_BITS: [u8; 3] = [2, 4, 8];
 
-/// Signed integer weights of one tensor, packed at `bits` per value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A view of one packed weight tensor: its bits and shape come from the
+/// layer's parameters, its bytes from the layer's storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackedWeights<'a> {
     /// 2, 4 or 8.
     pub bits: u8,
     /// The tensor shape as the engine stores it (4-D, C order).
     pub shape: [u32; 4],
-    /// `ceil(len * bits / 8)` bytes.
-    #[serde(borrow)]
+    /// `ceil(count * bits / 8)` bytes.
     pub data: &'a [u8],
 }
 
@@ -33,15 +37,15 @@ pub enum PackError {
     Buffer { have: usize, need: usize },
 }
 
-impl<'a> PackedWeights<'a> {
-    /// Number of weights the shape holds, `None` on overflow.
-    pub fn checked_count(&self) -> Option<usize> {
-        self.shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
-    }
+/// Number of elements of a 4-D shape, `None` on overflow.
+pub fn checked_count(shape: [u32; 4]) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+}
 
-    /// Number of weights. Only call on validated weights.
+impl<'a> PackedWeights<'a> {
+    /// Number of weights. Only call on validated weights (the count fits).
     pub fn count(&self) -> usize {
         self.shape.iter().map(|&d| d as usize).product()
     }
@@ -73,8 +77,8 @@ pub fn value_range(bits: u8) -> (i8, i8) {
     }
 }
 
-/// Packs `values` at `bits` per value into `out` (which must be exactly
-/// `packed_len(values.len(), bits)` long or longer; the rest is untouched).
+/// Packs `values` at `bits` per value into `out` (which must be at least
+/// `packed_len(values.len(), bits)` long; the rest is untouched).
 pub fn pack_into(values: &[i8], bits: u8, out: &mut [u8]) -> Result<usize, PackError> {
     if !WEIGHT_BITS.contains(&bits) {
         return Err(PackError::Bits(bits));
@@ -86,17 +90,32 @@ pub fn pack_into(values: &[i8], bits: u8, out: &mut [u8]) -> Result<usize, PackE
             need,
         });
     }
-    let (lo, hi) = value_range(bits);
     out[..need].fill(0);
-    let mask = ((1u16 << bits) - 1) as u8;
     for (k, &v) in values.iter().enumerate() {
-        if v < lo || v > hi {
-            return Err(PackError::Range { value: v, bits });
-        }
-        let bit = k * bits as usize;
-        out[bit / 8] |= ((v as u8) & mask) << (bit % 8);
+        set_one(out, bits, k, v)?;
     }
     Ok(need)
+}
+
+/// Packs `values` into a new byte vector (host).
+#[cfg(feature = "std")]
+pub fn pack(values: &[i8], bits: u8) -> Result<std::vec::Vec<u8>, PackError> {
+    let mut out = std::vec![0u8; packed_len(values.len(), bits)];
+    pack_into(values, bits, &mut out)?;
+    Ok(out)
+}
+
+/// Writes the `k`-th weight of a packed byte stream in place.
+pub fn set_one(data: &mut [u8], bits: u8, k: usize, value: i8) -> Result<(), PackError> {
+    let (lo, hi) = value_range(bits);
+    if value < lo || value > hi {
+        return Err(PackError::Range { value, bits });
+    }
+    let bit = k * bits as usize;
+    let mask = (((1u16 << bits) - 1) as u8) << (bit % 8);
+    let byte = &mut data[bit / 8];
+    *byte = (*byte & !mask) | (((value as u8) << (bit % 8)) & mask);
+    Ok(())
 }
 
 #[inline(always)]
@@ -112,47 +131,59 @@ fn unpack_one(data: &[u8], bits: u8, k: usize) -> i8 {
     }
 }
 
-/// Little-endian `i32` values read in place from the model file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct I32Slice<'a>(#[serde(borrow)] pub &'a [u8]);
+macro_rules! le_array {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub struct $name<B>(pub B);
 
-impl<'a> I32Slice<'a> {
-    pub fn len(&self) -> usize {
-        self.0.len() / 4
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    #[inline]
-    pub fn get(&self, i: usize) -> i32 {
-        let b = &self.0[4 * i..4 * i + 4];
-        i32::from_le_bytes([b[0], b[1], b[2], b[3]])
-    }
-    pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {
-        (0..self.len()).map(move |i| self.get(i))
-    }
+        impl<B: AsRef<[u8]>> $name<B> {
+            pub fn len(&self) -> usize {
+                self.0.as_ref().len() / 4
+            }
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+            #[inline]
+            pub fn get(&self, i: usize) -> $t {
+                let b = &self.0.as_ref()[4 * i..4 * i + 4];
+                <$t>::from_le_bytes([b[0], b[1], b[2], b[3]])
+            }
+            pub fn iter(&self) -> impl Iterator<Item = $t> + '_ {
+                (0..self.len()).map(move |i| self.get(i))
+            }
+            /// The same values borrowed.
+            pub fn view(&self) -> $name<&[u8]> {
+                $name(self.0.as_ref())
+            }
+        }
+
+        impl<B: AsMut<[u8]>> $name<B> {
+            /// Overwrites the `i`-th value.
+            pub fn set(&mut self, i: usize, value: $t) {
+                self.0.as_mut()[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+            }
+        }
+
+        #[cfg(feature = "std")]
+        impl FromIterator<$t> for $name<std::vec::Vec<u8>> {
+            fn from_iter<I: IntoIterator<Item = $t>>(values: I) -> Self {
+                $name(values.into_iter().flat_map(<$t>::to_le_bytes).collect())
+            }
+        }
+    };
 }
 
-/// Little-endian `f32` values read in place from the model file.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct F32Slice<'a>(#[serde(borrow)] pub &'a [u8]);
-
-impl<'a> F32Slice<'a> {
-    pub fn len(&self) -> usize {
-        self.0.len() / 4
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    #[inline]
-    pub fn get(&self, i: usize) -> f32 {
-        let b = &self.0[4 * i..4 * i + 4];
-        f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-    }
-    pub fn iter(&self) -> impl Iterator<Item = f32> + '_ {
-        (0..self.len()).map(move |i| self.get(i))
-    }
-}
+le_array!(
+    /// Little-endian `i32` values (one threshold per filter).
+    I32Values,
+    i32
+);
+le_array!(
+    /// Little-endian `f32` values (one act_step per filter).
+    F32Values,
+    f32
+);
 
 #[cfg(test)]
 mod tests {
@@ -189,6 +220,26 @@ mod tests {
     }
 
     #[test]
+    fn set_one_rewrites_a_single_weight() {
+        let mut buf = [0u8; 2];
+        pack_into(&[1, -1, 0, 1, -2], 2, &mut buf).unwrap();
+        set_one(&mut buf, 2, 1, 1).unwrap();
+        let w = PackedWeights {
+            bits: 2,
+            shape: [1, 1, 1, 5],
+            data: &buf,
+        };
+        assert_eq!(
+            w.values().collect::<heapless::Vec<i8, 5>>(),
+            [1, 1, 0, 1, -2]
+        );
+        assert_eq!(
+            set_one(&mut buf, 2, 0, 2),
+            Err(PackError::Range { value: 2, bits: 2 })
+        );
+    }
+
+    #[test]
     fn out_of_range_values_are_refused() {
         let mut buf = [0u8; 4];
         assert_eq!(
@@ -196,5 +247,21 @@ mod tests {
             Err(PackError::Range { value: 8, bits: 4 })
         );
         assert_eq!(pack_into(&[1], 3, &mut buf), Err(PackError::Bits(3)));
+    }
+
+    #[test]
+    fn little_endian_arrays_read_and_write_in_place() {
+        let mut bytes = [0u8; 8];
+        let mut t = I32Values(&mut bytes[..]);
+        t.set(1, -5);
+        assert_eq!(t.get(1), -5);
+        assert_eq!(
+            I32Values(&bytes[..])
+                .iter()
+                .collect::<heapless::Vec<i32, 2>>(),
+            [0, -5]
+        );
+        let f = F32Values(1.5f32.to_le_bytes());
+        assert_eq!(f.get(0), 1.5);
     }
 }

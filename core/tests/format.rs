@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use akida_core::format::{self, FormatError, HEADER_LEN};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
-    decode, Dims, F32Slice, I32Slice, Layer, LayerKind, Model, ModelError, PackedWeights, Padding,
-    Pooling, Window,
+    decode, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, LayerRef, ModelError,
+    ModelRef, Padding, Pooling, ValidModel, Window,
 };
 use proptest::prelude::*;
 
@@ -44,93 +44,79 @@ fn vars() -> Vars {
     }
 }
 
-fn conv(kind: LayerKind, name: &'static str, input: Dims, filters: u32) -> Layer<'static> {
+fn conv(kind: LayerKind, name: &'static str, input: Dims, filters: u32) -> LayerRef<'static> {
     Layer {
         name,
-        kind,
-        input,
-        filters,
-        kernel: Window::new(3, 3),
-        stride: Window::ONE,
-        padding: Padding::Same,
-        padding_value: 0,
-        pooling: Pooling::None,
-        activation: true,
-        act_bits: 4,
-        weights: PackedWeights {
-            bits: 8,
-            shape: [0; 4],
-            data: &[],
+        params: LayerParams {
+            kind,
+            input,
+            filters,
+            kernel: Window::new(3, 3),
+            stride: Window::ONE,
+            padding: Padding::Same,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: true,
+            act_bits: 4,
+            weights_bits: 8,
         },
+        weights: &[],
         weights_pw: None,
-        threshold: I32Slice(&[]),
-        act_step: F32Slice(&[]),
+        threshold: I32Values(&[]),
+        act_step: F32Values(&[]),
     }
 }
 
-fn model(v: &Vars) -> Model<'_> {
+fn model(v: &Vars) -> ModelRef<'_> {
     let mut l0 = conv(
         LayerKind::InputConvolutional,
         "conv_0",
         Dims::new(8, 8, 1),
         4,
     );
-    l0.weights = PackedWeights {
-        bits: 8,
-        shape: [3, 3, 1, 4],
-        data: &v.w0,
-    };
-    l0.pooling = Pooling::Max {
+    l0.weights = &v.w0;
+    l0.params.pooling = Pooling::Max {
         size: Window::new(2, 2),
         stride: Window::new(2, 2),
     };
-    l0.threshold = I32Slice(&v.th[..16]);
-    l0.act_step = F32Slice(&v.steps[..16]);
+    l0.threshold = I32Values(&v.th[..16]);
+    l0.act_step = F32Values(&v.steps[..16]);
     let mut l1 = conv(
         LayerKind::SeparableConvolutional,
         "sep_1",
         Dims::new(4, 4, 4),
         6,
     );
-    l1.weights = PackedWeights {
-        bits: 4,
-        shape: [3, 3, 4, 1],
-        data: &v.w1,
-    };
-    l1.weights_pw = Some(PackedWeights {
-        bits: 4,
-        shape: [1, 1, 4, 6],
-        data: &v.w1_pw,
-    });
-    l1.threshold = I32Slice(&v.th);
-    l1.act_step = F32Slice(&v.steps);
+    l1.params.weights_bits = 4;
+    l1.weights = &v.w1;
+    l1.weights_pw = Some(&v.w1_pw);
+    l1.threshold = I32Values(&v.th);
+    l1.act_step = F32Values(&v.steps);
     let mut l2 = conv(LayerKind::FullyConnected, "dense_2", Dims::new(4, 4, 6), 5);
-    l2.kernel = Window::ONE;
-    l2.padding = Padding::Valid;
-    l2.activation = false;
-    l2.act_bits = 1;
-    l2.weights = PackedWeights {
-        bits: 2,
-        shape: [1, 1, 96, 5],
-        data: &v.w2,
-    };
-    l2.threshold = I32Slice(&v.th[..20]);
-    l2.act_step = F32Slice(&v.steps[..20]);
-    Model {
+    l2.params.kernel = Window::ONE;
+    l2.params.padding = Padding::Valid;
+    l2.params.activation = false;
+    l2.params.act_bits = 1;
+    l2.params.weights_bits = 2;
+    l2.weights = &v.w2;
+    l2.threshold = I32Values(&v.th[..20]);
+    l2.act_step = F32Values(&v.steps[..20]);
+    ModelRef {
         layers: [l0, l1, l2].into_iter().collect(),
     }
 }
 
-/// Encodes with the no_std API into a vector.
-fn encode(m: &Model) -> Result<Vec<u8>, FormatError> {
+/// Validates, then encodes with the no_std API into a vector.
+fn encode(m: &ModelRef) -> Result<Vec<u8>, FormatError> {
+    let valid = m.clone().validate().map_err(FormatError::Invalid)?;
     let mut buf = vec![0u8; 1 << 20];
-    let n = format::encode_into(m, &mut buf)?;
+    let n = format::encode_into(&valid, &mut buf)?;
     buf.truncate(n);
     Ok(buf)
 }
 
 /// Frames an arbitrary (possibly inconsistent) model, bypassing validation.
-fn frame_unchecked(m: &Model) -> Vec<u8> {
+fn frame_unchecked(m: &ModelRef) -> Vec<u8> {
     let payload = postcard::to_stdvec(m).unwrap();
     let mut out = vec![0u8; HEADER_LEN];
     format::write_header(&mut out, &payload);
@@ -144,12 +130,13 @@ fn encode_then_decode_gives_the_same_model() {
     let m = model(&v);
     let bytes = encode(&m).unwrap();
     assert_eq!(&bytes[..4], b"AKD1");
-    assert_eq!(decode(&bytes).unwrap(), m);
+    assert_eq!(decode(&bytes).unwrap().model(), &m);
+    let valid: ValidModel<_, _> = m.validate().unwrap();
     let mut buf = vec![0u8; bytes.len()];
-    assert_eq!(format::encode_into(&m, &mut buf), Ok(bytes.len()));
+    assert_eq!(format::encode_into(&valid, &mut buf), Ok(bytes.len()));
     assert_eq!(buf, bytes);
     assert_eq!(
-        format::encode_into(&m, &mut buf[..bytes.len() - 1]),
+        format::encode_into(&valid, &mut buf[..bytes.len() - 1]),
         Err(FormatError::Buffer)
     );
 }
@@ -158,7 +145,7 @@ fn encode_then_decode_gives_the_same_model() {
 fn two_bit_weights_are_stored_packed() {
     let v = vars();
     // 480 two-bit weights take 120 bytes, not 480.
-    assert_eq!(model(&v).layers[2].weights.data.len(), 120);
+    assert_eq!(model(&v).layers[2].weights.len(), 120);
 }
 
 #[test]
@@ -183,8 +170,8 @@ fn corruption_and_wrong_version_are_rejected() {
     bad[0] = b'X';
     assert_eq!(decode(&bad).unwrap_err(), FormatError::Magic);
     let mut bad = bytes.clone();
-    bad[4] = 2;
-    assert_eq!(decode(&bad).unwrap_err(), FormatError::Version(2));
+    bad[4] = 1;
+    assert_eq!(decode(&bad).unwrap_err(), FormatError::Version(1));
     for i in HEADER_LEN..bytes.len() {
         let mut bad = bytes.clone();
         bad[i] ^= 0x10;
@@ -198,7 +185,7 @@ fn corruption_and_wrong_version_are_rejected() {
 #[test]
 fn inconsistent_models_are_rejected_with_the_rule() {
     let v = &vars();
-    fn check<'v>(v: &'v Vars, edit: impl Fn(&mut Model<'v>), want: ModelError) {
+    fn check<'v>(v: &'v Vars, edit: impl Fn(&mut ModelRef<'v>), want: ModelError) {
         let mut m = model(v);
         edit(&mut m);
         assert_eq!(
@@ -209,7 +196,7 @@ fn inconsistent_models_are_rejected_with_the_rule() {
     }
     check(
         v,
-        |m| m.layers[1].input = Dims::new(4, 5, 4),
+        |m| m.layers[1].params.input = Dims::new(4, 5, 4),
         ModelError::Chain {
             layer: 1,
             expected: Dims::new(4, 4, 4),
@@ -218,7 +205,7 @@ fn inconsistent_models_are_rejected_with_the_rule() {
     );
     check(
         v,
-        |m| m.layers[2].weights.data = &v.w2[..119],
+        |m| m.layers[2].weights = &v.w2[..119],
         ModelError::WeightBytes {
             layer: 2,
             tensor: "weights",
@@ -228,22 +215,24 @@ fn inconsistent_models_are_rejected_with_the_rule() {
     );
     check(
         v,
-        |m| m.layers[1].weights.bits = 3,
+        |m| m.layers[1].params.weights_bits = 3,
         ModelError::WeightBits { layer: 1, bits: 3 },
     );
     check(
         v,
-        |m| m.layers[0].act_bits = 8,
+        |m| m.layers[0].params.act_bits = 8,
         ModelError::ActBits { layer: 0, bits: 8 },
     );
     check(
         v,
-        |m| m.layers[1].weights.shape = [3, 3, 4, 2],
-        ModelError::WeightShape {
+        // Shapes follow from the params: a depthwise kernel of the wrong
+        // shape (here the 4x6 pointwise one) has the wrong byte count.
+        |m| m.layers[1].weights = &v.w1_pw,
+        ModelError::WeightBytes {
             layer: 1,
             tensor: "weights",
-            expected: [3, 3, 4, 1],
-            found: [3, 3, 4, 2],
+            expected: 18,
+            found: 12,
         },
     );
     check(
@@ -253,12 +242,12 @@ fn inconsistent_models_are_rejected_with_the_rule() {
     );
     check(
         v,
-        |m| m.layers[1].activation = false,
+        |m| m.layers[1].params.activation = false,
         ModelError::HiddenWithoutActivation { layer: 1 },
     );
     check(
         v,
-        |m| m.layers[0].threshold = I32Slice(&v.th[..12]),
+        |m| m.layers[0].threshold = I32Values(&v.th[..12]),
         ModelError::VariableLength {
             layer: 0,
             variable: "threshold",
@@ -278,7 +267,7 @@ fn inconsistent_models_are_rejected_with_the_rule() {
     );
     check(
         v,
-        |m| m.layers[1].padding_value = 3,
+        |m| m.layers[1].params.padding_value = 3,
         ModelError::PaddingValue { layer: 1 },
     );
     check(v, |m| m.layers.clear(), ModelError::Empty);
@@ -289,7 +278,7 @@ fn act_step_below_a_sixteenth_is_rejected() {
     let v = vars();
     let small: Vec<u8> = (0..4).flat_map(|_| 0.05f32.to_le_bytes()).collect();
     let mut m = model(&v);
-    m.layers[0].act_step = F32Slice(&small);
+    m.layers[0].act_step = F32Values(&small);
     assert_eq!(
         decode(&frame_unchecked(&m)).unwrap_err(),
         FormatError::Invalid(ModelError::ActStep {
@@ -316,30 +305,22 @@ fn potentials_that_could_overflow_32_bits_are_rejected() {
         Dims::new(512, 1024, 1),
         4,
     );
-    l0.weights = PackedWeights {
-        bits: 8,
-        shape: [3, 3, 1, 4],
-        data: &w0,
-    };
-    l0.threshold = I32Slice(&th0);
-    l0.act_step = F32Slice(&st0);
+    l0.weights = &w0;
+    l0.threshold = I32Values(&th0);
+    l0.act_step = F32Values(&st0);
     let mut fc = conv(LayerKind::FullyConnected, "fc", Dims::new(512, 1024, 4), 1);
-    fc.kernel = Window::ONE;
-    fc.padding = Padding::Valid;
-    fc.activation = false;
-    fc.weights = PackedWeights {
-        bits: 8,
-        shape: [1, 1, n as u32, 1],
-        data: &w,
-    };
-    fc.threshold = I32Slice(&th);
-    fc.act_step = F32Slice(&step);
-    let m = Model {
+    fc.params.kernel = Window::ONE;
+    fc.params.padding = Padding::Valid;
+    fc.params.activation = false;
+    fc.weights = &w;
+    fc.threshold = I32Values(&th);
+    fc.act_step = F32Values(&step);
+    let m = ModelRef {
         layers: [l0, fc].into_iter().collect(),
     };
     assert_eq!(
-        m.validate(),
-        Err(ModelError::PotentialOverflow {
+        m.validate().err(),
+        Some(ModelError::PotentialOverflow {
             layer: 1,
             filter: 0
         })
@@ -380,7 +361,7 @@ fn random_bytes_never_panic() {
             payload
         };
         if let Ok(m) = decode(&bytes) {
-            prop_assert!(m.validate().is_ok());
+            prop_assert!(m.into_model().validate().is_ok());
         }
         Ok(())
     });
@@ -406,7 +387,7 @@ fn mutated_files_never_panic() {
         format::write_header(&mut framed, &payload);
         framed.extend_from_slice(&payload);
         match decode(&framed) {
-            Ok(m) => prop_assert!(m.validate().is_ok()),
+            Ok(m) => prop_assert!(m.into_model().validate().is_ok()),
             Err(_) => {
                 rejected.fetch_add(1, Ordering::Relaxed);
             }
@@ -436,38 +417,26 @@ fn separable_potentials_that_could_overflow_32_bits_are_rejected() {
         Dims::new(4, 4, 1),
         c as u32,
     );
-    l0.weights = PackedWeights {
-        bits: 8,
-        shape: [3, 3, 1, c as u32],
-        data: &w0,
-    };
-    l0.threshold = I32Slice(&th0);
-    l0.act_step = F32Slice(&st0);
+    l0.weights = &w0;
+    l0.threshold = I32Values(&th0);
+    l0.act_step = F32Values(&st0);
     let mut sep = conv(
         LayerKind::SeparableConvolutional,
         "sep",
         Dims::new(4, 4, c as u32),
         1,
     );
-    sep.activation = false;
-    sep.weights = PackedWeights {
-        bits: 8,
-        shape: [3, 3, c as u32, 1],
-        data: &dw,
-    };
-    sep.weights_pw = Some(PackedWeights {
-        bits: 8,
-        shape: [1, 1, c as u32, 1],
-        data: &pw,
-    });
-    sep.threshold = I32Slice(&th);
-    sep.act_step = F32Slice(&step);
-    let m = Model {
+    sep.params.activation = false;
+    sep.weights = &dw;
+    sep.weights_pw = Some(&pw);
+    sep.threshold = I32Values(&th);
+    sep.act_step = F32Values(&step);
+    let m = ModelRef {
         layers: [l0, sep].into_iter().collect(),
     };
     assert_eq!(
-        m.validate(),
-        Err(ModelError::PotentialOverflow {
+        m.validate().err(),
+        Some(ModelError::PotentialOverflow {
             layer: 1,
             filter: 0
         })

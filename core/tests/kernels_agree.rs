@@ -3,11 +3,12 @@
 //! pooling, bit widths, padding values and input sparsities from 0 to 99 %.
 //! The fast kernel (every instruction set this CPU has) agrees with them too.
 
-use akida_core::inference::{run_layer, LayerOutputMut};
-use akida_core::kernels::{self, fast, unpack_weights, Kernel};
+use akida_core::inference::{run_layer, LayerBuffers, LayerOutputMut};
+use akida_core::kernels::{self, fast};
 use akida_core::weights::{pack_into, packed_len, value_range};
 use akida_core::{
-    Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
+    Backend, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, LayerRef, Padding, Pooling,
+    PrepBuffers, Preparation, Simd, ValidLayer, Window,
 };
 use proptest::prelude::*;
 
@@ -173,117 +174,115 @@ fn build(c: &Case) -> Built {
     }
 }
 
-fn layer<'a>(c: &Case, b: &'a Built) -> Layer<'a> {
-    let (main, pw) = shapes(c);
+fn layer<'a>(c: &Case, b: &'a Built) -> LayerRef<'a> {
     Layer {
         name: "random",
-        kind: c.kind,
-        input: c.input,
-        filters: c.filters,
-        kernel: c.kernel,
-        stride: c.stride,
-        padding: c.padding,
-        padding_value: c.padding_value,
-        pooling: c.pooling,
-        activation: c.activation,
-        act_bits: c.act_bits,
-        weights: PackedWeights {
-            bits: c.weight_bits,
-            shape: main,
-            data: &b.weights,
+        params: LayerParams {
+            kind: c.kind,
+            input: c.input,
+            filters: c.filters,
+            kernel: c.kernel,
+            stride: c.stride,
+            padding: c.padding,
+            padding_value: c.padding_value,
+            pooling: c.pooling,
+            activation: c.activation,
+            act_bits: c.act_bits,
+            weights_bits: c.weight_bits,
         },
-        weights_pw: pw.map(|shape| PackedWeights {
-            bits: c.weight_bits,
-            shape,
-            data: b.weights_pw.as_deref().unwrap(),
-        }),
-        threshold: I32Slice(&b.threshold),
-        act_step: F32Slice(&b.act_step),
+        weights: &b.weights,
+        weights_pw: b.weights_pw.as_deref(),
+        threshold: I32Values(&b.threshold),
+        act_step: F32Values(&b.act_step),
     }
 }
 
-/// Conv-part potentials and final outputs of one kernel.
-fn run(layer: &Layer, input: &[u8], kernel: Kernel) -> (Vec<i32>, Vec<u8>, Vec<i32>) {
-    let mut unpacked = vec![0i8; layer.unpacked_len()];
-    let w = unpack_weights(layer, &mut unpacked);
-    let mut scratch = vec![0i32; layer.scratch_len()];
-    let potentials = kernels::potentials(layer, w, kernel, input, &mut scratch).to_vec();
-    let n = layer.output_dims().len();
+/// A case's layer checked on its own, with its input range.
+fn valid<'b>(c: &Case, b: &'b Built) -> ValidLayer<'b> {
+    let max_input = c.input_bits.map_or(255, |b| (1u32 << b) - 1);
+    ValidLayer::new(layer(c, b), max_input).expect("random layers are valid")
+}
+
+/// Buffers for one layer of any backend.
+struct Buffers {
+    weights: Vec<i8>,
+    packed: Vec<i16>,
+    cuts: Vec<i32>,
+    scratch: Vec<i32>,
+    a: Vec<i16>,
+    row: Vec<i32>,
+}
+
+impl Buffers {
+    fn of(layer: &ValidLayer) -> Buffers {
+        let p = layer.params();
+        let plan = fast::FastPlan::sizes(layer);
+        Buffers {
+            weights: vec![0; p.unpacked_len()],
+            packed: vec![0; plan.packed_len],
+            cuts: vec![0; plan.cuts_len],
+            scratch: vec![
+                0;
+                p.scratch_len(&layer.shapes)
+                    .max(plan.product_len + plan.depthwise_len)
+            ],
+            a: vec![0; plan.a_len],
+            row: vec![0; plan.gemm.f_pad],
+        }
+    }
+}
+
+/// Conv-part potentials (`None` for the fast kernel, whose potentials are
+/// laid out otherwise) and final outputs (levels, potentials) of one
+/// backend, and the backend that actually ran the layer.
+type Outputs = (Option<Vec<i32>>, Vec<u8>, Vec<i32>, Backend);
+
+fn run(layer: &ValidLayer, input: &[u8], backend: Backend) -> Outputs {
+    let mut b = Buffers::of(layer);
+    let mut prep = PrepBuffers {
+        weights: &mut b.weights,
+        packed: &mut b.packed,
+        cuts: &mut b.cuts,
+    };
+    let prepared = backend.prepare(0, layer, input, &mut prep).unwrap();
+    let potentials = (prepared.fast.is_none()).then(|| {
+        let grid = kernels::potentials(layer, &prepared, input, &mut b.a, &mut b.scratch);
+        grid.potentials[..layer.shapes.conv.len()].to_vec()
+    });
+    let n = layer.output_len();
     let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
-    let out_buf = if layer.activation {
+    let out_buf = if layer.params().activation {
         LayerOutputMut::Levels(&mut levels)
     } else {
         LayerOutputMut::Potentials(&mut out)
     };
-    run_layer(layer, w, kernel, input, &mut scratch, out_buf);
-    (potentials, levels, out)
+    let buffers = LayerBuffers {
+        scratch: &mut b.scratch,
+        a: &mut b.a,
+        row: &mut b.row,
+    };
+    run_layer(layer, &prepared, input, buffers, out_buf).unwrap();
+    (potentials, levels, out, prepared.backend)
 }
 
 /// Every fast-kernel instruction set this CPU runs.
-fn simds() -> Vec<fast::Simd> {
-    let mut v = vec![fast::Simd::portable()];
+fn simds() -> Vec<Simd> {
+    let mut v = vec![Simd::portable()];
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") {
             // SAFETY: detected above.
-            v.push(unsafe { fast::Simd::avx2_unchecked() });
+            v.push(unsafe { Simd::avx2_unchecked() });
         }
         if is_x86_feature_detected!("avx512f")
             && is_x86_feature_detected!("avx512bw")
             && is_x86_feature_detected!("avx512vnni")
         {
             // SAFETY: detected above.
-            v.push(unsafe { fast::Simd::avx512_vnni_unchecked() });
+            v.push(unsafe { Simd::avx512_vnni_unchecked() });
         }
     }
     v
-}
-
-/// Final outputs (levels, potentials) of the fast kernel, `None` when the
-/// layer's operands do not fit its 16 bits.
-fn run_fast(
-    layer: &Layer,
-    input: &[u8],
-    max_input: u32,
-    simd: fast::Simd,
-) -> Option<(Vec<u8>, Vec<i32>)> {
-    let mut unpacked = vec![0i8; layer.unpacked_len()];
-    let w = unpack_weights(layer, &mut unpacked);
-    let plan = fast::FastPlan::of(layer, &w, max_input)?;
-    let mut packed = vec![0i16; plan.packed_len];
-    fast::pack_b(&plan.gemm, fast::product_weights(layer, &w), &mut packed);
-    let mut cuts = vec![0i32; plan.cuts_len];
-    if layer.activation {
-        fast::level_cuts(layer, &plan, &mut cuts);
-    }
-    let (mut a, mut dw, mut product) = (
-        vec![0i16; plan.a_len],
-        vec![0i32; plan.depthwise_len],
-        vec![0i32; plan.product_len],
-    );
-    let mut row = vec![0i32; plan.gemm.f_pad];
-    let n = layer.output_dims().len();
-    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
-    let out_buf = if layer.activation {
-        LayerOutputMut::Levels(&mut levels)
-    } else {
-        LayerOutputMut::Potentials(&mut out)
-    };
-    let fl = fast::FastLayer {
-        layer,
-        plan,
-        weights: w,
-        packed_b: &packed,
-        cuts: &cuts,
-    };
-    let buf = fast::FastBuffers {
-        a: &mut a,
-        depthwise: &mut dw,
-        product: &mut product,
-        row: &mut row,
-    };
-    fast::run_layer(&fl, simd, input, buf, out_buf);
-    Some((levels, out))
 }
 
 proptest! {
@@ -292,18 +291,18 @@ proptest! {
     #[test]
     fn reference_and_event_kernels_agree(c in case()) {
         let b = build(&c);
-        let l = layer(&c, &b);
-        let reference = run(&l, &b.input, Kernel::Reference);
-        let event = run(&l, &b.input, Kernel::Event);
+        let l = valid(&c, &b);
+        let reference = run(&l, &b.input, Backend::Reference);
+        let event = run(&l, &b.input, Backend::Event);
         prop_assert_eq!(&reference.0, &event.0, "conv potentials differ for {:?}", c);
         prop_assert_eq!(&reference.1, &event.1, "levels differ for {:?}", c);
         prop_assert_eq!(&reference.2, &event.2, "potentials differ for {:?}", c);
-        let max_input = c.input_bits.map_or(255, |b| (1u32 << b) - 1);
         for simd in simds() {
-            if let Some((levels, out)) = run_fast(&l, &b.input, max_input, simd) {
-                prop_assert_eq!(&reference.1, &levels, "fast {} levels differ for {:?}", simd.name(), c);
-                prop_assert_eq!(&reference.2, &out, "fast {} potentials differ for {:?}", simd.name(), c);
-            }
+            let (_, levels, out, ran) = run(&l, &b.input, Backend::Fast(simd));
+            // Operands beyond 16 bits fall back to the event kernel.
+            prop_assert!(ran == Backend::Fast(simd) || ran == Backend::Event);
+            prop_assert_eq!(&reference.1, &levels, "fast {} levels differ for {:?}", simd.name(), c);
+            prop_assert_eq!(&reference.2, &out, "fast {} potentials differ for {:?}", simd.name(), c);
         }
     }
 }
@@ -333,10 +332,13 @@ fn padding_value_cells_are_events() {
     let mut w = vec![0u8; 9];
     pack_into(&[1; 9], 8, &mut w).unwrap();
     b.weights = w;
-    let l = layer(&c, &b);
-    let (reference, _, _) = run(&l, &b.input, Kernel::Reference);
-    let (event, _, _) = run(&l, &b.input, Kernel::Event);
+    let l = valid(&c, &b);
+    let (reference, _, _, _) = run(&l, &b.input, Backend::Reference);
+    let (event, _, _, _) = run(&l, &b.input, Backend::Event);
     // Corner output sees 5 padded cells, edge 3, centre 0.
-    assert_eq!(reference, vec![635, 381, 635, 381, 0, 381, 635, 381, 635]);
+    assert_eq!(
+        reference,
+        Some(vec![635, 381, 635, 381, 0, 381, 635, 381, 635])
+    );
     assert_eq!(event, reference);
 }

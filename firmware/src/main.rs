@@ -10,7 +10,7 @@
 #![no_main]
 
 use akida_core::inference::{forward, LayerOutput, Workspace};
-use akida_core::Kernel;
+use akida_core::{Backend, PrepBuffers};
 use cortex_m_rt::entry;
 use semihosting::experimental::env;
 use semihosting::io::{Read, Write};
@@ -55,6 +55,7 @@ fn main() -> ! {
     let mut level_a = [0u8; LEVELS];
     let mut level_b = [0u8; LEVELS];
     let mut scratch = [0i32; SCRATCH];
+    let mut row = [0i32; ROW];
     let mut weights = [0i8; WEIGHTS];
     let mut potentials = [0i32; POTENTIALS];
     let mut image = [0u8; INPUT_LEN];
@@ -90,10 +91,16 @@ fn main() -> ! {
         let mut ws = Workspace {
             levels: [&mut level_a, &mut level_b],
             scratch: &mut scratch,
-            weights: &mut weights,
+            a: &mut [],
+            row: &mut row,
             output: &mut potentials,
+            prep: PrepBuffers {
+                weights: &mut weights,
+                packed: &mut [],
+                cuts: &mut [],
+            },
         };
-        let out = forward(&model, &image, &mut ws, Kernel::Event, |_, _| {})
+        let out = forward(&model, &image, &mut ws, &Backend::Event, |_, _| {})
             .unwrap_or_else(|_| fail(2, "workspace does not fit the model"));
         match output.as_mut() {
             Some(f) => write_output(f, out).unwrap_or_else(|_| fail(1, "cannot write output")),

@@ -1,6 +1,6 @@
 //! The layer parameters as BrainChip's engine names them (the `params` of
 //! `akida.Layer`, the reference `.json` files and `.fbz` files), mapped to and
-//! from our layer geometry.
+//! from core's [`LayerParams`].
 //!
 //! Akida's "width"/"x" is the NHWC *height* axis (rows) and its
 //! "height"/"y" the NHWC width (cols): `kernel_width` is the kernel's row
@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
 
 /// Integer parameters by name, sorted (as the engine stores them).
 pub type EngineParams = BTreeMap<String, i32>;
@@ -36,30 +36,7 @@ pub fn kind_of_code(code: i32) -> Option<LayerKind> {
 
 /// Layer kind of an engine type name (`InputConvolutional`, ...).
 pub fn kind_of_name(name: &str) -> Option<LayerKind> {
-    [
-        LayerKind::InputConvolutional,
-        LayerKind::Convolutional,
-        LayerKind::SeparableConvolutional,
-        LayerKind::FullyConnected,
-    ]
-    .into_iter()
-    .find(|k| k.name() == name)
-}
-
-/// The geometry and activation of a layer, everything the params carry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LayerGeometry {
-    pub kind: LayerKind,
-    pub input: Dims,
-    pub filters: u32,
-    pub kernel: Window,
-    pub stride: Window,
-    pub padding: Padding,
-    pub padding_value: u8,
-    pub pooling: Pooling,
-    pub activation: bool,
-    pub act_bits: u8,
-    pub weights_bits: u8,
+    LayerKind::ALL.into_iter().find(|k| k.name() == name)
 }
 
 /// Why engine params do not describe a layer we run.
@@ -121,7 +98,7 @@ pub fn keys(kind: LayerKind) -> &'static [&'static str] {
 }
 
 /// The engine params of a layer (without `layer_type`).
-pub fn to_params(g: &LayerGeometry) -> EngineParams {
+pub fn to_params(g: &LayerParams) -> EngineParams {
     let mut p = EngineParams::new();
     let mut set = |k: &str, v: i64| {
         p.insert(k.to_owned(), v as i32);
@@ -197,7 +174,7 @@ pub fn from_params(
     p: &EngineParams,
     previous: Option<Dims>,
     strict: bool,
-) -> Result<LayerGeometry, ParamsError> {
+) -> Result<LayerParams, ParamsError> {
     if strict {
         if let Some(k) = p
             .keys()
@@ -218,7 +195,7 @@ pub fn from_params(
         _ => previous.ok_or(ParamsError::NoInput)?,
     };
     if kind == LayerKind::FullyConnected {
-        return Ok(LayerGeometry {
+        return Ok(LayerParams {
             kind,
             input,
             filters: positive(p, "units")?,
@@ -270,7 +247,7 @@ pub fn from_params(
         }
         other => return Err(ParamsError::PoolType(other)),
     };
-    Ok(LayerGeometry {
+    Ok(LayerParams {
         kind,
         input,
         filters: positive(p, "filters")?,
@@ -291,7 +268,7 @@ mod tests {
 
     #[test]
     fn params_round_trip_for_every_kind() {
-        let g = LayerGeometry {
+        let g = LayerParams {
             kind: LayerKind::InputConvolutional,
             input: Dims::new(14, 10, 3),
             filters: 8,
@@ -318,7 +295,7 @@ mod tests {
         );
         assert_eq!(from_params(g.kind, &p, None, true), Ok(g));
 
-        let fc = LayerGeometry {
+        let fc = LayerParams {
             kind: LayerKind::FullyConnected,
             input: Dims::new(2, 1, 8),
             filters: 3,

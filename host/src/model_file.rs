@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::akd::{AkdError, ConvertedModel};
+use crate::akd::{self, ConvertedModel};
 use crate::fbz::{self, FbzError};
 
 /// A converted-model file format.
@@ -27,7 +27,10 @@ pub enum ModelFileError {
         source: std::io::Error,
     },
     #[error("{}: {source}", path.display())]
-    Akd { path: PathBuf, source: AkdError },
+    Akd {
+        path: PathBuf,
+        source: akida_core::FormatError,
+    },
     #[error("{}: {source}", path.display())]
     Fbz { path: PathBuf, source: FbzError },
 }
@@ -57,12 +60,10 @@ pub fn load(path: impl AsRef<Path>) -> Result<ConvertedModel, ModelFileError> {
         source,
     })?;
     match format {
-        ModelFormat::Akd => {
-            ConvertedModel::from_akd_bytes(&bytes).map_err(|e| ModelFileError::Akd {
-                path: path.to_owned(),
-                source: AkdError::Format(e),
-            })
-        }
+        ModelFormat::Akd => akd::from_bytes(&bytes).map_err(|source| ModelFileError::Akd {
+            path: path.to_owned(),
+            source,
+        }),
         ModelFormat::Fbz => fbz::from_fbz_bytes(&bytes).map_err(|source| ModelFileError::Fbz {
             path: path.to_owned(),
             source,
@@ -70,12 +71,11 @@ pub fn load(path: impl AsRef<Path>) -> Result<ConvertedModel, ModelFileError> {
     }
 }
 
-/// Saves a converted model as a `.akd` or `.fbz` file, atomically. The model
-/// is validated first: an inconsistent model is never written.
+/// Saves a converted model as a `.akd` or `.fbz` file, atomically.
 pub fn save(model: &ConvertedModel, path: impl AsRef<Path>) -> Result<(), ModelFileError> {
     let path = path.as_ref();
     let bytes = match ModelFormat::of_path(path)? {
-        ModelFormat::Akd => model.to_akd_bytes().map_err(|source| ModelFileError::Akd {
+        ModelFormat::Akd => akd::to_bytes(model).map_err(|source| ModelFileError::Akd {
             path: path.to_owned(),
             source,
         })?,
@@ -93,7 +93,7 @@ pub fn save(model: &ConvertedModel, path: impl AsRef<Path>) -> Result<(), ModelF
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fbz::test_support::tiny_model;
+    use crate::fbz::test_support::{tiny_layers, tiny_model};
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir =
@@ -164,16 +164,25 @@ mod tests {
         let path = dir.join("m.fbz");
         save(&tiny_model(), &path).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let mut broken = tiny_model();
-        broken.layers[0].act_step[0] = f32::NAN;
+        // Only valid models can be saved: a NaN act_step does not make one.
+        let mut broken = tiny_layers();
+        broken[0].act_step.set(0, f32::NAN);
         assert!(matches!(
-            save(&broken, &path),
-            Err(ModelFileError::Fbz {
-                source: FbzError::Model(_),
-                ..
-            })
+            crate::akd::build(broken),
+            Err(crate::akd::BuildError::Invalid(
+                akida_core::ModelError::ActStep { .. }
+            ))
+        ));
+        // A save that fails (here: the target is a directory) leaves the
+        // old file and no temporary file.
+        let blocked = dir.join("blocked.fbz");
+        std::fs::create_dir(&blocked).unwrap();
+        assert!(matches!(
+            save(&tiny_model(), &blocked),
+            Err(ModelFileError::Io { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,33 +1,48 @@
-//! Host inference: a converted model prepared once (weights unpacked and
-//! packed for the fast kernel, level cuts computed), then run on batches of
-//! images over every core, each layer with the best kernel for its input:
-//! the event kernel when the input levels are sparse, the fast dense kernel
-//! otherwise. All kernels come from `akida-core` and agree bit for bit.
+//! Host inference: core's [`forward`] with each layer prepared once (weights
+//! unpacked, the fast kernel's operand packed and level cuts computed), and
+//! batches spread over every core. Each layer runs with the best backend for
+//! its input: the event kernel when the input levels are sparse, the fast
+//! dense kernel otherwise. All backends come from `akida-core` and agree bit
+//! for bit.
 
-use akida_core::inference::{self, LayerOutputMut};
-use akida_core::kernels::fast::{self, FastBuffers, FastLayer, FastPlan, Simd};
-use akida_core::kernels::{self, Kernel, KernelWeights};
-use akida_core::{activation, Dims, Layer, Model};
+use akida_core::inference::{self, forward, LayerOutput, Workspace};
+use akida_core::kernels::fast::{FastOperands, FastPlan};
+use akida_core::kernels::{unpack_weights, Backend, KernelWeights, Prepared};
+use akida_core::{
+    Dims, ForwardError, LayerKind, PrepBuffers, Preparation, Simd, ValidLayer, ValidModel,
+};
 use rayon::prelude::*;
 
-/// How the runtime picks a kernel for each layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// How the runtime picks a backend for each layer (`akida run --kernel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KernelPolicy {
     /// Event kernel on sparse inputs, fast dense kernel otherwise.
     #[default]
     Auto,
-    /// Always the dense reference kernel (the definition; slow).
-    Reference,
-    /// Always the event kernel.
-    Event,
     /// The fast dense kernel wherever its operands fit 16 bits.
     Fast,
+    /// Always the event kernel.
+    Event,
+    /// Always the dense reference kernel (the definition; slow).
+    Reference,
+}
+
+impl KernelPolicy {
+    /// The policy as `--kernel` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KernelPolicy::Auto => "auto",
+            KernelPolicy::Fast => "fast",
+            KernelPolicy::Event => "event",
+            KernelPolicy::Reference => "reference",
+        }
+    }
 }
 
 /// Input density (non-zero fraction) below which `Auto` takes the event
-/// kernel of a convolution or fully connected layer (`cargo bench -p
-/// akida-tests --bench kernels`: on a 3x3 convolution the event kernel beats
-/// the fast one below about 5 % of non-zero inputs).
+/// kernel of a convolution (`cargo bench -p akida-tests --bench kernels`:
+/// on a 3x3 convolution the event kernel beats the fast one below about 5 %
+/// of non-zero inputs).
 pub const EVENT_DENSITY: f64 = 0.05;
 
 /// The same for separable layers, whose event kernel is slower (its
@@ -58,21 +73,20 @@ struct PreparedLayer {
     unpacked: Vec<i8>,
     /// Length of the main kernel inside `unpacked` (the rest is pointwise).
     main_len: usize,
+    /// The fast kernel's plan, packed operand and level cuts, where its
+    /// operands fit 16 bits.
     fast: Option<(FastPlan, Vec<i16>, Vec<i32>)>,
 }
 
 impl PreparedLayer {
-    fn new(layer: &Layer, max_input: u32) -> PreparedLayer {
-        let mut unpacked = vec![0i8; layer.unpacked_len()];
-        let main_len = layer.weights.count();
-        let w = kernels::unpack_weights(layer, &mut unpacked);
-        let fast = FastPlan::of(layer, &w, max_input).map(|plan| {
+    fn new(layer: &ValidLayer) -> PreparedLayer {
+        let mut unpacked = vec![0i8; layer.params().unpacked_len()];
+        let w = unpack_weights(layer, &mut unpacked);
+        let main_len = w.main.len();
+        let fast = FastPlan::of(layer, &w).map(|plan| {
             let mut packed = vec![0i16; plan.packed_len];
-            fast::pack_b(&plan.gemm, fast::product_weights(layer, &w), &mut packed);
             let mut cuts = vec![0i32; plan.cuts_len];
-            if layer.activation {
-                fast::level_cuts(layer, &plan, &mut cuts);
-            }
+            FastOperands::build(layer, plan, &w, &mut packed, &mut cuts);
             (plan, packed, cuts)
         });
         PreparedLayer {
@@ -86,24 +100,31 @@ impl PreparedLayer {
         let (main, pointwise) = self.unpacked.split_at(self.main_len);
         KernelWeights { main, pointwise }
     }
+
+    fn fast_operands(&self) -> Option<FastOperands<'_>> {
+        self.fast.as_ref().map(|(plan, packed, cuts)| FastOperands {
+            plan: *plan,
+            packed_b: packed,
+            cuts,
+        })
+    }
 }
 
-/// A validated model prepared for fast host inference.
-pub struct Runtime<'m> {
-    model: &'m Model<'m>,
+/// A valid model prepared for fast host inference.
+pub struct Runtime<'m, B, S> {
+    model: &'m ValidModel<B, S>,
     layers: Vec<PreparedLayer>,
     simd: Simd,
     policy: KernelPolicy,
 }
 
-/// Per-thread buffers.
+/// Per-thread buffers of [`forward`].
 struct Scratch {
     levels: [Vec<u8>; 2],
     scratch: Vec<i32>,
     a: Vec<i16>,
-    depthwise: Vec<i32>,
-    product: Vec<i32>,
     row: Vec<i32>,
+    output: Vec<i32>,
 }
 
 /// Outputs of a batch: levels (last layer with activation) or potentials.
@@ -113,19 +134,33 @@ pub enum BatchOutput {
     Potentials(Vec<i32>),
 }
 
-impl<'m> Runtime<'m> {
-    /// Prepares a validated model (see `akida_core::decode`).
-    pub fn new(model: &'m Model<'m>, policy: KernelPolicy) -> Runtime<'m> {
-        let mut max_input = 255;
-        let layers = model
-            .layers
-            .iter()
-            .map(|l| {
-                let p = PreparedLayer::new(l, max_input);
-                max_input = activation::max_level(l.act_bits) as u32;
-                p
-            })
-            .collect();
+impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Runtime<'_, B, S> {
+    fn prepare<'s>(
+        &'s self,
+        index: usize,
+        layer: &ValidLayer,
+        input: &[u8],
+        _buffers: &'s mut PrepBuffers,
+    ) -> Result<Prepared<'s>, ForwardError> {
+        let prepared = &self.layers[index];
+        // `choose` picks the fast backend only where its operands exist.
+        let backend = self.choose(layer, prepared, input);
+        let fast = match backend {
+            Backend::Fast(_) => prepared.fast_operands(),
+            _ => None,
+        };
+        Ok(Prepared {
+            backend,
+            weights: prepared.weights(),
+            fast,
+        })
+    }
+}
+
+impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
+    /// Prepares a valid model.
+    pub fn new(model: &'m ValidModel<B, S>, policy: KernelPolicy) -> Runtime<'m, B, S> {
+        let layers = model.layers().map(|l| PreparedLayer::new(&l)).collect();
         Runtime {
             model,
             layers,
@@ -144,7 +179,7 @@ impl<'m> Runtime<'m> {
         self.simd
     }
 
-    pub fn model(&self) -> &Model<'m> {
+    pub fn model(&self) -> &'m ValidModel<B, S> {
         self.model
     }
 
@@ -159,40 +194,33 @@ impl<'m> Runtime<'m> {
     }
 
     fn scratch(&self) -> Scratch {
-        let sizes = self.model.workspace_sizes();
-        let fast = |f: fn(&FastPlan) -> usize| {
-            self.layers
-                .iter()
-                .filter_map(|l| l.fast.as_ref().map(|(p, _, _)| f(p)))
-                .max()
-                .unwrap_or(0)
-        };
-        let row = fast(|p| p.gemm.f_pad);
+        let sizes = self.model.workspace_sizes(true);
         Scratch {
             levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
             scratch: vec![0i32; sizes.scratch],
-            a: vec![0i16; fast(|p| p.a_len)],
-            depthwise: vec![0i32; fast(|p| p.depthwise_len)],
-            product: vec![0i32; fast(|p| p.product_len)],
-            row: vec![0i32; row],
+            a: vec![0i16; sizes.a],
+            row: vec![0i32; sizes.row],
+            output: vec![0i32; sizes.output],
         }
     }
 
-    fn choose(&self, layer: &Layer, prepared: &PreparedLayer, input: &[u8]) -> Option<Kernel> {
+    /// The backend of one layer for this input.
+    fn choose(&self, layer: &ValidLayer, prepared: &PreparedLayer, input: &[u8]) -> Backend {
+        let fast = Backend::Fast(self.simd);
         match self.policy {
-            KernelPolicy::Reference => Some(Kernel::Reference),
-            KernelPolicy::Event => Some(Kernel::Event),
-            KernelPolicy::Fast if prepared.fast.is_some() => None,
-            KernelPolicy::Fast => Some(Kernel::Event),
+            KernelPolicy::Reference => Backend::Reference,
+            KernelPolicy::Event => Backend::Event,
+            KernelPolicy::Fast if prepared.fast.is_some() => fast,
+            KernelPolicy::Fast => Backend::Event,
             KernelPolicy::Auto => {
                 if prepared.fast.is_none() {
-                    return Some(Kernel::Event);
+                    return Backend::Event;
                 }
-                let limit = match layer.kind {
-                    akida_core::LayerKind::SeparableConvolutional => SEPARABLE_EVENT_DENSITY,
+                let limit = match layer.params().kind {
+                    LayerKind::SeparableConvolutional => SEPARABLE_EVENT_DENSITY,
                     // A fully connected layer is one small product: the
                     // fast kernel wins whatever the density.
-                    akida_core::LayerKind::FullyConnected => return None,
+                    LayerKind::FullyConnected => return fast,
                     _ => EVENT_DENSITY,
                 };
                 // Sparse iff at most `budget` non-zero levels; stop counting
@@ -200,125 +228,93 @@ impl<'m> Runtime<'m> {
                 let budget = (limit * input.len() as f64) as usize;
                 let nonzero = input.iter().filter(|&&v| v != 0).take(budget + 1).count();
                 if nonzero <= budget && budget > 0 {
-                    Some(Kernel::Event)
+                    Backend::Event
                 } else {
-                    None
+                    fast
                 }
             }
         }
     }
 
-    fn run_layer(&self, i: usize, input: &[u8], s: &mut Scratch, out: LayerOutputMut) {
-        let layer = &self.model.layers[i];
-        let prepared = &self.layers[i];
-        match (self.choose(layer, prepared, input), &prepared.fast) {
-            (None, Some((plan, packed, cuts))) => {
-                let fl = FastLayer {
-                    layer,
-                    plan: *plan,
-                    weights: prepared.weights(),
-                    packed_b: packed,
-                    cuts,
-                };
-                let buf = FastBuffers {
-                    a: &mut s.a,
-                    depthwise: &mut s.depthwise,
-                    product: &mut s.product,
-                    row: &mut s.row,
-                };
-                fast::run_layer(&fl, self.simd, input, buf, out);
-            }
-            (kernel, _) => {
-                let kernel = kernel.unwrap_or(Kernel::Event);
-                inference::run_layer(
-                    layer,
-                    prepared.weights(),
-                    kernel,
-                    input,
-                    &mut s.scratch,
-                    out,
-                );
-            }
-        }
-    }
-
-    /// Runs one image; writes the last layer's output into `levels` or
-    /// `potentials` (whichever the model produces).
+    /// Runs one image with core's forward; copies the last layer's output
+    /// into `levels` or `potentials` (whichever the model produces).
     fn forward_into(
         &self,
         image: &[u8],
         s: &mut Scratch,
         levels: &mut [u8],
         potentials: &mut [i32],
-    ) {
-        let last = self.model.layers.len() - 1;
-        let [mut src, mut dst] = std::mem::take(&mut s.levels);
-        for (i, layer) in self.model.layers.iter().enumerate() {
-            let n = layer.output_dims().len();
-            let input: &[u8] = if i == 0 {
-                image
-            } else {
-                &src[..layer.input.len()]
-            };
-            if i < last {
-                self.run_layer(i, input, s, LayerOutputMut::Levels(&mut dst[..n]));
-                std::mem::swap(&mut src, &mut dst);
-            } else if layer.activation {
-                self.run_layer(i, input, s, LayerOutputMut::Levels(&mut levels[..n]));
-            } else {
-                self.run_layer(
-                    i,
-                    input,
-                    s,
-                    LayerOutputMut::Potentials(&mut potentials[..n]),
-                );
-            }
+    ) -> Result<(), ForwardError> {
+        let [level_a, level_b] = &mut s.levels;
+        let mut ws = Workspace {
+            levels: [level_a, level_b],
+            scratch: &mut s.scratch,
+            a: &mut s.a,
+            row: &mut s.row,
+            output: &mut s.output,
+            prep: PrepBuffers {
+                weights: &mut [],
+                packed: &mut [],
+                cuts: &mut [],
+            },
+        };
+        match forward(self.model, image, &mut ws, self, |_, _| {})? {
+            LayerOutput::Levels(l) => levels.copy_from_slice(l),
+            LayerOutput::Potentials(p) => potentials.copy_from_slice(p),
         }
-        s.levels = [src, dst];
+        Ok(())
     }
 
-    /// Runs a batch of `images` (back-to-back HWC uint8 images) on every core.
-    pub fn forward_batch(&self, images: &[u8]) -> BatchOutput {
+    /// Runs a batch of `images` (back-to-back HWC uint8 images, a whole
+    /// number of them) on every core.
+    pub fn forward_batch(&self, images: &[u8]) -> Result<BatchOutput, ForwardError> {
         let in_len = self.input_dims().len();
         let out_len = self.output_dims().len();
+        if !images.len().is_multiple_of(in_len) {
+            return Err(ForwardError::InputLength {
+                expected: in_len,
+                found: images.len() % in_len,
+            });
+        }
         let n = images.len() / in_len;
-        let levels = self.model.outputs_levels();
-        let (mut lv, mut pt) = if levels {
-            (vec![0u8; n * out_len], Vec::new())
-        } else {
-            (Vec::new(), vec![0i32; n * out_len])
-        };
         let chunks = images.par_chunks_exact(in_len);
-        if levels {
-            chunks.zip(lv.par_chunks_exact_mut(out_len)).for_each_init(
-                || self.scratch(),
-                |s, (img, out)| self.forward_into(img, s, out, &mut []),
-            );
-            BatchOutput::Levels(lv)
+        if self.model.outputs_levels() {
+            let mut out = vec![0u8; n * out_len];
+            chunks
+                .zip(out.par_chunks_exact_mut(out_len))
+                .try_for_each_init(
+                    || self.scratch(),
+                    |s, (img, out)| self.forward_into(img, s, out, &mut []),
+                )?;
+            Ok(BatchOutput::Levels(out))
         } else {
-            chunks.zip(pt.par_chunks_exact_mut(out_len)).for_each_init(
-                || self.scratch(),
-                |s, (img, out)| self.forward_into(img, s, &mut [], out),
-            );
-            BatchOutput::Potentials(pt)
+            let mut out = vec![0i32; n * out_len];
+            chunks
+                .zip(out.par_chunks_exact_mut(out_len))
+                .try_for_each_init(
+                    || self.scratch(),
+                    |s, (img, out)| self.forward_into(img, s, &mut [], out),
+                )?;
+            Ok(BatchOutput::Potentials(out))
         }
     }
 
     /// `predict` of a batch: the potentials of the last layer (which must
-    /// have no activation) rescaled to float32 as the engine does.
-    pub fn predict_batch(&self, images: &[u8]) -> Option<Vec<f32>> {
-        let BatchOutput::Potentials(p) = self.forward_batch(images) else {
-            return None;
+    /// have no activation) rescaled to float32 as the engine does; `None`
+    /// when the last layer outputs levels.
+    pub fn predict_batch(&self, images: &[u8]) -> Result<Option<Vec<f32>>, ForwardError> {
+        let BatchOutput::Potentials(p) = self.forward_batch(images)? else {
+            return Ok(None);
         };
-        let last = self.model.layers.last()?;
+        let last = self.model.last();
         let mut out = vec![0f32; p.len()];
         let per_image = self.output_dims().len();
         for (src, dst) in p
             .chunks_exact(per_image)
             .zip(out.chunks_exact_mut(per_image))
         {
-            inference::rescale_output(last, src, dst);
+            inference::rescale_output(&last, src, dst);
         }
-        Some(out)
+        Ok(Some(out))
     }
 }

@@ -8,10 +8,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use akida_core::weights::packed_len;
-use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+use akida_core::{Dims, ForwardError, LayerKind, Padding, Pooling, ValidLayer, Window};
 
-use crate::akd::{AkdError, ConvertedLayer, ConvertedModel, IntWeights};
+use crate::akd::ConvertedModel;
 use crate::model_file::{self, ModelFileError, ModelFormat};
 use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
 use crate::tensor::{self, Tensor, TensorData, TensorError};
@@ -41,21 +40,21 @@ pub struct LayerReport {
 
 impl LayerReport {
     /// The report of one converted layer.
-    pub fn of(layer: &ConvertedLayer) -> LayerReport {
-        let tensors = || std::iter::once(&layer.weights).chain(layer.weights_pw.as_ref());
-        let convolution = layer.kind != LayerKind::FullyConnected;
+    pub fn of(layer: &ValidLayer) -> LayerReport {
+        let p = layer.params();
+        let convolution = p.kind.is_convolution();
         LayerReport {
-            name: layer.name.clone(),
-            kind: layer.kind,
-            input: layer.input,
-            output: layer.output_dims(),
-            window: convolution.then_some((layer.kernel, layer.stride)),
-            padding: convolution.then_some(layer.padding),
-            pooling: layer.pooling,
-            weight_bits: layer.weights.bits,
-            act_bits: layer.activation.then_some(layer.act_bits),
-            params: tensors().map(|w| w.values.len()).sum(),
-            weight_bytes: tensors().map(packed_bytes).sum(),
+            name: layer.name().to_owned(),
+            kind: p.kind,
+            input: p.input,
+            output: layer.shapes.output,
+            window: convolution.then_some((p.kernel, p.stride)),
+            padding: convolution.then_some(p.padding),
+            pooling: p.pooling,
+            weight_bits: p.weights_bits,
+            act_bits: p.activation.then_some(p.act_bits),
+            params: layer.layer.weight_count(),
+            weight_bytes: layer.layer.weight_bytes(),
         }
     }
 
@@ -81,11 +80,6 @@ impl LayerReport {
             self.weight_bytes.to_string(),
         ]
     }
-}
-
-/// Bytes of one weight tensor packed at its bit width: `ceil(count * bits / 8)`.
-fn packed_bytes(w: &IntWeights) -> usize {
-    packed_len(w.values.len(), w.bits)
 }
 
 /// An HWC size as `HxWxC`.
@@ -173,9 +167,10 @@ fn render_table(rows: &[[String; 12]]) -> String {
 
 /// What the model outputs, for the summary footer.
 fn output_kind(model: &ConvertedModel) -> String {
-    match model.layers.last() {
-        Some(l) if l.activation => format!("uint8 levels, {} bits", l.act_bits),
-        _ => "int32 potentials".to_owned(),
+    let last = model.last();
+    match last.params().activation {
+        true => format!("uint8 levels, {} bits", last.params().act_bits),
+        false => "int32 potentials".to_owned(),
     }
 }
 
@@ -184,7 +179,7 @@ fn output_kind(model: &ConvertedModel) -> String {
 /// activation bits, parameters, packed weight memory), then the totals and
 /// the model's input and output. Like Keras' `model.summary()`.
 pub fn summary_table(model: &ConvertedModel) -> String {
-    let reports: Vec<LayerReport> = model.layers.iter().map(LayerReport::of).collect();
+    let reports: Vec<LayerReport> = model.layers().map(|l| LayerReport::of(&l)).collect();
     let rows: Vec<[String; 12]> = reports.iter().map(LayerReport::cells).collect();
     let mut out = render_table(&rows);
     let params: usize = reports.iter().map(|r| r.params).sum();
@@ -202,16 +197,6 @@ pub fn summary_table(model: &ConvertedModel) -> String {
     out.push_str(&format!("Input: {input} (uint8)\n"));
     out.push_str(&format!("Output: {output} ({})\n", output_kind(model)));
     out
-}
-
-/// Name of a kernel policy as `--kernel` spells it.
-pub fn policy_name(policy: KernelPolicy) -> &'static str {
-    match policy {
-        KernelPolicy::Auto => "auto",
-        KernelPolicy::Fast => "fast",
-        KernelPolicy::Event => "event",
-        KernelPolicy::Reference => "reference",
-    }
 }
 
 /// How `akida run` runs a batch.
@@ -240,16 +225,13 @@ pub enum BatchError {
     )]
     PredictNeedsPotentials { layer: String, bits: u8 },
     #[error(transparent)]
-    Model(#[from] AkdError),
+    Forward(#[from] ForwardError),
 }
 
 impl BatchError {
     /// Whether the model (rather than the input) is at fault.
     fn is_about_model(&self) -> bool {
-        matches!(
-            self,
-            BatchError::PredictNeedsPotentials { .. } | BatchError::Model(_)
-        )
+        matches!(self, BatchError::PredictNeedsPotentials { .. })
     }
 }
 
@@ -295,7 +277,7 @@ impl fmt::Display for RunStats {
             self.images,
             self.seconds,
             self.images_per_second(),
-            policy_name(self.policy),
+            self.policy.name(),
             self.simd,
             self.threads
         )
@@ -324,10 +306,11 @@ pub fn batch_size(shape: &[usize], input: Dims) -> Result<(usize, bool), BatchEr
 
 /// Refuses `--predict` on a model whose last layer outputs levels.
 fn check_predict(model: &ConvertedModel, predict: bool) -> Result<(), BatchError> {
-    match model.layers.last() {
-        Some(l) if predict && l.activation => Err(BatchError::PredictNeedsPotentials {
-            layer: l.name.clone(),
-            bits: l.act_bits,
+    let last = model.last();
+    match last.params() {
+        p if predict && p.activation => Err(BatchError::PredictNeedsPotentials {
+            layer: last.name().to_owned(),
+            bits: p.act_bits,
         }),
         _ => Ok(()),
     }
@@ -345,16 +328,14 @@ pub fn run_tensor(
     let images = input.as_u8().ok_or_else(|| BatchError::DType {
         found: input.dtype_name().to_owned(),
     })?;
-    let bytes = model.to_akd_bytes()?;
-    let core = akida_core::decode(&bytes).map_err(AkdError::Format)?;
-    let (n, batched) = batch_size(&input.shape, core.input())?;
-    let runtime = Runtime::new(&core, options.policy);
+    let (n, batched) = batch_size(&input.shape, model.input())?;
+    let runtime = Runtime::new(model, options.policy);
     let start = Instant::now();
     let data = if options.predict {
         // Cannot be `None`: `check_predict` saw a last layer without activation.
-        TensorData::F32(runtime.predict_batch(images).unwrap_or_default())
+        TensorData::F32(runtime.predict_batch(images)?.unwrap_or_default())
     } else {
-        match runtime.forward_batch(images) {
+        match runtime.forward_batch(images)? {
             BatchOutput::Levels(v) => TensorData::U8(v),
             BatchOutput::Potentials(v) => TensorData::I32(v),
         }
@@ -451,7 +432,7 @@ mod tests {
     #[test]
     fn layer_reports_of_the_tiny_model() {
         let model = tiny_model();
-        let r: Vec<LayerReport> = model.layers.iter().map(LayerReport::of).collect();
+        let r: Vec<LayerReport> = model.layers().map(|l| LayerReport::of(&l)).collect();
         // conv_0: 3x3x1x4 weights at 8 bits = 36 bytes; same padding, pool 2x2.
         assert_eq!(
             r[0],
@@ -560,7 +541,7 @@ mod tests {
             .enumerate()
             .map(|(k, &p)| {
                 let f = k % 3;
-                akida_core::activation::rescale(p, last.threshold[f], last.act_step[f])
+                akida_core::activation::rescale(p, last.threshold.get(f), last.act_step.get(f))
             })
             .collect();
         assert_eq!(scaled.as_f32().unwrap(), want.as_slice());
@@ -568,9 +549,10 @@ mod tests {
 
     #[test]
     fn a_last_layer_with_activation_outputs_levels_and_refuses_predict() {
-        let mut model = tiny_model();
-        model.layers[2].activation = true;
-        model.layers[2].act_bits = 2;
+        let mut model = tiny_model().into_model();
+        model.layers[2].params.activation = true;
+        model.layers[2].params.act_bits = 2;
+        let model = model.validate().unwrap();
         let input = Tensor {
             shape: vec![4, 6, 5, 1],
             data: TensorData::U8(tiny_images(4)),

@@ -317,10 +317,11 @@ fn one_hwc_image_gives_an_output_without_batch_axis() {
 fn a_last_layer_with_activation_gives_levels_and_refuses_predict() {
     let dir = scratch("akida", "levels");
     let name = &reference_sets()[0];
-    let mut model = model_file::load(model_path(name)).unwrap();
+    let mut model = model_file::load(model_path(name)).unwrap().into_model();
     let last = model.layers.last_mut().unwrap();
-    last.activation = true;
-    let (bits, layer) = (last.act_bits, last.name.clone());
+    last.params.activation = true;
+    let (bits, layer) = (last.params.act_bits, last.name.clone());
+    let model = model.validate().unwrap();
     let levels_model = dir.join("levels.fbz");
     model_file::save(&model, &levels_model).unwrap();
     let images = array(name, "input_uint8");

@@ -76,18 +76,21 @@ fn documented_flow_gives_the_engine_variables() {
     for (i, layer) in akd.layers.iter().enumerate() {
         let prefix = format!("akida/{i}_{}", layer.name);
         let w = npz.require(&format!("{prefix}/weights")).unwrap();
-        assert_eq!(layer.weights.values, w.as_i8().unwrap(), "{prefix}/weights");
-        if let Some(pw) = &layer.weights_pw {
+        let values = layer.weights().values().collect::<Vec<_>>();
+        assert_eq!(values, w.as_i8().unwrap(), "{prefix}/weights");
+        if let Some(pw) = layer.pointwise() {
             let want = npz.require(&format!("{prefix}/weights_pw")).unwrap();
-            assert_eq!(pw.values, want.as_i8().unwrap(), "{prefix}/weights_pw");
+            let values = pw.values().collect::<Vec<_>>();
+            assert_eq!(values, want.as_i8().unwrap(), "{prefix}/weights_pw");
             compared += want.len();
         }
         let th = npz.require(&format!("{prefix}/threshold")).unwrap();
-        assert_eq!(layer.threshold, th.as_i32().unwrap(), "{prefix}/threshold");
+        let threshold = layer.threshold.iter().collect::<Vec<_>>();
+        assert_eq!(threshold, th.as_i32().unwrap(), "{prefix}/threshold");
         let st = npz.require(&format!("{prefix}/act_step")).unwrap();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
-            bits(&layer.act_step),
+            bits(&layer.act_step.iter().collect::<Vec<_>>()),
             bits(st.as_f32().unwrap()),
             "{prefix}/act_step"
         );

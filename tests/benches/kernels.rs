@@ -3,12 +3,12 @@
 //!
 //! `cargo bench -p akida-tests --bench kernels`
 
-use akida_core::inference::forward;
-use akida_core::inference::LayerOutputMut;
-use akida_core::kernels::{self, fast, unpack_weights, Kernel};
+use akida_core::inference::{forward, run_layer, LayerBuffers, LayerOutputMut};
+use akida_core::kernels::{self, fast};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
-    decode, Dims, F32Slice, I32Slice, Layer, LayerKind, PackedWeights, Padding, Pooling, Window,
+    decode, Backend, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, Padding, Pooling,
+    PrepBuffers, Preparation, ValidLayer, Window,
 };
 use akida_tests::{data_dir, Buffers, ReferenceSet};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -32,53 +32,37 @@ fn conv3x3(c: &mut Criterion) {
     let st: Vec<u8> = (0..f).flat_map(|_| 1f32.to_le_bytes()).collect();
     let layer = Layer {
         name: "conv3x3",
-        kind: LayerKind::Convolutional,
-        input: Dims::new(rows, cols, cin),
-        filters: f,
-        kernel: Window::new(3, 3),
-        stride: Window::ONE,
-        padding: Padding::Same,
-        padding_value: 0,
-        pooling: Pooling::None,
-        activation: true,
-        act_bits: 4,
-        weights: PackedWeights {
-            bits: 4,
-            shape: [3, 3, cin, f],
-            data: &packed,
+        params: LayerParams {
+            kind: LayerKind::Convolutional,
+            input: Dims::new(rows, cols, cin),
+            filters: f,
+            kernel: Window::new(3, 3),
+            stride: Window::ONE,
+            padding: Padding::Same,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: true,
+            act_bits: 4,
+            weights_bits: 4,
         },
+        weights: &packed[..],
         weights_pw: None,
-        threshold: I32Slice(&th),
-        act_step: F32Slice(&st),
+        threshold: I32Values(&th[..]),
+        act_step: F32Values(&st[..]),
     };
-    let mut unpacked = vec![0i8; layer.unpacked_len()];
-    let w = unpack_weights(&layer, &mut unpacked);
-    let mut scratch = vec![0i32; layer.scratch_len()];
-    // The fast dense kernel, prepared once (packed weights, level cuts).
+    let layer = ValidLayer::new(layer, 15).unwrap();
+    let p = layer.params();
+    let plan = fast::FastPlan::sizes(&layer);
+    let mut weights = vec![0i8; p.unpacked_len()];
+    let (mut packed_b, mut cuts) = (vec![0i16; plan.packed_len], vec![0i32; plan.cuts_len]);
+    let mut scratch = vec![0i32; p.scratch_len(&layer.shapes).max(plan.product_len)];
+    let (mut a, mut row) = (vec![0i16; plan.a_len], vec![0i32; plan.gemm.f_pad]);
+    let mut levels = vec![0u8; layer.output_len()];
     let simd = akida_host::runtime::detect_simd();
-    let plan = fast::FastPlan::of(&layer, &w, 15).unwrap();
-    let mut packed = vec![0i16; plan.packed_len];
-    fast::pack_b(&plan.gemm, fast::product_weights(&layer, &w), &mut packed);
-    let mut cuts = vec![0i32; plan.cuts_len];
-    fast::level_cuts(&layer, &plan, &mut cuts);
-    let fl = fast::FastLayer {
-        layer: &layer,
-        plan,
-        weights: w,
-        packed_b: &packed,
-        cuts: &cuts,
-    };
-    let (mut a, mut dw, mut product, mut row) = (
-        vec![0i16; plan.a_len],
-        vec![0i32; plan.depthwise_len],
-        vec![0i32; plan.product_len],
-        vec![0i32; plan.gemm.f_pad],
-    );
-    let mut levels = vec![0u8; layer.output_dims().len()];
     let mut group = c.benchmark_group("conv3x3_32x32x64_to_64");
     group.throughput(Throughput::Elements(1));
     for sparsity in [0u64, 50, 90, 99] {
-        let input: Vec<u8> = (0..layer.input.len())
+        let input: Vec<u8> = (0..p.input.len())
             .map(|_| {
                 if lcg(&mut seed) % 100 < sparsity {
                     0
@@ -87,28 +71,46 @@ fn conv3x3(c: &mut Criterion) {
                 }
             })
             .collect();
-        for kernel in [Kernel::Reference, Kernel::Event] {
+        // Reference and event kernels: the potentials of the neural part.
+        for backend in [Backend::Reference, Backend::Event] {
+            let mut prep = PrepBuffers {
+                weights: &mut weights,
+                packed: &mut packed_b,
+                cuts: &mut cuts,
+            };
+            let prepared = backend.prepare(0, &layer, &input, &mut prep).unwrap();
             group.bench_with_input(
-                BenchmarkId::new(format!("{kernel:?}"), format!("{sparsity}%")),
+                BenchmarkId::new(format!("{backend:?}"), format!("{sparsity}%")),
                 &input,
                 |b, input| {
-                    b.iter(|| kernels::potentials(&layer, w, kernel, input, &mut scratch)[0])
+                    b.iter(|| {
+                        kernels::potentials(&layer, &prepared, input, &mut a, &mut scratch)
+                            .potentials[0]
+                    })
                 },
             );
         }
-        // Fast kernel: the whole layer (product, then activation into levels).
+        // Fast kernel, prepared once (packed weights, level cuts): the whole
+        // layer (product, then activation into levels).
+        let mut prep = PrepBuffers {
+            weights: &mut weights,
+            packed: &mut packed_b,
+            cuts: &mut cuts,
+        };
+        let fast = Backend::Fast(simd);
+        let prepared = fast.prepare(0, &layer, &input, &mut prep).unwrap();
         group.bench_with_input(
             BenchmarkId::new(format!("Fast-{}", simd.name()), format!("{sparsity}%")),
             &input,
             |b, input| {
                 b.iter(|| {
-                    let buf = fast::FastBuffers {
+                    let buffers = LayerBuffers {
+                        scratch: &mut scratch,
                         a: &mut a,
-                        depthwise: &mut dw,
-                        product: &mut product,
                         row: &mut row,
                     };
-                    fast::run_layer(&fl, simd, input, buf, LayerOutputMut::Levels(&mut levels));
+                    let out = LayerOutputMut::Levels(&mut levels);
+                    run_layer(&layer, &prepared, input, buffers, out).unwrap();
                     levels[0]
                 })
             },
@@ -122,18 +124,18 @@ fn ds_cnn_kws(c: &mut Criterion) {
         &data_dir().join("reference/vectors"),
         "ds_cnn_kws_iq8_wq4_aq4",
     );
-    let bytes = set.akida_model().to_akd_bytes().unwrap();
+    let bytes = akida_host::akd::to_bytes(&set.akida_model()).unwrap();
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let image = &inputs.as_u8().unwrap()[..model.input().len()];
     let mut buffers = Buffers::for_model(&model);
     let mut group = c.benchmark_group("ds_cnn_kws_iq8_wq4_aq4_forward");
     group.throughput(Throughput::Elements(1));
-    for kernel in [Kernel::Reference, Kernel::Event] {
+    for kernel in [Backend::Reference, Backend::Event] {
         group.bench_function(format!("{kernel:?}"), |bench| {
             bench.iter(|| {
                 let mut ws = buffers.workspace();
-                let _ = forward(&model, image, &mut ws, kernel, |_, _| {}).unwrap();
+                let _ = forward(&model, image, &mut ws, &kernel, |_, _| {}).unwrap();
             })
         });
     }

@@ -10,7 +10,7 @@ pub mod keras;
 
 use std::path::{Path, PathBuf};
 
-use akida_host::akd::{ConvertedLayer, ConvertedModel, IntWeights};
+use akida_host::akd::{self, ConvertedLayer, ConvertedModel};
 use akida_host::engine_params::{self, EngineParams};
 use akida_host::tensor::{Npz, Tensor};
 use serde_json::Value;
@@ -128,54 +128,49 @@ impl ReferenceSet {
 
     /// Builds our model from the set's engine variables and layer params.
     pub fn akida_model(&mut self) -> ConvertedModel {
-        let mut model = ConvertedModel::default();
+        let mut layers = Vec::new();
         let mut previous = None;
         for l in self.layers() {
             let kind = engine_params::kind_of_name(&l.kind)
                 .unwrap_or_else(|| panic!("{}: unknown layer type {}", self.name, l.kind));
             let g = engine_params::from_params(kind, &l.params, previous, false)
                 .unwrap_or_else(|e| panic!("{} {}: {e}", self.name, l.name));
-            let weights = self.int_weights(&format!("{}/weights", l.prefix), g.weights_bits);
-            let weights_pw = self
-                .npz
-                .get(&format!("{}/weights_pw", l.prefix))
-                .unwrap()
-                .map(|t| to_int_weights(&t, g.weights_bits));
+            let (main_shape, pw_shape) = g.weight_shapes();
+            let weights = self.int_weights(&format!("{}/weights", l.prefix), main_shape);
+            let weights_pw = match pw_shape {
+                Some(shape) => Some(self.int_weights(&format!("{}/weights_pw", l.prefix), shape)),
+                None => None,
+            };
             let threshold = self.array(&format!("{}/threshold", l.prefix));
             let act_step = self.array(&format!("{}/act_step", l.prefix));
             let layer = ConvertedLayer::new(
                 l.name.clone(),
                 g,
-                weights,
-                weights_pw,
-                threshold.as_i32().expect("threshold is int32").to_vec(),
-                act_step.as_f32().expect("act_step is float32").to_vec(),
-            );
-            previous = Some(layer.output_dims());
-            model.layers.push(layer);
+                &weights,
+                weights_pw.as_deref(),
+                threshold.as_i32().expect("threshold is int32"),
+                act_step.as_f32().expect("act_step is float32"),
+            )
+            .unwrap_or_else(|e| panic!("{} {}: {e}", self.name, l.name));
+            previous = g.output();
+            layers.push(layer);
         }
-        model
+        akd::build(layers).unwrap_or_else(|e| panic!("{}: {e}", self.name))
     }
 
-    fn int_weights(&mut self, key: &str, bits: u8) -> IntWeights {
+    /// The engine's int8 weights of `key`, which must have `shape`.
+    fn int_weights(&mut self, key: &str, shape: [u32; 4]) -> Vec<i8> {
         let t = self.array(key);
-        to_int_weights(&t, bits)
+        to_int_weights(&t, shape)
     }
 }
 
-/// An int8 npz tensor as 4-D engine weights.
-pub fn to_int_weights(t: &Tensor, bits: u8) -> IntWeights {
-    assert_eq!(t.shape.len(), 4, "weights are 4-D");
-    IntWeights {
-        bits,
-        shape: [
-            t.shape[0] as u32,
-            t.shape[1] as u32,
-            t.shape[2] as u32,
-            t.shape[3] as u32,
-        ],
-        values: t.as_i8().expect("weights are int8").to_vec(),
-    }
+/// An int8 npz tensor of engine weights, checked against the shape the
+/// layer's params give.
+pub fn to_int_weights(t: &Tensor, shape: [u32; 4]) -> Vec<i8> {
+    let found: Vec<u32> = t.shape.iter().map(|&d| d as u32).collect();
+    assert_eq!(found, shape, "weights shape");
+    t.as_i8().expect("weights are int8").to_vec()
 }
 
 /// Compares two slices element for element; panics naming the first
@@ -198,22 +193,33 @@ pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(
     got.len()
 }
 
-/// Owned buffers for `akida_core::inference::forward`, sized by a model.
+/// Owned buffers for `akida_core::inference::forward`, sized by a model
+/// for every backend (the fast one included).
 pub struct Buffers {
     levels: [Vec<u8>; 2],
     scratch: Vec<i32>,
-    weights: Vec<i8>,
+    a: Vec<i16>,
+    row: Vec<i32>,
     output: Vec<i32>,
+    weights: Vec<i8>,
+    packed: Vec<i16>,
+    cuts: Vec<i32>,
 }
 
 impl Buffers {
-    pub fn for_model(model: &akida_core::Model) -> Buffers {
-        let sizes = model.workspace_sizes();
+    pub fn for_model<B: AsRef<[u8]>, S: AsRef<str>>(
+        model: &akida_core::ValidModel<B, S>,
+    ) -> Buffers {
+        let sizes = model.workspace_sizes(true);
         Buffers {
             levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
             scratch: vec![0i32; sizes.scratch],
-            weights: vec![0i8; sizes.weights],
+            a: vec![0i16; sizes.a],
+            row: vec![0i32; sizes.row],
             output: vec![0i32; sizes.output],
+            weights: vec![0i8; sizes.weights],
+            packed: vec![0i16; sizes.packed],
+            cuts: vec![0i32; sizes.cuts],
         }
     }
 
@@ -223,8 +229,14 @@ impl Buffers {
         akida_core::Workspace {
             levels: [a, b],
             scratch: &mut self.scratch,
-            weights: &mut self.weights,
+            a: &mut self.a,
+            row: &mut self.row,
             output: &mut self.output,
+            prep: akida_core::PrepBuffers {
+                weights: &mut self.weights,
+                packed: &mut self.packed,
+                cuts: &mut self.cuts,
+            },
         }
     }
 }

@@ -648,13 +648,11 @@ fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
 
 /// Encodes, decodes and runs a converted model on a blank image.
 fn assert_runs(model: &ConvertedModel, what: &str) {
-    let bytes = model
-        .to_akd_bytes()
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let bytes = akida_host::akd::to_bytes(model).unwrap_or_else(|e| panic!("{what}: {e}"));
     let decoded = akida_core::decode(&bytes).unwrap_or_else(|e| panic!("{what}: {e:?}"));
     let runtime = Runtime::new(&decoded, KernelPolicy::Auto);
     let image = vec![0u8; runtime.input_dims().len()];
-    let out = match runtime.forward_batch(&image) {
+    let out = match runtime.forward_batch(&image).unwrap() {
         BatchOutput::Levels(v) => v.len(),
         BatchOutput::Potentials(v) => v.len(),
     };
@@ -950,8 +948,8 @@ fn a_leading_rescaling_gives_the_input_scale_shift_and_padding_value() {
     assert_eq!(check_model(&model, None), Report::default());
     let conversion = convert(&model, &ConvertOptions::default()).unwrap();
     let layers = &conversion.model.layers;
-    assert_eq!(layers[0].padding_value, 127);
-    assert_eq!(layers[1].padding_value, 0);
+    assert_eq!(layers[0].params.padding_value, 127);
+    assert_eq!(layers[1].params.padding_value, 0);
     assert_runs(&conversion.model, "rescaled");
 }
 
@@ -1041,13 +1039,16 @@ fn act_steps_above_the_cnp_range_are_equalized() {
     let conv_1 = &layers[1];
     // Before: floor(1000 * (66.666664 / 2)) = 33333; the clip moves the
     // threshold by round(0.5 * (65535 - 66666.664)) = -566.
-    assert_eq!(conv_1.act_step, vec![65535.0; 4]);
-    assert_eq!(conv_1.threshold, vec![33333 - 566; 4]);
-    assert!(conv_1.weights.values.iter().all(|&w| w == 5));
+    assert_eq!(conv_1.act_step.iter().collect::<Vec<_>>(), vec![65535.0; 4]);
+    assert_eq!(
+        conv_1.threshold.iter().collect::<Vec<_>>(),
+        vec![33333 - 566; 4]
+    );
+    assert!(conv_1.weights().values().all(|w| w == 5));
     // conv_2's integer weights 7 are floor-divided by 66666.664 / 65535.
     let conv_2 = &layers[2];
-    assert!(conv_2.weights.values.iter().all(|&w| w == 6));
+    assert!(conv_2.weights().values().all(|w| w == 6));
     // The input layer's act_step is far below 2^20 - 1 and kept.
-    assert!(layers[0].act_step.iter().all(|&s| s < 65535.0));
+    assert!(layers[0].act_step.iter().all(|s| s < 65535.0));
     assert_runs(&conversion.model, "large_act_step");
 }

@@ -130,7 +130,7 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
     for (ours, reference) in model.layers.iter().zip(&layers) {
         let tag = format!("{name} {what} {}", reference.prefix);
         assert_eq!(ours.name, reference.name, "{tag}: name");
-        let params = akida_host::engine_params::to_params(&ours.geometry());
+        let params = akida_host::engine_params::to_params(&ours.params);
         for (k, v) in &reference.params {
             if k == "act_bits" && reference.params.get("activation") == Some(&0) {
                 continue; // ignored on a last layer without activation
@@ -139,38 +139,41 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
         }
         let w = set.array(&format!("{}/weights", reference.prefix));
         assert_eq!(
-            ours.weights.shape.map(|d| d as usize).to_vec(),
+            ours.weights().shape.map(|d| d as usize).to_vec(),
             w.shape,
             "{tag}: weights shape"
         );
         compared += assert_all_equal(
             &format!("{tag}/weights"),
-            &ours.weights.values,
+            &ours.weights().values().collect::<Vec<_>>(),
             w.as_i8().unwrap(),
         );
-        if let Some(pw) = &ours.weights_pw {
+        if let Some(pw) = ours.pointwise() {
             let w = set.array(&format!("{}/weights_pw", reference.prefix));
-            compared +=
-                assert_all_equal(&format!("{tag}/weights_pw"), &pw.values, w.as_i8().unwrap());
+            compared += assert_all_equal(
+                &format!("{tag}/weights_pw"),
+                &pw.values().collect::<Vec<_>>(),
+                w.as_i8().unwrap(),
+            );
         }
         let th = set.array(&format!("{}/threshold", reference.prefix));
         compared += assert_all_equal(
             &format!("{tag}/threshold"),
-            &ours.threshold,
+            &ours.threshold.iter().collect::<Vec<_>>(),
             th.as_i32().unwrap(),
         );
         let st = set.array(&format!("{}/act_step", reference.prefix));
         compared += assert_all_equal(
             &format!("{tag}/act_step"),
-            &f32_bits(&ours.act_step),
+            &f32_bits(&ours.act_step.iter().collect::<Vec<_>>()),
             &f32_bits(st.as_f32().unwrap()),
         );
     }
-    let bytes = model.to_akd_bytes().unwrap();
+    let bytes = akida_host::akd::to_bytes(model).unwrap();
     let decoded = akida_core::decode(&bytes).unwrap();
     let rt = Runtime::new(&decoded, KernelPolicy::Auto);
     let inputs = set.array("input_uint8");
-    let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()) else {
+    let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()).unwrap() else {
         panic!("{name} {what}: expected potentials");
     };
     compared += assert_all_equal(
@@ -178,7 +181,7 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
         &p,
         set.array("akida_forward").as_i32().unwrap(),
     );
-    let predict = rt.predict_batch(inputs.as_u8().unwrap()).unwrap();
+    let predict = rt.predict_batch(inputs.as_u8().unwrap()).unwrap().unwrap();
     compared += assert_all_equal(
         &format!("{name} {what} akida_predict"),
         &f32_bits(&predict),

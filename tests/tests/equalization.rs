@@ -29,35 +29,35 @@ fn equalized_conversion_equals_brainchips() {
         let w = npz.require(&format!("{prefix}/weights")).unwrap();
         compared += assert_all_equal(
             &format!("{prefix}/weights"),
-            &layer.weights.values,
+            &layer.weights().values().collect::<Vec<_>>(),
             w.as_i8().unwrap(),
         );
-        if let Some(pw) = &layer.weights_pw {
+        if let Some(pw) = layer.pointwise() {
             let w = npz.require(&format!("{prefix}/weights_pw")).unwrap();
             compared += assert_all_equal(
                 &format!("{prefix}/weights_pw"),
-                &pw.values,
+                &pw.values().collect::<Vec<_>>(),
                 w.as_i8().unwrap(),
             );
         }
         let th = npz.require(&format!("{prefix}/threshold")).unwrap();
         compared += assert_all_equal(
             &format!("{prefix}/threshold"),
-            &layer.threshold,
+            &layer.threshold.iter().collect::<Vec<_>>(),
             th.as_i32().unwrap(),
         );
         let st = npz.require(&format!("{prefix}/act_step")).unwrap();
         compared += assert_all_equal(
             &format!("{prefix}/act_step"),
-            &bits(&layer.act_step),
+            &bits(&layer.act_step.iter().collect::<Vec<_>>()),
             &bits(st.as_f32().unwrap()),
         );
     }
-    let bytes = conversion.model.to_akd_bytes().unwrap();
+    let bytes = akida_host::akd::to_bytes(&conversion.model).unwrap();
     let decoded = akida_core::decode(&bytes).unwrap();
     let rt = Runtime::new(&decoded, KernelPolicy::Auto);
     let inputs = npz.require("input_uint8").unwrap();
-    let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()) else {
+    let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()).unwrap() else {
         panic!("expected potentials");
     };
     compared += assert_all_equal(
@@ -69,7 +69,7 @@ fn equalized_conversion_equals_brainchips() {
     let want = npz.require("akida_predict").unwrap();
     compared += assert_all_equal(
         "akida_predict",
-        &bits(&predict),
+        &bits(&predict.unwrap()),
         &bits(want.as_f32().unwrap()),
     );
     println!("equalization: {compared} elements equal to BrainChip's conversion and engine");

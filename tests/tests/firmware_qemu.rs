@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use akida_core::inference::{forward, LayerOutput};
-use akida_core::{decode, Kernel};
+use akida_core::{decode, Backend};
 use akida_tests::{assert_all_equal, data_dir, Buffers, ReferenceSet};
 
 const FIRMWARE_SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
@@ -28,7 +28,7 @@ fn reference_set() -> ReferenceSet {
 
 #[test]
 fn embedded_firmware_model_is_current() {
-    let bytes = reference_set().akida_model().to_akd_bytes().unwrap();
+    let bytes = akida_host::akd::to_bytes(&reference_set().akida_model()).unwrap();
     let path = firmware_dir().join("models").join("default.akd");
     if std::env::var_os("AKIDA_BLESS").is_some() {
         akida_host::fsutil::atomic_write(&path, &bytes).unwrap();
@@ -87,7 +87,7 @@ fn firmware_under_qemu_equals_host_and_engine() {
     let elf = build_firmware();
     let mut set = reference_set();
     let owned = set.akida_model();
-    let bytes = owned.to_akd_bytes().unwrap();
+    let bytes = akida_host::akd::to_bytes(&owned).unwrap();
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let engine = set.array("akida_forward");
@@ -118,7 +118,7 @@ fn firmware_under_qemu_equals_host_and_engine() {
     for n in 0..images {
         let mut ws = buffers.workspace();
         let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
-        match forward(&model, image, &mut ws, Kernel::Reference, |_, _| {}).unwrap() {
+        match forward(&model, image, &mut ws, &Backend::Reference, |_, _| {}).unwrap() {
             LayerOutput::Potentials(p) => host.extend_from_slice(p),
             LayerOutput::Levels(_) => panic!("{FIRMWARE_SET} ends without activation"),
         }

@@ -2,7 +2,7 @@
 //! reference vector set, with both kernels, every element.
 
 use akida_core::inference::{forward, rescale_output, LayerOutput};
-use akida_core::{decode, Kernel};
+use akida_core::{decode, Backend};
 use akida_tests::{assert_all_equal, reference_sets, Buffers, ReferenceSet};
 
 #[test]
@@ -13,9 +13,7 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
         let mut set = ReferenceSet::open(&dir, name);
         let owned = set.akida_model();
         // Through the .akd file, as the firmware would read it.
-        let bytes = owned
-            .to_akd_bytes()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bytes = akida_host::akd::to_bytes(&owned).unwrap_or_else(|e| panic!("{name}: {e}"));
         let model = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let layers = set.layers();
         let inputs = set.array("input_uint8");
@@ -29,12 +27,12 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
         let final_predict = set.array("akida_predict");
 
         let mut buffers = Buffers::for_model(&model);
-        for kernel in [Kernel::Reference, Kernel::Event] {
+        for kernel in [Backend::Reference, Backend::Event] {
             for n in 0..images {
                 let image = &inputs.as_u8().unwrap()[n * image_len..(n + 1) * image_len];
                 let mut ws = buffers.workspace();
                 let mut seen = 0;
-                let out = forward(&model, image, &mut ws, kernel, |i, out| {
+                let out = forward(&model, image, &mut ws, &kernel, |i, out| {
                     let want = &per_layer[i];
                     let len = want.len() / images;
                     let what =
@@ -66,7 +64,7 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
                     &final_forward.as_i32().unwrap()[n * len..(n + 1) * len],
                 );
                 let mut predict = vec![0f32; p.len()];
-                rescale_output(model.layers.last().unwrap(), p, &mut predict);
+                rescale_output(&model.last(), p, &mut predict);
                 let bits: Vec<u32> = predict.iter().map(|x| x.to_bits()).collect();
                 let want: Vec<u32> = final_predict.as_f32().unwrap()[n * len..(n + 1) * len]
                     .iter()
@@ -100,7 +98,7 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
     let mut compared = 0;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);
-        let bytes = set.akida_model().to_akd_bytes().unwrap();
+        let bytes = akida_host::akd::to_bytes(&set.akida_model()).unwrap();
         let model = decode(&bytes).unwrap();
         let inputs = set.array("input_uint8");
         let want = set.array("akida_forward");
@@ -114,11 +112,12 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
             for &simd in &simds {
                 let rt = Runtime::new(&model, policy).with_simd(simd);
                 let what = format!("{name} {policy:?} {}", simd.name());
-                let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()) else {
+                let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()).unwrap()
+                else {
                     panic!("{what}: expected potentials");
                 };
                 compared += assert_all_equal(&what, &p, want.as_i32().unwrap());
-                let predict = rt.predict_batch(inputs.as_u8().unwrap()).unwrap();
+                let predict = rt.predict_batch(inputs.as_u8().unwrap()).unwrap().unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 compared += assert_all_equal(
                     &format!("{what} predict"),

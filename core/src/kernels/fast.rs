@@ -14,22 +14,19 @@
 //! the validated potential bound fits 32), so the results equal the
 //! reference kernel's bit for bit; property tests hold them equal.
 
-use super::{ConvShape, KernelWeights};
+use super::{ConvShape, Grid, KernelWeights};
 use crate::activation;
-use crate::dims::Dims;
-use crate::inference::LayerOutputMut;
-use crate::layer::{Layer, LayerKind, Pooling};
-use crate::pooling;
-use crate::saturation;
+use crate::layer::LayerKind;
+use crate::model::ValidLayer;
 
 /// Filters per micro-kernel tile; B's columns are padded to a multiple.
 pub const TILE_F: usize = 32;
 
 /// The SIMD instruction set the fast kernels may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Simd(Isa);
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
@@ -117,49 +114,51 @@ pub struct FastPlan {
 }
 
 impl FastPlan {
-    /// The plan of a validated layer whose input levels are at most
-    /// `max_input`; `None` if an operand could exceed 16 bits (then the
-    /// event or reference kernel must run the layer).
-    pub fn of(layer: &Layer, weights: &KernelWeights, max_input: u32) -> Option<FastPlan> {
-        let conv = layer.conv_dims();
-        let cin = layer.input.channels as usize;
-        let f = layer.filters as usize;
-        let (rows, k, depthwise_len) = match layer.kind {
-            LayerKind::InputConvolutional | LayerKind::Convolutional => (
-                conv.rows as usize * conv.cols as usize,
-                layer.kernel.area() * cin,
-                0,
-            ),
-            LayerKind::SeparableConvolutional => {
-                let taps = layer.kernel.area();
-                let fits = (0..cin).all(|c| {
-                    let sum: i64 = (0..taps)
-                        .map(|t| (weights.main[t * cin + c] as i64).abs())
-                        .sum();
-                    sum * max_input as i64 <= i16::MAX as i64
-                });
-                if !fits {
-                    return None;
-                }
-                let rows = conv.rows as usize * conv.cols as usize;
-                (rows, cin, rows * cin)
+    /// The plan of a layer from its sizes alone (whether its operands fit 16
+    /// bits is [`Self::of`]'s question).
+    pub fn sizes(layer: &ValidLayer) -> FastPlan {
+        let p = layer.params();
+        let conv = layer.shapes.conv;
+        let cin = p.input.channels as usize;
+        let cells = conv.rows as usize * conv.cols as usize;
+        let (rows, k, depthwise_len) = match p.kind {
+            LayerKind::InputConvolutional | LayerKind::Convolutional => {
+                (cells, p.kernel.area() * cin, 0)
             }
-            LayerKind::FullyConnected => (1, layer.input.len(), 0),
+            LayerKind::SeparableConvolutional => (cells, cin, cells * cin),
+            LayerKind::FullyConnected => (1, p.input.len(), 0),
         };
-        let gemm = Gemm::new(rows, k, f);
-        let levels = activation::max_level(layer.act_bits) as usize;
-        Some(FastPlan {
+        let gemm = Gemm::new(rows, k, p.filters as usize);
+        let levels = activation::max_level(p.act_bits) as usize;
+        FastPlan {
             gemm,
             packed_len: gemm.k_pad * gemm.f_pad,
             a_len: rows * gemm.k_pad,
             depthwise_len,
             product_len: rows * gemm.f_pad,
-            cuts_len: if layer.activation {
-                levels * gemm.f_pad
-            } else {
-                0
-            },
-        })
+            cuts_len: if p.activation { levels * gemm.f_pad } else { 0 },
+        }
+    }
+
+    /// The plan of a layer, `None` if an operand could exceed 16 bits (then
+    /// the event or reference kernel must run the layer): the depthwise
+    /// potentials of a separable layer, on inputs up to `layer.max_input`.
+    pub fn of(layer: &ValidLayer, weights: &KernelWeights) -> Option<FastPlan> {
+        let p = layer.params();
+        if p.kind == LayerKind::SeparableConvolutional {
+            let cin = p.input.channels as usize;
+            let taps = p.kernel.area();
+            let fits = (0..cin).all(|c| {
+                let sum: i64 = (0..taps)
+                    .map(|t| (weights.main[t * cin + c] as i64).abs())
+                    .sum();
+                sum * layer.max_input as i64 <= i16::MAX as i64
+            });
+            if !fits {
+                return None;
+            }
+        }
+        Some(FastPlan::sizes(layer))
     }
 }
 
@@ -177,8 +176,8 @@ pub fn pack_b(g: &Gemm, w: &[i8], out: &mut [i16]) {
 }
 
 /// The weights of the product: pointwise for a separable layer, else main.
-pub fn product_weights<'w>(layer: &Layer, weights: &KernelWeights<'w>) -> &'w [i8] {
-    match layer.kind {
+pub fn product_weights<'w>(layer: &ValidLayer, weights: &KernelWeights<'w>) -> &'w [i8] {
+    match layer.params().kind {
         LayerKind::SeparableConvolutional => weights.pointwise,
         _ => weights.main,
     }
@@ -187,91 +186,95 @@ pub fn product_weights<'w>(layer: &Layer, weights: &KernelWeights<'w>) -> &'w [i
 /// Level cuts of a layer with activation, `[level][f_pad]`: the output
 /// level is the number of cuts a potential exceeds (see
 /// [`activation::level_cut`]); padding columns never fire.
-pub fn level_cuts(layer: &Layer, plan: &FastPlan, out: &mut [i32]) {
-    let f = layer.filters as usize;
+pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
+    let p = layer.params();
+    let f = p.filters as usize;
     let f_pad = plan.gemm.f_pad;
-    let levels = activation::max_level(layer.act_bits) as usize;
+    let levels = activation::max_level(p.act_bits) as usize;
     out[..levels * f_pad].fill(i32::MAX);
     for filter in 0..f {
-        let divisor = activation::step_divisor(layer.act_step.get(filter));
-        let threshold = layer.threshold.get(filter);
+        let divisor = activation::step_divisor(layer.layer.act_step.get(filter));
+        let threshold = layer.layer.threshold.get(filter);
         for k in 0..levels {
-            out[k * f_pad + filter] = activation::level_cut(threshold, divisor, layer.act_bits, k);
+            out[k * f_pad + filter] = activation::level_cut(threshold, divisor, p.act_bits, k);
         }
     }
 }
 
-/// Buffers of one fast layer run, sized by [`FastPlan`].
-pub struct FastBuffers<'b> {
-    pub a: &'b mut [i16],
-    pub depthwise: &'b mut [i32],
-    pub product: &'b mut [i32],
-    /// One row of pooled potentials (`f_pad` cells).
-    pub row: &'b mut [i32],
-}
-
-/// A layer ready for the fast kernel: its plan, unpacked weights, packed B
-/// and level cuts (see [`pack_b`], [`level_cuts`]).
+/// The fast kernel's operands of one layer: its plan, packed B and level
+/// cuts (see [`pack_b`], [`level_cuts`]).
 #[derive(Clone, Copy, Debug)]
-pub struct FastLayer<'p, 'l> {
-    pub layer: &'p Layer<'l>,
+pub struct FastOperands<'p> {
     pub plan: FastPlan,
-    pub weights: KernelWeights<'p>,
     pub packed_b: &'p [i16],
+    /// `[level][f_pad]`; empty for a layer without activation.
     pub cuts: &'p [i32],
 }
 
-/// Runs a layer with the fast kernel: builds A, multiplies by packed B, then
-/// pools, saturates and activates with the level cuts. The whole layer is
-/// compiled once per instruction set, so the plain-Rust stages vectorize too.
-pub fn run_layer(
-    fast: &FastLayer,
-    simd: Simd,
-    input: &[u8],
-    buf: FastBuffers,
-    out: LayerOutputMut,
-) {
-    match simd.0 {
-        Isa::Portable => run_layer_body(fast, simd, input, buf, out),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: constructing this Simd value asserted AVX2 support.
-        Isa::Avx2 => unsafe { x86::run_layer_avx2(fast, simd, input, buf, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
-        Isa::Avx512Vnni => unsafe { x86::run_layer_avx512(fast, simd, input, buf, out) },
+impl<'p> FastOperands<'p> {
+    /// Packs B and computes the level cuts of `layer` into the buffers
+    /// (sized by `plan.packed_len` and `plan.cuts_len`).
+    pub fn build(
+        layer: &ValidLayer,
+        plan: FastPlan,
+        weights: &KernelWeights,
+        packed: &'p mut [i16],
+        cuts: &'p mut [i32],
+    ) -> FastOperands<'p> {
+        pack_b(&plan.gemm, product_weights(layer, weights), packed);
+        if layer.params().activation {
+            level_cuts(layer, &plan, cuts);
+        }
+        FastOperands {
+            plan,
+            packed_b: &packed[..plan.packed_len],
+            cuts: &cuts[..plan.cuts_len],
+        }
     }
 }
 
+/// Runs `body` compiled for `simd`'s instruction set, so that the plain-Rust
+/// stages it inlines (im2col, depthwise, the layer tail) vectorize too.
 #[inline(always)]
-fn run_layer_body(
-    fast: &FastLayer,
+pub fn with_simd<R>(simd: Simd, body: impl FnOnce() -> R) -> R {
+    match simd.0 {
+        Isa::Portable => body(),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX2 support.
+        Isa::Avx2 => unsafe { x86::with_avx2(body) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Avx512Vnni => unsafe { x86::with_avx512(body) },
+    }
+}
+
+/// The potentials of a layer with the fast kernel: builds A into `a`,
+/// multiplies it by packed B into `scratch` (which also holds the depthwise
+/// potentials of a separable layer). Buffers sized by the plan.
+#[inline(always)]
+pub fn potentials<'s>(
+    layer: &ValidLayer,
+    ops: &FastOperands,
+    weights: &KernelWeights,
     simd: Simd,
     input: &[u8],
-    buf: FastBuffers,
-    out: LayerOutputMut,
-) {
-    let FastLayer {
-        layer,
-        plan,
-        weights,
-        packed_b,
-        cuts,
-    } = *fast;
+    a: &mut [i16],
+    scratch: &'s mut [i32],
+) -> Grid<'s> {
+    let plan = &ops.plan;
     let g = &plan.gemm;
-    let a = &mut buf.a[..plan.a_len];
-    match layer.kind {
-        LayerKind::InputConvolutional | LayerKind::Convolutional => im2col(
-            &ConvShape::of(layer),
-            input,
-            layer.padding_value,
-            g.k_pad,
-            a,
-        ),
+    let p = layer.params();
+    let a = &mut a[..plan.a_len];
+    let (product, depthwise) = scratch.split_at_mut(plan.product_len);
+    match p.kind {
+        LayerKind::InputConvolutional | LayerKind::Convolutional => {
+            im2col(&ConvShape::of(layer), input, p.padding_value, g.k_pad, a)
+        }
         LayerKind::SeparableConvolutional => {
-            let shape = ConvShape::of(layer).with_output_channels(layer.input.channels);
-            let dw = &mut buf.depthwise[..plan.depthwise_len];
-            depthwise(&shape, weights.main, input, dw);
-            let cin = layer.input.channels as usize;
+            let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
+            let dw = &mut depthwise[..plan.depthwise_len];
+            depthwise_product(&shape, weights.main, input, dw);
+            let cin = p.input.channels as usize;
             for (dst, src) in a.chunks_exact_mut(g.k_pad).zip(dw.chunks_exact(cin)) {
                 for (d, &v) in dst.iter_mut().zip(src) {
                     *d = v as i16;
@@ -286,9 +289,11 @@ fn run_layer_body(
             a[g.k..].fill(0);
         }
     }
-    let product = &mut buf.product[..plan.product_len];
-    gemm(simd, g, a, packed_b, product);
-    finish(layer, product, g.f_pad, cuts, buf.row, out);
+    gemm(simd, g, a, ops.packed_b, product);
+    Grid {
+        potentials: product,
+        stride: g.f_pad,
+    }
 }
 
 /// im2col: row `p` of A holds the receptive field of output cell `p` in
@@ -321,7 +326,7 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
 
 /// Depthwise potentials, vectorized over channels.
 #[inline(always)]
-fn depthwise(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
+fn depthwise_product(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
     let c_n = s.input.channels as usize;
     let kw = s.kernel.cols as usize;
     let ocols = s.output.cols as usize;
@@ -375,181 +380,25 @@ fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
     }
 }
 
-/// Pooling, saturation and activation of the product (rows of `f_pad`
-/// potentials; `row` holds `f_pad` cells, `cuts` is `[level][f_pad]`).
-#[inline(always)]
-fn finish(
-    layer: &Layer,
-    product: &[i32],
-    f_pad: usize,
-    cuts: &[i32],
-    row: &mut [i32],
-    mut out: LayerOutputMut,
-) {
-    let conv = layer.conv_dims();
-    let od = layer.output_dims();
-    let row = &mut row[..f_pad];
-    let saturates = layer.kind.saturates();
-    let cells = conv.rows as usize * conv.cols as usize;
-    match layer.pooling {
-        Pooling::None => {
-            for (index, cell) in product.chunks_exact(f_pad).take(cells).enumerate() {
-                row.copy_from_slice(cell);
-                emit(layer, saturates, row, cuts, index, &mut out);
-            }
-        }
-        Pooling::Max { size, stride } => {
-            let pool = pooling::MaxPool {
-                size,
-                stride,
-                pad_before: layer.pool_pads(),
-            };
-            for r in 0..od.rows as usize {
-                for c in 0..od.cols as usize {
-                    max_pool_row(product, f_pad, conv, &pool, (r, c), row);
-                    emit(
-                        layer,
-                        saturates,
-                        row,
-                        cuts,
-                        r * od.cols as usize + c,
-                        &mut out,
-                    );
-                }
-            }
-        }
-        Pooling::GlobalAverage => {
-            let mut sums = [0i64; 64];
-            for start in (0..f_pad).step_by(64) {
-                let width = (f_pad - start).min(64);
-                sums[..width].fill(0);
-                for cell in product.chunks_exact(f_pad).take(cells) {
-                    for (s, &v) in sums[..width].iter_mut().zip(&cell[start..start + width]) {
-                        *s += v as i64;
-                    }
-                }
-                for (v, &s) in row[start..start + width].iter_mut().zip(&sums[..width]) {
-                    *v = s.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-                }
-            }
-            emit(layer, saturates, row, cuts, 0, &mut out);
-        }
-    }
-}
-
-/// Max of the potentials under one pool window (padding never wins).
-#[inline(always)]
-fn max_pool_row(
-    product: &[i32],
-    f_pad: usize,
-    conv: Dims,
-    pool: &pooling::MaxPool,
-    (r, c): (usize, usize),
-    row: &mut [i32],
-) {
-    row.fill(i32::MIN);
-    let r0 = r * pool.stride.rows as usize;
-    let c0 = c * pool.stride.cols as usize;
-    for i in 0..pool.size.rows as usize {
-        let Some(pr) = (r0 + i).checked_sub(pool.pad_before.0) else {
-            continue;
-        };
-        if pr >= conv.rows as usize {
-            break;
-        }
-        for j in 0..pool.size.cols as usize {
-            let Some(pc) = (c0 + j).checked_sub(pool.pad_before.1) else {
-                continue;
-            };
-            if pc >= conv.cols as usize {
-                break;
-            }
-            let cell = &product[(pr * conv.cols as usize + pc) * f_pad..][..f_pad];
-            for (m, &v) in row.iter_mut().zip(cell) {
-                *m = (*m).max(v);
-            }
-        }
-    }
-}
-
-/// Saturates a pooled row and writes it as levels or potentials at output
-/// cell `index`.
-#[inline(always)]
-fn emit(
-    layer: &Layer,
-    saturates: bool,
-    row: &mut [i32],
-    cuts: &[i32],
-    index: usize,
-    out: &mut LayerOutputMut,
-) {
-    let f = layer.filters as usize;
-    if saturates {
-        for v in row.iter_mut() {
-            *v = (*v).clamp(saturation::POTENTIAL_MIN, saturation::POTENTIAL_MAX);
-        }
-    }
-    match out {
-        LayerOutputMut::Levels(levels) => activate(row, cuts, &mut levels[index * f..][..f]),
-        LayerOutputMut::Potentials(p) => p[index * f..][..f].copy_from_slice(&row[..f]),
-    }
-}
-
-/// Levels of one row of potentials (`f_pad` long, a multiple of 16): the
-/// count of cuts each potential exceeds, 16 filters at a time in registers.
-#[inline(always)]
-fn activate(row: &[i32], cuts: &[i32], levels: &mut [u8]) {
-    let f_pad = row.len();
-    for (chunk, potentials) in row.chunks_exact(16).enumerate() {
-        let start = chunk * 16;
-        if start >= levels.len() {
-            break;
-        }
-        let p: &[i32; 16] = potentials.try_into().unwrap_or(&[i32::MIN; 16]);
-        let mut count = [0u8; 16];
-        for cut in cuts.chunks_exact(f_pad) {
-            let c: &[i32; 16] = cut[start..start + 16].try_into().unwrap_or(&[i32::MAX; 16]);
-            for j in 0..16 {
-                count[j] += (p[j] > c[j]) as u8;
-            }
-        }
-        let n = (levels.len() - start).min(16);
-        levels[start..start + n].copy_from_slice(&count[..n]);
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! SIMD micro-kernels: a tile of R rows of A times 32 columns of B,
     //! accumulated in registers over the whole K.
-    use super::{run_layer_body, FastBuffers, FastLayer, Gemm, Simd, TILE_F};
-    use crate::inference::LayerOutputMut;
+    use super::{Gemm, TILE_F};
     use core::arch::x86_64::*;
 
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2,fma,bmi1,bmi2")]
-    pub unsafe fn run_layer_avx2(
-        fast: &FastLayer,
-        simd: Simd,
-        input: &[u8],
-        buf: FastBuffers,
-        out: LayerOutputMut,
-    ) {
-        run_layer_body(fast, simd, input, buf, out)
+    pub unsafe fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
+        body()
     }
 
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx2,fma,bmi1,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn run_layer_avx512(
-        fast: &FastLayer,
-        simd: Simd,
-        input: &[u8],
-        buf: FastBuffers,
-        out: LayerOutputMut,
-    ) {
-        run_layer_body(fast, simd, input, buf, out)
+    pub unsafe fn with_avx512<R>(body: impl FnOnce() -> R) -> R {
+        body()
     }
 
     /// Rows of A per micro-kernel tile.

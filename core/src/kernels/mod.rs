@@ -1,11 +1,20 @@
-//! The neural part of each layer kind, computed two ways that must agree bit
-//! for bit: a plain dense [`reference`] kernel that gathers every input of
-//! every neuron, and an [`event`] kernel that visits only non-zero input
-//! levels ("spikes") and scatters their contributions, as the NSoC does.
+//! The neural part of each layer kind, computed by interchangeable
+//! [`Backend`]s that agree bit for bit:
 //!
-//! Both take the weights unpacked into one canonical order (see
-//! [`unpack_weights`]) and write the potentials of the neural part, before
-//! pooling, into an i32 buffer in HWC order.
+//! - [`reference`]: a plain dense kernel that gathers every input of every
+//!   neuron, the definition;
+//! - [`event`]: visits only non-zero input levels ("spikes") and scatters
+//!   their contributions, as the NSoC does;
+//! - [`fast`]: one integer matrix product per layer, with SIMD micro-kernels
+//!   where the CPU has them.
+//!
+//! Each writes the potentials of the neural part, before pooling, as a
+//! [`Grid`]; [`crate::tail`] then pools, saturates and activates them, the
+//! same way for every backend. A backend needs the layer's weights unpacked
+//! into one canonical order ([`unpack_weights`]) and, for the fast one, a
+//! packed operand and level cuts: a [`Preparation`] supplies them, either
+//! computed on the fly into caller buffers (the [`Backend`] itself, no heap)
+//! or prepared once (the host runtime).
 
 pub mod event;
 #[allow(unsafe_code)] // SIMD intrinsics behind checked CPU features.
@@ -13,15 +22,44 @@ pub mod fast;
 pub mod reference;
 
 use crate::dims::{Dims, Window};
-use crate::layer::{Layer, LayerKind};
+use crate::inference::ForwardError;
+use crate::layer::LayerKind;
+use crate::model::ValidLayer;
 
-/// Which kernel computes the neural part of a layer.
+pub use fast::Simd;
+
+/// How the potentials of a layer are computed. Every backend gives the same
+/// integers; they differ in speed and in what they need prepared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kernel {
+pub enum Backend {
     /// Dense gather over every input, the obvious definition.
     Reference,
     /// Scatter of non-zero inputs only.
     Event,
+    /// One 16-bit integer matrix product per layer with the given SIMD
+    /// instruction set, where every operand fits 16 bits (otherwise the
+    /// event backend runs the layer).
+    Fast(Simd),
+}
+
+impl Backend {
+    /// The name of the backend, as `--kernel` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Reference => "reference",
+            Backend::Event => "event",
+            Backend::Fast(_) => "fast",
+        }
+    }
+}
+
+/// Potentials of the neural part of a layer: the `f` potentials of conv
+/// output cell `k` (HWC order) are `potentials[k * stride..][..f]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Grid<'p> {
+    pub potentials: &'p [i32],
+    /// Cells apart: `f`, or the fast kernel's padded filter count.
+    pub stride: usize,
 }
 
 /// The geometry of a sliding-window (convolution or depthwise) product.
@@ -38,15 +76,16 @@ pub struct ConvShape {
 }
 
 impl ConvShape {
-    /// The convolution geometry of a validated layer (depthwise part for a
-    /// separable layer has `output.channels == input.channels`).
-    pub fn of(layer: &Layer) -> ConvShape {
+    /// The convolution geometry of a layer (use [`Self::with_output_channels`]
+    /// for the depthwise part of a separable layer).
+    pub fn of(layer: &ValidLayer) -> ConvShape {
+        let p = layer.params();
         ConvShape {
-            input: layer.input,
-            output: layer.conv_dims(),
-            kernel: layer.kernel,
-            stride: layer.stride,
-            pads: layer.conv_pads(),
+            input: p.input,
+            output: layer.shapes.conv,
+            kernel: p.kernel,
+            stride: p.stride,
+            pads: layer.shapes.conv_pads,
         }
     }
 
@@ -90,17 +129,17 @@ pub struct KernelWeights<'w> {
     pub pointwise: &'w [i8],
 }
 
-/// Unpacks a validated layer's weights into `out` (at least
-/// `layer.unpacked_len()` long) in the kernels' order: Akida's stored
-/// (flipped) convolution kernels are flipped back so every kernel computes a
-/// cross-correlation, and the fully connected rows move from Akida's
-/// (C, W, H) flattening to HWC.
-pub fn unpack_weights<'w>(layer: &Layer, out: &'w mut [i8]) -> KernelWeights<'w> {
-    let w = &layer.weights;
+/// Unpacks a layer's weights into `out` (at least `unpacked_len()` long) in
+/// the kernels' order: Akida's stored (flipped) convolution kernels are
+/// flipped back so every kernel computes a cross-correlation, and the fully
+/// connected rows move from Akida's (C, W, H) flattening to HWC.
+pub fn unpack_weights<'w>(layer: &ValidLayer, out: &'w mut [i8]) -> KernelWeights<'w> {
+    let w = layer.layer.weights();
     let n_main = w.count();
     let (main, rest) = out.split_at_mut(n_main);
     let [kh, kw, cin, f] = w.shape.map(|d| d as usize);
-    match layer.kind {
+    let p = layer.params();
+    match p.kind {
         LayerKind::InputConvolutional => {
             for (k, slot) in main.iter_mut().enumerate() {
                 *slot = w.get(k);
@@ -120,7 +159,7 @@ pub fn unpack_weights<'w>(layer: &Layer, out: &'w mut [i8]) -> KernelWeights<'w>
             }
         }
         LayerKind::FullyConnected => {
-            let d = layer.input;
+            let d = p.input;
             let (rows, cols, ch) = (d.rows as usize, d.cols as usize, d.channels as usize);
             let units = f;
             for c in 0..ch {
@@ -136,7 +175,7 @@ pub fn unpack_weights<'w>(layer: &Layer, out: &'w mut [i8]) -> KernelWeights<'w>
             }
         }
     }
-    let pointwise: &'w [i8] = match &layer.weights_pw {
+    let pointwise: &'w [i8] = match layer.layer.pointwise() {
         Some(pw) => {
             let n = pw.count();
             let dst = &mut rest[..n];
@@ -150,47 +189,150 @@ pub fn unpack_weights<'w>(layer: &Layer, out: &'w mut [i8]) -> KernelWeights<'w>
     KernelWeights { main, pointwise }
 }
 
-/// Potentials of the neural part of `layer` into `scratch[..conv_len]`
-/// (a separable layer also uses the following `rows*cols*cin` cells for its
-/// depthwise potentials). Returns the conv-part potentials.
+/// What a backend needs for one layer beyond the layer itself.
+#[derive(Clone, Copy, Debug)]
+pub struct Prepared<'p> {
+    /// The backend that runs the layer.
+    pub backend: Backend,
+    pub weights: KernelWeights<'p>,
+    /// The fast kernel's operands; present iff `backend` is [`Backend::Fast`].
+    pub fast: Option<fast::FastOperands<'p>>,
+}
+
+/// Caller buffers a [`Preparation`] may fill for one layer.
+pub struct PrepBuffers<'b> {
+    /// Unpacked weights (`WorkspaceSizes::weights`).
+    pub weights: &'b mut [i8],
+    /// The fast kernel's packed operand (`WorkspaceSizes::packed`).
+    pub packed: &'b mut [i16],
+    /// The fast kernel's level cuts (`WorkspaceSizes::cuts`).
+    pub cuts: &'b mut [i32],
+}
+
+/// Supplies each layer's backend and prepared data to
+/// [`crate::inference::forward`].
+pub trait Preparation {
+    /// The backend and data for layer `index` on `input` (its input levels),
+    /// borrowed from `self` or written into `buffers`.
+    fn prepare<'s>(
+        &'s self,
+        index: usize,
+        layer: &ValidLayer,
+        input: &[u8],
+        buffers: &'s mut PrepBuffers,
+    ) -> Result<Prepared<'s>, ForwardError>;
+}
+
+/// A backend prepares each layer on the fly into the caller's buffers: no
+/// heap, at the cost of unpacking (and, for the fast backend, packing) the
+/// weights on every call.
+impl Preparation for Backend {
+    fn prepare<'s>(
+        &'s self,
+        index: usize,
+        layer: &ValidLayer,
+        _input: &[u8],
+        buffers: &'s mut PrepBuffers,
+    ) -> Result<Prepared<'s>, ForwardError> {
+        let p = layer.params();
+        need("weights", p.unpacked_len(), buffers.weights.len())?;
+        let PrepBuffers {
+            weights,
+            packed,
+            cuts,
+        } = buffers;
+        let weights = unpack_weights(layer, weights);
+        let Backend::Fast(simd) = *self else {
+            return Ok(Prepared {
+                backend: *self,
+                weights,
+                fast: None,
+            });
+        };
+        let _ = (index, simd);
+        match fast::FastPlan::of(layer, &weights) {
+            Some(plan) => {
+                need("packed", plan.packed_len, packed.len())?;
+                need("cuts", plan.cuts_len, cuts.len())?;
+                let operands = fast::FastOperands::build(layer, plan, &weights, packed, cuts);
+                Ok(Prepared {
+                    backend: *self,
+                    weights,
+                    fast: Some(operands),
+                })
+            }
+            None => Ok(Prepared {
+                backend: Backend::Event,
+                weights,
+                fast: None,
+            }),
+        }
+    }
+}
+
+/// A buffer-size check.
+pub(crate) fn need(buffer: &'static str, needed: usize, found: usize) -> Result<(), ForwardError> {
+    if found < needed {
+        return Err(ForwardError::Workspace {
+            buffer,
+            needed,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Potentials of the neural part of `layer` for `input`, computed by the
+/// prepared backend: into `scratch` (conv potentials, then the depthwise
+/// potentials of a separable layer), with `a` for the fast kernel's left
+/// operand. Buffers sized by [`crate::WorkspaceSizes`].
+#[inline(always)]
 pub fn potentials<'s>(
-    layer: &Layer,
-    weights: KernelWeights,
-    kernel: Kernel,
+    layer: &ValidLayer,
+    prepared: &Prepared,
     input: &[u8],
+    a: &mut [i16],
     scratch: &'s mut [i32],
-) -> &'s [i32] {
+) -> Grid<'s> {
+    let weights = &prepared.weights;
+    let p = layer.params();
+    let reference = match (prepared.backend, &prepared.fast) {
+        (Backend::Fast(simd), Some(ops)) => {
+            return fast::potentials(layer, ops, weights, simd, input, a, scratch)
+        }
+        // A fast backend without operands cannot happen (see `Prepared`);
+        // the event kernel computes the same potentials.
+        (backend, _) => backend == Backend::Reference,
+    };
     let shape = ConvShape::of(layer);
     let n = shape.output.len();
     let (out, rest) = scratch.split_at_mut(n);
-    match (layer.kind, kernel) {
-        (LayerKind::InputConvolutional | LayerKind::Convolutional, Kernel::Reference) => {
-            reference::convolution(&shape, weights.main, input, layer.padding_value, out)
+    match p.kind {
+        LayerKind::InputConvolutional | LayerKind::Convolutional if reference => {
+            reference::convolution(&shape, weights.main, input, p.padding_value, out)
         }
-        (LayerKind::InputConvolutional | LayerKind::Convolutional, Kernel::Event) => {
-            event::convolution(&shape, weights.main, input, layer.padding_value, out)
+        LayerKind::InputConvolutional | LayerKind::Convolutional => {
+            event::convolution(&shape, weights.main, input, p.padding_value, out)
         }
-        (LayerKind::SeparableConvolutional, k) => {
-            let dw_shape = shape.with_output_channels(layer.input.channels);
+        LayerKind::SeparableConvolutional => {
+            let dw_shape = shape.with_output_channels(p.input.channels);
             let depthwise = &mut rest[..dw_shape.output.len()];
-            let cin = layer.input.channels as usize;
-            match k {
-                Kernel::Reference => {
-                    reference::depthwise(&dw_shape, weights.main, input, depthwise);
-                    reference::pointwise(depthwise, cin, weights.pointwise, out);
-                }
-                Kernel::Event => {
-                    event::depthwise(&dw_shape, weights.main, input, depthwise);
-                    event::pointwise(depthwise, cin, weights.pointwise, out);
-                }
+            let cin = p.input.channels as usize;
+            if reference {
+                reference::depthwise(&dw_shape, weights.main, input, depthwise);
+                reference::pointwise(depthwise, cin, weights.pointwise, out);
+            } else {
+                event::depthwise(&dw_shape, weights.main, input, depthwise);
+                event::pointwise(depthwise, cin, weights.pointwise, out);
             }
         }
-        (LayerKind::FullyConnected, Kernel::Reference) => {
+        LayerKind::FullyConnected if reference => {
             reference::fully_connected(weights.main, input, out)
         }
-        (LayerKind::FullyConnected, Kernel::Event) => {
-            event::fully_connected(weights.main, input, out)
-        }
+        LayerKind::FullyConnected => event::fully_connected(weights.main, input, out),
     }
-    out
+    Grid {
+        potentials: out,
+        stride: p.filters as usize,
+    }
 }

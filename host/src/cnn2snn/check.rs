@@ -772,10 +772,7 @@ fn pooling_warnings(chain: &Chain, plan: &[PlannedLayer], i: usize, report: &mut
         }
         Pooling::GlobalAverage => {
             // Akida's width is the NHWC row count, its rows the NHWC columns.
-            let conv = convert::output_dims(&crate::engine_params::LayerGeometry {
-                pooling: Pooling::None,
-                ..*g
-            });
+            let conv = g.conv_output().unwrap_or(akida_core::Dims::new(0, 0, 0));
             if !(1..=32).contains(&conv.rows) || conv.cols < 3 {
                 report.warn(
                     Rule::GlobalPoolSize,

@@ -14,10 +14,9 @@
 //!
 //! Then act_steps beyond the hardware range are equalized ([`super::equalize`]).
 
-use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
 
-use crate::akd::{ConvertedLayer, ConvertedModel, IntWeights};
-use crate::engine_params::LayerGeometry;
+use crate::akd::{self, ConvertedLayer, ConvertedModel};
 use crate::keras::{self, Layer, LayerConfig, Quantizer, WeightRole};
 
 use super::chain::{self, Chain};
@@ -67,7 +66,7 @@ pub struct Conversion {
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedLayer {
     pub name: String,
-    pub geometry: LayerGeometry,
+    pub geometry: LayerParams,
     /// Index of the neural layer in the chain.
     pub neural: usize,
     /// Index of the quantized activation, if any.
@@ -138,7 +137,7 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
         return Err(Cnn2snnError::Incompatible(report));
     }
     let plan = plan.expect("a plan exists when the report has no error");
-    let mut converted = ConvertedModel::default();
+    let mut layers = Vec::with_capacity(plan.len());
     let mut input_scale = scaling.scale as f32;
     for (index, planned) in plan.iter().enumerate() {
         let shift = if index == 0 { scaling.shift } else { 0.0 };
@@ -147,14 +146,12 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
             // The next layer sees integer levels: its input scale is 1 / step.
             input_scale = (1.0 / activation_step(&chain.layers[a])? as f64) as f32;
         }
-        converted.layers.push(layer);
+        layers.push(layer);
     }
-    let notes = equalize::fix_activation_variables(&mut converted);
-    converted
-        .to_akd_bytes()
-        .map_err(|e| Cnn2snnError::Model(e.to_string()))?;
+    let notes = equalize::fix_activation_variables(&mut layers);
+    let model = akd::build(layers).map_err(|e| Cnn2snnError::Model(e.to_string()))?;
     Ok(Conversion {
-        model: converted,
+        model,
         report,
         notes,
     })
@@ -262,21 +259,10 @@ fn padding(p: keras::Padding) -> Padding {
     }
 }
 
-/// Output size of planned geometry.
-pub fn output_dims(g: &LayerGeometry) -> Dims {
-    let layer = ConvertedLayer::new(
-        "",
-        *g,
-        IntWeights {
-            bits: g.weights_bits,
-            shape: [0; 4],
-            values: Vec::new(),
-        },
-        None,
-        Vec::new(),
-        Vec::new(),
-    );
-    layer.output_dims()
+/// Output size of planned params; zero dims when they are inconsistent
+/// (which the compatibility check reports before any conversion).
+pub fn output_dims(p: &LayerParams) -> Dims {
+    p.output().unwrap_or(Dims::new(0, 0, 0))
 }
 
 fn dims_of(shape: &[usize]) -> Dims {
@@ -337,7 +323,7 @@ fn plan_neural(
     };
     Ok(PlannedLayer {
         name: layer.name.clone(),
-        geometry: LayerGeometry {
+        geometry: LayerParams {
             kind,
             input,
             filters: filters as u32,
@@ -425,15 +411,6 @@ fn reorder_dense(values: &[i8], input: Dims, units: usize) -> Vec<i8> {
     out
 }
 
-fn to_shape4(shape: &[usize]) -> [u32; 4] {
-    [
-        shape[0] as u32,
-        shape[1] as u32,
-        shape[2] as u32,
-        shape[3] as u32,
-    ]
-}
-
 fn convert_layer(
     chain: &Chain,
     planned: &PlannedLayer,
@@ -442,7 +419,6 @@ fn convert_layer(
 ) -> Result<ConvertedLayer, Cnn2snnError> {
     let neural = &chain.layers[planned.neural];
     let g = planned.geometry;
-    let bits = g.weights_bits;
     let (main_q, dw_q) = quantizers(&neural.config).ok_or_else(|| {
         Cnn2snnError::Unsupported(format!("layer `{}` is not quantized", neural.name))
     })?;
@@ -455,12 +431,8 @@ fn convert_layer(
             } else {
                 w
             };
-            let weights = IntWeights {
-                bits,
-                shape: to_shape4(&shape),
-                values: w,
-            };
-            (weights, None, sf)
+            let _ = shape;
+            (w, None, sf)
         }
         LayerKind::SeparableConvolutional => {
             let dw_q = dw_q.unwrap_or(main_q);
@@ -469,17 +441,8 @@ fn convert_layer(
                 integer_kernel(neural, WeightRole::PointwiseKernel, main_q)?;
             // A per-tensor depthwise scale factor multiplies each pointwise one.
             let sf: Vec<f32> = sf_pw.iter().map(|&p| sf_dw[0] * p).collect();
-            let dw = IntWeights {
-                bits,
-                shape: to_shape4(&dw_shape),
-                values: flip_kernel(&dw, &dw_shape),
-            };
-            let pw = IntWeights {
-                bits,
-                shape: to_shape4(&pw_shape),
-                values: pw,
-            };
-            (dw, Some(pw), sf)
+            let _ = pw_shape;
+            (flip_kernel(&dw, &dw_shape), Some(pw), sf)
         }
         LayerKind::FullyConnected => {
             let (w, sf, shape) = integer_kernel(neural, WeightRole::Kernel, main_q)?;
@@ -490,12 +453,7 @@ fn convert_layer(
                     message: format!("dense kernel {shape:?} does not take {inputs} inputs"),
                 });
             }
-            let weights = IntWeights {
-                bits,
-                shape: [1, 1, inputs as u32, f as u32],
-                values: reorder_dense(&w, g.input, f),
-            };
-            (weights, None, sf)
+            (reorder_dense(&w, g.input, f), None, sf)
         }
     };
     let sf = broadcast(&sf, f);
@@ -512,14 +470,18 @@ fn convert_layer(
         input_shift,
         &weights,
     )?;
-    Ok(ConvertedLayer::new(
+    ConvertedLayer::new(
         planned.name.clone(),
         g,
-        weights,
-        weights_pw,
-        threshold,
-        act_step,
-    ))
+        &weights,
+        weights_pw.as_deref(),
+        &threshold,
+        &act_step,
+    )
+    .map_err(|e| Cnn2snnError::Quantizer {
+        layer: planned.name.clone(),
+        message: e.to_string(),
+    })
 }
 
 fn broadcast(sf: &[f32], f: usize) -> Vec<f32> {
@@ -534,7 +496,7 @@ fn thresholds(
     bias: &[f32],
     input_scale: f32,
     input_shift: f64,
-    weights: &IntWeights,
+    weights: &[i8],
 ) -> Result<(Vec<i32>, Vec<f32>), Cnn2snnError> {
     let f = sf.len();
     let activation = match planned.activation {
@@ -559,13 +521,7 @@ fn thresholds(
             None => (s * -bias[c], s),
         };
         if is_input && input_shift != 0.0 {
-            let sum: i64 = weights
-                .values
-                .iter()
-                .skip(c)
-                .step_by(f)
-                .map(|&w| w as i64)
-                .sum();
+            let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
             th = (th as f64 + sum as f64 * input_shift) as f32;
         }
         if planned.pooled_cells.is_some() {

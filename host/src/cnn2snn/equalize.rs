@@ -12,7 +12,7 @@
 
 use akida_core::LayerKind;
 
-use crate::akd::{ConvertedLayer, ConvertedModel};
+use crate::akd::ConvertedLayer;
 
 const HRC_ACT_STEP_LIMIT: f32 = ((1 << 20) - 1) as f32;
 const HRC_THRESHOLD_LIMIT: i32 = (1 << 23) - 1;
@@ -20,43 +20,45 @@ const CNP_ACT_STEP_LIMIT: f32 = ((1 << 16) - 1) as f32;
 const CNP_THRESHOLD_LIMIT: i32 = (1 << 19) - 1;
 
 fn is_hrc(layer: &ConvertedLayer) -> bool {
-    layer.kind == LayerKind::InputConvolutional
+    layer.params.kind == LayerKind::InputConvolutional
 }
 
-/// Applies both fixes; returns one note per layer changed.
-pub fn fix_activation_variables(model: &mut ConvertedModel) -> Vec<String> {
-    let mut notes = equalize_act_steps(model);
-    notes.extend(saturate_thresholds(model));
+/// Applies both fixes to a chain of converted layers; returns one note per
+/// layer changed.
+pub fn fix_activation_variables(layers: &mut [ConvertedLayer]) -> Vec<String> {
+    let mut notes = equalize_act_steps(layers);
+    notes.extend(saturate_thresholds(layers));
     notes
 }
 
-fn equalize_act_steps(model: &mut ConvertedModel) -> Vec<String> {
+fn equalize_act_steps(layers: &mut [ConvertedLayer]) -> Vec<String> {
     let mut notes = Vec::new();
-    let n = model.layers.len();
+    let n = layers.len();
     for i in 0..n.saturating_sub(1) {
-        let layer = &mut model.layers[i];
+        let layer = &mut layers[i];
         let limit = if is_hrc(layer) {
             HRC_ACT_STEP_LIMIT
         } else {
             CNP_ACT_STEP_LIMIT
         };
-        if !layer.act_step.iter().any(|&s| s > limit) {
+        if !layer.act_step.iter().any(|s| s > limit) {
             continue;
         }
         let ratio: Vec<f32> = layer
             .act_step
             .iter()
-            .map(|&s| if s > limit { s / limit } else { 1.0 })
+            .map(|s| if s > limit { s / limit } else { 1.0 })
             .collect();
         let clipped = ratio.iter().filter(|&&r| r != 1.0).count();
-        let divisor = 2f32.powi(layer.act_bits as i32 - 4);
-        for (c, step) in layer.act_step.iter_mut().enumerate() {
-            if *step > limit {
-                let original = *step;
-                *step = limit;
-                if layer.activation {
+        let divisor = 2f32.powi(layer.params.act_bits as i32 - 4);
+        for c in 0..ratio.len() {
+            let original = layer.act_step.get(c);
+            if original > limit {
+                layer.act_step.set(c, limit);
+                if layer.params.activation {
                     let effect = (0.5 * (limit - original)).round_ties_even() / divisor;
-                    layer.threshold[c] = layer.threshold[c].wrapping_add(effect as i32);
+                    let threshold = layer.threshold.get(c).wrapping_add(effect as i32);
+                    layer.threshold.set(c, threshold);
                 }
             }
         }
@@ -64,7 +66,7 @@ fn equalize_act_steps(model: &mut ConvertedModel) -> Vec<String> {
             "layer `{}`: {clipped} act_step value(s) above {limit} clipped; thresholds and the next layer's weights adjusted",
             layer.name
         ));
-        divide_next_weights(&mut model.layers[i + 1], &ratio);
+        divide_next_weights(&mut layers[i + 1], &ratio);
     }
     notes
 }
@@ -72,14 +74,15 @@ fn equalize_act_steps(model: &mut ConvertedModel) -> Vec<String> {
 /// Floor-divides the next layer's weights of input channel `c` by `ratio[c]`.
 fn divide_next_weights(next: &mut ConvertedLayer, ratio: &[f32]) {
     let channels = ratio.len();
-    let w = &mut next.weights;
-    let [_, _, rows, cols] = w.shape.map(|d| d as usize);
-    let (h, wd) = (next.input.rows as usize, next.input.cols as usize);
+    let [_, _, rows, cols] = next.weights().shape.map(|d| d as usize);
+    let count = next.weights().count();
+    let input = next.params.input;
+    let (h, wd) = (input.rows as usize, input.cols as usize);
     for r in 0..rows {
         // Input channel of weight row r: axis 2 is the channel for
         // convolutions; for a fully connected layer rows are in Akida's
         // (C, W, H) order, so the channel is r / (W * H).
-        let c = match next.kind {
+        let c = match next.params.kind {
             LayerKind::FullyConnected => r / (h * wd).max(1),
             _ => r,
         };
@@ -87,28 +90,32 @@ fn divide_next_weights(next: &mut ConvertedLayer, ratio: &[f32]) {
         if ratio == 1.0 {
             continue;
         }
-        for tap in 0..w.values.len() / (rows * cols) {
+        for tap in 0..count / (rows * cols) {
             for k in 0..cols {
-                let v = &mut w.values[(tap * rows + r) * cols + k];
-                *v = (*v as f32 / ratio).floor() as i8;
+                let at = (tap * rows + r) * cols + k;
+                let v = (next.weights().get(at) as f32 / ratio).floor() as i8;
+                // A ratio above 1 shrinks the value towards zero, within range.
+                next.set_weight(at, v)
+                    .expect("a weight divided by a ratio above 1 fits its bits");
             }
         }
     }
 }
 
-fn saturate_thresholds(model: &mut ConvertedModel) -> Vec<String> {
+fn saturate_thresholds(layers: &mut [ConvertedLayer]) -> Vec<String> {
     let mut notes = Vec::new();
-    let n = model.layers.len();
-    for layer in model.layers.iter_mut().take(n.saturating_sub(1)) {
+    let n = layers.len();
+    for layer in layers.iter_mut().take(n.saturating_sub(1)) {
         let limit = if is_hrc(layer) {
             HRC_THRESHOLD_LIMIT
         } else {
             CNP_THRESHOLD_LIMIT
         };
-        let high = layer.threshold.iter().filter(|&&t| t > limit).count();
+        let high = layer.threshold.iter().filter(|&t| t > limit).count();
         if high > 0 {
-            for t in layer.threshold.iter_mut() {
-                *t = (*t).min(limit);
+            for c in 0..layer.threshold.len() {
+                let t = layer.threshold.get(c).min(limit);
+                layer.threshold.set(c, t);
             }
             notes.push(format!(
                 "The {} layer holds very high threshold values which are not compatible with the hardware. Those are clipped to the maximum supported value {limit}. Continuing execution.",
@@ -122,9 +129,7 @@ fn saturate_thresholds(model: &mut ConvertedModel) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::akd::IntWeights;
-    use crate::engine_params::LayerGeometry;
-    use akida_core::{Dims, Padding, Pooling, Window};
+    use akida_core::{Dims, LayerParams, Padding, Pooling, Window};
 
     fn layer(
         kind: LayerKind,
@@ -133,7 +138,8 @@ mod tests {
         weights: Vec<i8>,
         shape: [u32; 4],
     ) -> ConvertedLayer {
-        let g = LayerGeometry {
+        let _ = shape;
+        let g = LayerParams {
             kind,
             input,
             filters,
@@ -157,15 +163,12 @@ mod tests {
         ConvertedLayer::new(
             "l",
             g,
-            IntWeights {
-                bits: 8,
-                shape,
-                values: weights,
-            },
+            &weights,
             None,
-            vec![10; filters as usize],
-            vec![1.0; filters as usize],
+            &vec![10; filters as usize],
+            &vec![1.0; filters as usize],
         )
+        .unwrap()
     }
 
     #[test]
@@ -177,7 +180,7 @@ mod tests {
             vec![1; 4],
             [1, 1, 2, 2],
         );
-        first.act_step = vec![131070.0, 2.0]; // twice the CNP limit, and fine
+        first.act_step = [131070.0, 2.0].into_iter().collect(); // twice the CNP limit, and fine
         let second = layer(
             LayerKind::Convolutional,
             Dims::new(2, 2, 2),
@@ -185,17 +188,24 @@ mod tests {
             vec![7, -7, 3, 3],
             [1, 1, 2, 2],
         );
-        let mut model = ConvertedModel {
-            layers: vec![first, second],
-        };
-        let notes = fix_activation_variables(&mut model);
+        let mut layers = vec![first, second];
+        let notes = fix_activation_variables(&mut layers);
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("act_step"));
-        assert_eq!(model.layers[0].act_step, vec![65535.0, 2.0]);
+        assert_eq!(
+            layers[0].act_step.iter().collect::<Vec<_>>(),
+            [65535.0, 2.0]
+        );
         // effect = round(0.5 * (65535 - 131070)) / 2^0 = -32768 (ties to even of -32767.5)
-        assert_eq!(model.layers[0].threshold, vec![10 - 32768, 10]);
+        assert_eq!(
+            layers[0].threshold.iter().collect::<Vec<_>>(),
+            [10 - 32768, 10]
+        );
         // Channel 0 rows divided by 2 (floor), channel 1 untouched.
-        assert_eq!(model.layers[1].weights.values, vec![3, -4, 3, 3]);
+        assert_eq!(
+            layers[1].weights().values().collect::<Vec<_>>(),
+            [3, -4, 3, 3]
+        );
     }
 
     #[test]
@@ -207,7 +217,7 @@ mod tests {
             vec![1; 2],
             [1, 1, 1, 2],
         );
-        first.threshold = vec![1 << 24, 5];
+        first.threshold = [1 << 24, 5].into_iter().collect();
         let second = layer(
             LayerKind::FullyConnected,
             Dims::new(2, 2, 2),
@@ -215,11 +225,12 @@ mod tests {
             vec![1; 16],
             [1, 1, 8, 2],
         );
-        let mut model = ConvertedModel {
-            layers: vec![first, second],
-        };
-        let notes = fix_activation_variables(&mut model);
-        assert_eq!(model.layers[0].threshold, vec![HRC_THRESHOLD_LIMIT, 5]);
+        let mut layers = vec![first, second];
+        let notes = fix_activation_variables(&mut layers);
+        assert_eq!(
+            layers[0].threshold.iter().collect::<Vec<_>>(),
+            [HRC_THRESHOLD_LIMIT, 5]
+        );
         assert!(notes[0].contains("clipped"));
     }
 }

@@ -4,7 +4,9 @@
 
 use akida_core::MAX_LAYERS;
 
-use crate::akd::AkdError;
+use akida_core::weights::PackError;
+
+use crate::akd::BuildError;
 use crate::engine_params::ParamsError;
 
 /// Why a `.fbz` file cannot be read or written.
@@ -33,8 +35,8 @@ pub enum FbzError {
         name: String,
         source: LayerError,
     },
-    #[error("inconsistent model: {0}")]
-    Model(#[source] AkdError),
+    #[error(transparent)]
+    Model(BuildError),
 }
 
 /// Why one layer of a `.fbz` file is not a layer we can run or write.
@@ -97,4 +99,12 @@ pub enum LayerError {
     },
     #[error("weight bit width {0} has no engine dtype")]
     WeightBits(u8),
+    #[error("variable {variable} has shape {found:?}, but the params give {expected:?}")]
+    Shape {
+        variable: &'static str,
+        expected: [u32; 4],
+        found: [u32; 4],
+    },
+    #[error(transparent)]
+    Pack(PackError),
 }

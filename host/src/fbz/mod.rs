@@ -66,27 +66,21 @@ pub(crate) mod test_support {
     //! A small valid model for the unit tests of this module and of
     //! `model_file`.
 
-    use crate::akd::{ConvertedLayer, ConvertedModel, IntWeights};
-    use crate::engine_params::LayerGeometry;
-    use akida_core::{Dims, LayerKind, Padding, Pooling, Window};
+    use crate::akd::{self, ConvertedLayer, ConvertedModel};
+    use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
 
-    fn weights(bits: u8, shape: [u32; 4]) -> IntWeights {
-        let n: u32 = shape.iter().product();
+    fn weights(bits: u8, n: u32) -> Vec<i8> {
         let (lo, hi) = akida_core::weights::value_range(bits);
         let span = (hi as i32 - lo as i32 + 1) as u32;
-        IntWeights {
-            bits,
-            shape,
-            values: (0..n)
-                .map(|k| (lo as i32 + ((k * 7) % span) as i32) as i8)
-                .collect(),
-        }
+        (0..n)
+            .map(|k| (lo as i32 + ((k * 7) % span) as i32) as i8)
+            .collect()
     }
 
     /// InputConvolutional (8-bit, max pool) -> SeparableConvolutional (4-bit)
     /// -> FullyConnected (2-bit, potentials).
-    pub fn tiny_model() -> ConvertedModel {
-        let input = LayerGeometry {
+    pub fn tiny_layers() -> Vec<ConvertedLayer> {
+        let input = LayerParams {
             kind: LayerKind::InputConvolutional,
             input: Dims::new(6, 5, 1),
             filters: 4,
@@ -105,14 +99,15 @@ pub(crate) mod test_support {
         let l0 = ConvertedLayer::new(
             "conv_0",
             input,
-            weights(8, [3, 3, 1, 4]),
+            &weights(8, 3 * 3 * 4),
             None,
-            vec![10, -3, 0, 70000],
-            vec![1.5, 0.25, 3.0, 100.0],
-        );
-        let separable = LayerGeometry {
+            &[10, -3, 0, 70000],
+            &[1.5, 0.25, 3.0, 100.0],
+        )
+        .unwrap();
+        let separable = LayerParams {
             kind: LayerKind::SeparableConvolutional,
-            input: l0.output_dims(),
+            input: input.output().unwrap(),
             filters: 6,
             kernel: Window::new(3, 3),
             stride: Window::ONE,
@@ -126,13 +121,14 @@ pub(crate) mod test_support {
         let l1 = ConvertedLayer::new(
             "sep_1",
             separable,
-            weights(4, [3, 3, 4, 1]),
-            Some(weights(4, [1, 1, 4, 6])),
-            vec![1, 2, 3, 4, 5, 6],
-            vec![0.0625, 1.0, 2.0, 4.0, 8.0, 16.0],
-        );
-        let fc_input = l1.output_dims();
-        let dense = LayerGeometry {
+            &weights(4, 3 * 3 * 4),
+            Some(&weights(4, 4 * 6)),
+            &[1, 2, 3, 4, 5, 6],
+            &[0.0625, 1.0, 2.0, 4.0, 8.0, 16.0],
+        )
+        .unwrap();
+        let fc_input = separable.output().unwrap();
+        let dense = LayerParams {
             kind: LayerKind::FullyConnected,
             input: fc_input,
             filters: 3,
@@ -148,26 +144,29 @@ pub(crate) mod test_support {
         let l2 = ConvertedLayer::new(
             "dense_2",
             dense,
-            weights(2, [1, 1, fc_input.len() as u32, 3]),
+            &weights(2, fc_input.len() as u32 * 3),
             None,
-            vec![-1, 0, 1],
-            vec![0.5, 0.75, 1.25],
-        );
-        ConvertedModel {
-            layers: vec![l0, l1, l2],
-        }
+            &[-1, 0, 1],
+            &[0.5, 0.75, 1.25],
+        )
+        .unwrap();
+        vec![l0, l1, l2]
+    }
+
+    /// The layers of [`tiny_layers`] as a model.
+    pub fn tiny_model() -> ConvertedModel {
+        akd::build(tiny_layers()).expect("the test model is valid")
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::tiny_model;
+    use super::test_support::{tiny_layers, tiny_model};
     use super::*;
 
     #[test]
     fn a_written_model_reads_back_identical() {
         let model = tiny_model();
-        model.to_akd_bytes().expect("the test model is valid");
         let bytes = to_fbz_bytes(&model).unwrap();
         assert_eq!(from_fbz_bytes(&bytes).unwrap(), model);
     }
@@ -182,9 +181,15 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_model_is_not_written() {
-        let mut model = tiny_model();
-        model.layers[1].threshold.pop();
-        assert!(matches!(to_fbz_bytes(&model), Err(FbzError::Model(_))));
+    fn an_invalid_model_is_not_built() {
+        // Only a valid model can be written: a layer missing a threshold
+        // does not make one.
+        let mut layers = tiny_layers();
+        let t = &mut layers[1].threshold.0;
+        t.truncate(t.len() - 4);
+        assert!(matches!(
+            crate::akd::build(layers),
+            Err(crate::akd::BuildError::Invalid(_))
+        ));
     }
 }

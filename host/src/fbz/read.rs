@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 
 use akida_core::weights::value_range;
-use akida_core::{Dims, LayerKind};
+use akida_core::{Dims, LayerKind, LayerParams};
 
 use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError};
 use super::{DTYPE_FLOAT32, DTYPE_INT32};
-use crate::akd::{ConvertedLayer, ConvertedModel, IntWeights};
-use crate::engine_params::{self, EngineParams, LayerGeometry};
+use crate::akd::{self, ConvertedLayer, ConvertedModel};
+use crate::engine_params::{self, EngineParams};
 
 /// Engine `layer_type` of an InputData layer (a kind our models do not have).
 const INPUT_DATA: i32 = 1;
@@ -21,18 +21,16 @@ impl FbzModel {
     /// validated as a whole.
     pub fn to_model(&self) -> Result<ConvertedModel, FbzError> {
         check_version(&self.version)?;
-        let mut model = ConvertedModel::default();
+        let mut layers: Vec<ConvertedLayer> = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let previous = model.layers.last();
-            let converted = read_layer(layer, previous).map_err(|source| FbzError::Layer {
+            let converted = read_layer(layer, layers.last()).map_err(|source| FbzError::Layer {
                 index,
                 name: layer.name.clone(),
                 source,
             })?;
-            model.layers.push(converted);
+            layers.push(converted);
         }
-        model.to_akd_bytes().map_err(FbzError::Model)?;
-        Ok(model)
+        akd::build(layers).map_err(FbzError::Model)
     }
 }
 
@@ -55,21 +53,32 @@ fn read_layer(
 ) -> Result<ConvertedLayer, LayerError> {
     check_inbounds(layer, previous)?;
     let params = params_map(layer)?;
-    let g = read_geometry(&params, previous.map(ConvertedLayer::output_dims))?;
+    // The previous layer's output; an inconsistent one is left to the
+    // model's validation (zero dims never match).
+    let previous_output = previous.map(|p| p.params.output().unwrap_or(Dims::new(0, 0, 0)));
+    let p = read_params(&params, previous_output)?;
+    let (main_shape, pw_shape) = p.weight_shapes();
     let vars = variables_map(layer)?;
-    let weights = read_weights(&vars, "weights", g.weights_bits)?
+    let weights = read_weights(&vars, "weights", p.weights_bits, main_shape)?
         .ok_or(LayerError::MissingVariable("weights"))?;
-    let weights_pw = read_weights(&vars, "weights_pw", g.weights_bits)?;
+    let weights_pw = match pw_shape {
+        Some(shape) => read_weights(&vars, "weights_pw", p.weights_bits, shape)?,
+        None if vars.contains_key("weights_pw") => {
+            return Err(LayerError::UnknownVariable("weights_pw".into()))
+        }
+        None => None,
+    };
     let threshold = read_numbers(&vars, "threshold", DTYPE_INT32, i32::from_le_bytes)?;
     let act_step = read_numbers(&vars, "act_step", DTYPE_FLOAT32, f32::from_le_bytes)?;
-    Ok(ConvertedLayer::new(
+    ConvertedLayer::new(
         layer.name.clone(),
-        g,
-        weights,
-        weights_pw,
-        threshold,
-        act_step,
-    ))
+        p,
+        &weights,
+        weights_pw.as_deref(),
+        &threshold,
+        &act_step,
+    )
+    .map_err(LayerError::Pack)
 }
 
 /// The first layer has no inbound layer; every other one exactly the
@@ -111,10 +120,7 @@ fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
 /// none unknown, and no value that our geometry would not reproduce (for
 /// example pooling sizes on a layer without pooling), so that what is read
 /// is what is written back.
-fn read_geometry(
-    params: &EngineParams,
-    previous: Option<Dims>,
-) -> Result<LayerGeometry, LayerError> {
+fn read_params(params: &EngineParams, previous: Option<Dims>) -> Result<LayerParams, LayerError> {
     let kind = read_kind(params)?;
     let g = engine_params::from_params(kind, params, previous, true)?;
     let mut expected = engine_params::to_params(&g);
@@ -180,12 +186,14 @@ fn check_tensor(
     Ok(shape)
 }
 
-/// A 4-D weight tensor of `bits`-bit values, one byte each; `None` if absent.
+/// A 4-D weight tensor of `bits`-bit values, one byte each, of the shape
+/// the params give; `None` if absent.
 fn read_weights(
     vars: &BTreeMap<&'static str, &FbzTensor>,
     variable: &'static str,
     bits: u8,
-) -> Result<Option<IntWeights>, LayerError> {
+    expected: [u32; 4],
+) -> Result<Option<Vec<i8>>, LayerError> {
     let Some(t) = vars.get(variable) else {
         return Ok(None);
     };
@@ -196,6 +204,13 @@ fn read_weights(
         expected: 4,
         found: s.len(),
     })?;
+    if shape != expected {
+        return Err(LayerError::Shape {
+            variable,
+            expected,
+            found: shape,
+        });
+    }
     let (lo, hi) = value_range(bits);
     let values: Vec<i8> = t.data.iter().map(|&b| b as i8).collect();
     if let Some(&value) = values.iter().find(|&&v| v < lo || v > hi) {
@@ -205,11 +220,7 @@ fn read_weights(
             bits,
         });
     }
-    Ok(Some(IntWeights {
-        bits,
-        shape,
-        values,
-    }))
+    Ok(Some(values))
 }
 
 /// A 1-D tensor of little-endian 4-byte numbers (thresholds, act_steps).
