@@ -1,13 +1,14 @@
 //! An owned copy of a `.fbz` file's tables, field for field: what the file
-//! says, before any engine rule is checked. Parsing verifies the buffer and
-//! copies it out; serializing builds the tables with the `flatbuffers`
-//! builder and compresses them. Tests edit an [`FbzModel`] to make
-//! deliberately inconsistent files.
+//! says, before any engine rule is checked. Parsing reads the buffer through
+//! the accessors planus generated from `akida_v1.fbs`, which check every
+//! offset, length, vtable and string they follow, and copies it out;
+//! serializing builds the tables with the generated builders and compresses
+//! them. Tests edit an [`FbzModel`] to make deliberately inconsistent files.
 
-use flatbuffers::{FlatBufferBuilder, WIPOffset};
+use planus::{Builder, Offset, ReadAsRoot};
 
-use super::tables::{self, slot as vt, slots, LayerT, TensorT};
-use super::{snappy, FbzError, LayerError};
+use super::akida_v1_generated as fb;
+use super::{snappy, FbzError, FlatBuffersError, LayerError};
 
 /// A `.fbz` model: its layers and the engine version that wrote it.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +47,47 @@ fn missing(table: &'static str, field: &'static str) -> FbzError {
     FbzError::MissingField { table, field }
 }
 
+/// What copying the tables out may cost. A valid buffer holds each table,
+/// string and vector once, but a hostile one can point many offsets at the
+/// same large vector; the copies are therefore counted (4 bytes per table,
+/// string or vector, plus their contents) and refused beyond a few times
+/// the buffer's own size.
+struct Budget {
+    left: usize,
+    limit: usize,
+    buffer: usize,
+}
+
+impl Budget {
+    fn new(buffer: usize) -> Budget {
+        let limit = buffer.saturating_mul(4).saturating_add(4096);
+        Budget {
+            left: limit,
+            limit,
+            buffer,
+        }
+    }
+
+    /// Charges one table, string or vector of `bytes` bytes of content.
+    fn take(&mut self, bytes: usize) -> Result<(), FbzError> {
+        match self.left.checked_sub(bytes.saturating_add(4)) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(FbzError::FlatBuffers(FlatBuffersError::ApparentSize {
+                limit: self.limit,
+                buffer: self.buffer,
+            })),
+        }
+    }
+
+    fn string(&mut self, s: &str) -> Result<String, FbzError> {
+        self.take(s.len())?;
+        Ok(s.to_owned())
+    }
+}
+
 impl FbzModel {
     /// Decompresses and verifies `.fbz` file bytes and copies the tables out.
     pub fn parse(file: &[u8]) -> Result<FbzModel, FbzError> {
@@ -55,42 +97,41 @@ impl FbzModel {
 
     /// Verifies an uncompressed FlatBuffers buffer and copies the tables out.
     pub fn parse_flatbuffer(buffer: &[u8]) -> Result<FbzModel, FbzError> {
-        let root = tables::root(buffer)?;
-        if root.has(slots::MODEL_LEARNING) {
+        let budget = &mut Budget::new(buffer.len());
+        let root = fb::ModelRef::read_as_root(buffer)?;
+        budget.take(0)?;
+        // Only its presence matters: the slot is read as its raw offset.
+        if root.learning()?.is_some() {
             return Err(FbzError::Learning);
         }
-        let version = root.version().ok_or(missing("Model", "version"))?;
-        let layers = root.layers().ok_or(missing("Model", "layers"))?;
+        let version = root.version()?.ok_or(missing("Model", "version"))?;
+        let version = budget.string(version)?;
+        let layers = root.layers()?.ok_or(missing("Model", "layers"))?;
         if layers.len() > akida_core::MAX_LAYERS {
             return Err(FbzError::TooManyLayers(layers.len()));
         }
+        budget.take(layers.len().saturating_mul(4))?;
         Ok(FbzModel {
-            version: version.to_owned(),
+            version,
             layers: layers
                 .iter()
                 .enumerate()
-                .map(|(index, layer)| parse_layer(index, &layer))
+                .map(|(index, layer)| parse_layer(budget, index, layer?))
                 .collect::<Result<_, _>>()?,
         })
     }
 
-    /// The uncompressed FlatBuffers buffer of the model (the `flatbuffers`
-    /// builder refuses buffers over 2 GiB; a valid model is far smaller).
+    /// The uncompressed FlatBuffers buffer of the model (offsets are 32-bit:
+    /// a buffer cannot exceed 2 GiB; a valid model is far smaller).
     pub fn to_flatbuffer(&self) -> Vec<u8> {
-        let mut fbb = FlatBufferBuilder::new();
+        let mut builder = Builder::new();
         let layers: Vec<_> = self
             .layers
             .iter()
-            .map(|l| build_layer(&mut fbb, l))
+            .map(|l| build_layer(&mut builder, l))
             .collect();
-        let layers = fbb.create_vector(&layers);
-        let version = fbb.create_string(&self.version);
-        let start = fbb.start_table();
-        fbb.push_slot_always(vt(slots::MODEL_LAYERS), layers);
-        fbb.push_slot_always(vt(slots::MODEL_VERSION), version);
-        let root = fbb.end_table(start);
-        fbb.finish(root, None);
-        fbb.finished_data().to_vec()
+        let root = fb::Model::create(&mut builder, layers, (), self.version.as_str());
+        builder.finish(root, None).to_vec()
     }
 
     /// The `.fbz` file bytes: the buffer compressed into a raw Snappy block.
@@ -99,115 +140,109 @@ impl FbzModel {
     }
 }
 
-fn parse_layer(index: usize, layer: &LayerT) -> Result<FbzLayer, FbzError> {
-    let name = layer.name().ok_or(missing("LayerFlatBuffer", "name"))?;
-    let in_layer = |source| FbzError::Layer {
-        index,
-        name: name.to_owned(),
-        source,
-    };
-    let params = layer.params().ok_or(missing("LayerFlatBuffer", "params"))?;
-    let dict = params.dict().ok_or(missing("LayerParams", "dict"))?;
-    if dict.has(slots::DICT_DOUBLES) {
-        return Err(in_layer(LayerError::DoubleParams));
+fn parse_layer(
+    budget: &mut Budget,
+    index: usize,
+    layer: fb::LayerFlatBufferRef,
+) -> Result<FbzLayer, FbzError> {
+    budget.take(0)?;
+    let name = layer.name()?.ok_or(missing("LayerFlatBuffer", "name"))?;
+    let name = budget.string(name)?;
+    let params = layer
+        .params()?
+        .ok_or(missing("LayerFlatBuffer", "params"))?;
+    budget.take(0)?;
+    let dict = params.dict()?.ok_or(missing("LayerParams", "dict"))?;
+    budget.take(0)?;
+    // Only its presence matters: the slot is read as its raw offset.
+    if dict.double_entries()?.is_some() {
+        return Err(FbzError::Layer {
+            index,
+            name,
+            source: LayerError::DoubleParams,
+        });
     }
-    let params = dict
-        .entries()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let key = e.key().ok_or(missing("DictParamsEntry", "key"))?;
-            Ok((key.to_owned(), e.value()))
-        })
-        .collect::<Result<_, FbzError>>()?;
-    let variables = layer
-        .variables()
-        .into_iter()
-        .flatten()
-        .map(|t| parse_tensor(&t))
-        .collect::<Result<_, _>>()?;
-    let inbounds = layer
-        .inbounds()
-        .into_iter()
-        .flatten()
-        .map(str::to_owned)
-        .collect();
+    let mut params = Vec::new();
+    if let Some(entries) = dict.entries()? {
+        budget.take(entries.len().saturating_mul(4))?;
+        for entry in entries {
+            let entry = entry?;
+            budget.take(0)?;
+            let key = entry.key()?.ok_or(missing("DictParamsEntry", "key"))?;
+            params.push((budget.string(key)?, entry.value()?));
+        }
+    }
+    let mut variables = Vec::new();
+    if let Some(tensors) = layer.variables()? {
+        budget.take(tensors.len().saturating_mul(4))?;
+        for tensor in tensors {
+            variables.push(parse_tensor(budget, tensor?)?);
+        }
+    }
+    let mut inbounds = Vec::new();
+    if let Some(names) = layer.inbounds()? {
+        budget.take(names.len().saturating_mul(4))?;
+        for inbound in names {
+            inbounds.push(budget.string(inbound?)?);
+        }
+    }
     Ok(FbzLayer {
-        name: name.to_owned(),
+        name,
         params,
         variables,
         inbounds,
     })
 }
 
-fn parse_tensor(t: &TensorT) -> Result<FbzTensor, FbzError> {
+fn parse_tensor(budget: &mut Budget, t: fb::TensorFlatBufferRef) -> Result<FbzTensor, FbzError> {
     const TABLE: &str = "TensorFlatBuffer";
+    budget.take(0)?;
+    let name = t.name()?.ok_or(missing(TABLE, "name"))?;
+    let name = budget.string(name)?;
+    let shape = t.shape()?.ok_or(missing(TABLE, "shape"))?;
+    budget.take(shape.len().saturating_mul(4))?;
+    let data = t.data()?.ok_or(missing(TABLE, "data"))?;
+    budget.take(data.len())?;
     Ok(FbzTensor {
-        name: t.name().ok_or(missing(TABLE, "name"))?.to_owned(),
-        shape: t.shape().ok_or(missing(TABLE, "shape"))?.iter().collect(),
-        data: t.data().ok_or(missing(TABLE, "data"))?.to_vec(),
-        dtype: t.dtype().ok_or(missing(TABLE, "dtype"))?,
-        flag: t.flag(),
+        name,
+        shape: shape.iter().collect(),
+        data: data.to_vec(),
+        dtype: t.dtype()?.ok_or(missing(TABLE, "dtype"))?,
+        flag: t.flag()?,
     })
 }
 
-type Finished = WIPOffset<flatbuffers::TableFinishedWIPOffset>;
-
-fn build_layer(fbb: &mut FlatBufferBuilder, layer: &FbzLayer) -> Finished {
-    let name = fbb.create_string(&layer.name);
+fn build_layer(builder: &mut Builder, layer: &FbzLayer) -> Offset<fb::LayerFlatBuffer> {
     let variables: Vec<_> = layer
         .variables
         .iter()
-        .map(|t| build_tensor(fbb, t))
+        .map(|t| build_tensor(builder, t))
         .collect();
-    let variables = fbb.create_vector(&variables);
-    let params = build_params(fbb, &layer.params);
-    let inbounds: Vec<_> = layer
-        .inbounds
+    let entries: Vec<_> = layer
+        .params
         .iter()
-        .map(|s| fbb.create_string(s))
+        // A value of 0 (the default) is left out, as the engine does.
+        .map(|(key, value)| fb::DictParamsEntry::create(builder, key.as_str(), *value))
         .collect();
-    let inbounds = fbb.create_vector(&inbounds);
-    let start = fbb.start_table();
-    fbb.push_slot_always(vt(slots::LAYER_NAME), name);
-    fbb.push_slot_always(vt(slots::LAYER_VARIABLES), variables);
-    fbb.push_slot_always(vt(slots::LAYER_PARAMS), params);
-    fbb.push_slot_always(vt(slots::LAYER_INBOUND), inbounds);
-    fbb.end_table(start)
+    let dict = fb::DictParams::create(builder, entries, ());
+    let params = fb::LayerParams::create(builder, dict);
+    // Written even when empty: the engine's first layer has an empty vector.
+    let inbounds: Vec<&str> = layer.inbounds.iter().map(String::as_str).collect();
+    fb::LayerFlatBuffer::create(builder, layer.name.as_str(), variables, params, inbounds)
 }
 
-fn build_params(fbb: &mut FlatBufferBuilder, params: &[(String, i32)]) -> Finished {
-    let entries: Vec<_> = params
-        .iter()
-        .map(|(key, value)| {
-            let key = fbb.create_string(key);
-            let start = fbb.start_table();
-            fbb.push_slot_always(vt(slots::ENTRY_KEY), key);
-            fbb.push_slot(vt(slots::ENTRY_VALUE), *value, 0);
-            fbb.end_table(start)
-        })
-        .collect();
-    let entries = fbb.create_vector(&entries);
-    let start = fbb.start_table();
-    fbb.push_slot_always(vt(slots::DICT_ENTRIES), entries);
-    let dict = fbb.end_table(start);
-    let start = fbb.start_table();
-    fbb.push_slot_always(vt(slots::PARAMS_DICT), dict);
-    fbb.end_table(start)
-}
-
-fn build_tensor(fbb: &mut FlatBufferBuilder, t: &FbzTensor) -> Finished {
-    let name = fbb.create_string(&t.name);
-    let shape = fbb.create_vector(&t.shape);
-    let data = fbb.create_vector(&t.data);
-    let start = fbb.start_table();
-    fbb.push_slot_always(vt(slots::TENSOR_NAME), name);
-    fbb.push_slot_always(vt(slots::TENSOR_SHAPE), shape);
-    fbb.push_slot_always(vt(slots::TENSOR_DATA), data);
-    // Always written: the engine's default is not 0 and it needs the code.
-    fbb.push_slot_always(vt(slots::TENSOR_DTYPE), t.dtype);
-    fbb.push_slot(vt(slots::TENSOR_FLAG), t.flag, false);
-    fbb.end_table(start)
+fn build_tensor(builder: &mut Builder, t: &FbzTensor) -> Offset<fb::TensorFlatBuffer> {
+    fb::TensorFlatBuffer::create(
+        builder,
+        t.name.as_str(),
+        t.shape.as_slice(),
+        t.data.as_slice(),
+        // Always written (an optional field with a value): the engine's
+        // default is not 0 and it needs the code.
+        Some(t.dtype),
+        // Left out when false, as the engine does.
+        t.flag,
+    )
 }
 
 #[cfg(test)]
@@ -247,14 +282,11 @@ mod tests {
 
     #[test]
     fn a_missing_version_is_a_typed_error() {
-        let mut fbb = FlatBufferBuilder::new();
-        let layers = fbb.create_vector::<Finished>(&[]);
-        let start = fbb.start_table();
-        fbb.push_slot_always(vt(slots::MODEL_LAYERS), layers);
-        let root = fbb.end_table(start);
-        fbb.finish(root, None);
+        let mut builder = Builder::new();
+        let layers: Vec<Offset<fb::LayerFlatBuffer>> = vec![];
+        let root = fb::Model::create(&mut builder, layers, (), ());
         assert!(matches!(
-            FbzModel::parse_flatbuffer(fbb.finished_data()),
+            FbzModel::parse_flatbuffer(builder.finish(root, None)),
             Err(FbzError::MissingField {
                 table: "Model",
                 field: "version"
@@ -263,19 +295,79 @@ mod tests {
     }
 
     #[test]
-    fn learning_settings_are_refused() {
-        let mut fbb = FlatBufferBuilder::new();
-        let version = fbb.create_string("2.19.3");
-        let start = fbb.start_table();
-        let learning = fbb.end_table(start);
-        let start = fbb.start_table();
-        fbb.push_slot_always(vt(slots::MODEL_LEARNING), learning);
-        fbb.push_slot_always(vt(slots::MODEL_VERSION), version);
-        let root = fbb.end_table(start);
-        fbb.finish(root, None);
+    fn a_missing_dtype_is_a_typed_error() {
+        let mut builder = Builder::new();
+        let tensor =
+            fb::TensorFlatBuffer::create(&mut builder, "act_step", [1u32], [0u8; 4], (), false);
+        let dict = fb::DictParams::create(&mut builder, (), ());
+        let params = fb::LayerParams::create(&mut builder, dict);
+        let layer = fb::LayerFlatBuffer::create(&mut builder, "conv_0", [tensor], params, ());
+        let root = fb::Model::create(&mut builder, [layer], (), "2.19.3");
         assert!(matches!(
-            FbzModel::parse_flatbuffer(fbb.finished_data()),
+            FbzModel::parse_flatbuffer(builder.finish(root, None)),
+            Err(FbzError::MissingField {
+                table: "TensorFlatBuffer",
+                field: "dtype"
+            })
+        ));
+    }
+
+    #[test]
+    fn learning_settings_are_refused() {
+        // The reader only looks whether the slot is there.
+        let mut builder = Builder::new();
+        let root = fb::Model::create(&mut builder, (), 4u32, "2.19.3");
+        assert!(matches!(
+            FbzModel::parse_flatbuffer(builder.finish(root, None)),
             Err(FbzError::Learning)
         ));
+    }
+
+    #[test]
+    fn double_params_are_refused() {
+        let mut builder = Builder::new();
+        let dict = fb::DictParams::create(&mut builder, (), 4u32);
+        let params = fb::LayerParams::create(&mut builder, dict);
+        let layer = fb::LayerFlatBuffer::create(&mut builder, "conv_0", (), params, ());
+        let root = fb::Model::create(&mut builder, [layer], (), "2.19.3");
+        assert!(matches!(
+            FbzModel::parse_flatbuffer(builder.finish(root, None)),
+            Err(FbzError::Layer {
+                index: 0,
+                source: LayerError::DoubleParams,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn shared_data_cannot_amplify_the_copy() {
+        // One 64 KiB tensor listed 10,000 times: a buffer of about 100 KB
+        // that would copy out as 640 MB.
+        let mut builder = Builder::new();
+        let tensor = fb::TensorFlatBuffer::create(
+            &mut builder,
+            "weights",
+            [1u32],
+            vec![0u8; 1 << 16],
+            3u8,
+            false,
+        );
+        let dict = fb::DictParams::create(&mut builder, (), ());
+        let params = fb::LayerParams::create(&mut builder, dict);
+        let layer =
+            fb::LayerFlatBuffer::create(&mut builder, "conv_0", vec![tensor; 10_000], params, ());
+        let root = fb::Model::create(&mut builder, [layer], (), "2.19.3");
+        let buffer = builder.finish(root, None);
+        assert!(buffer.len() < 120_000, "{}", buffer.len());
+        let e = FbzModel::parse_flatbuffer(buffer).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FbzError::FlatBuffers(FlatBuffersError::ApparentSize { .. })
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("share"), "{e}");
     }
 }

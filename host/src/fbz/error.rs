@@ -1,6 +1,7 @@
 //! Why bytes are not a `.fbz` model we can read, or a model cannot be
 //! written as one. File-level problems are [`FbzError`] variants; problems of
-//! one layer are a [`LayerError`] wrapped with the layer's index and name.
+//! one layer are a [`LayerError`] wrapped with the layer's index and name;
+//! problems of the FlatBuffers tables themselves are a [`FlatBuffersError`].
 
 use akida_core::MAX_LAYERS;
 
@@ -17,7 +18,7 @@ pub enum FbzError {
     #[error("the Snappy block is truncated: its header announces {declared} bytes, the file holds {found}")]
     Truncated { declared: u64, found: u64 },
     #[error("not a FlatBuffers model: {0}")]
-    FlatBuffers(#[from] flatbuffers::InvalidFlatbuffer),
+    FlatBuffers(#[from] FlatBuffersError),
     #[error("the {table} table has no `{field}`")]
     MissingField {
         table: &'static str,
@@ -37,6 +38,26 @@ pub enum FbzError {
     },
     #[error(transparent)]
     Model(BuildError),
+}
+
+/// Why the FlatBuffers tables of a `.fbz` file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FlatBuffersError {
+    /// An offset, length, vtable or string that the generated accessors
+    /// refused (out of the buffer, malformed, not UTF-8, ...). Boxed: it
+    /// names where it happened, which would make every `FbzError` large.
+    #[error(transparent)]
+    Invalid(Box<planus::Error>),
+    /// Offsets that point at the same data so often that copying the tables
+    /// out would take far more memory than the buffer's size.
+    #[error("its tables share data so often that copying them out would take over {limit} bytes (the buffer holds {buffer})")]
+    ApparentSize { limit: usize, buffer: usize },
+}
+
+impl From<planus::Error> for FbzError {
+    fn from(e: planus::Error) -> Self {
+        FbzError::FlatBuffers(FlatBuffersError::Invalid(Box::new(e)))
+    }
 }
 
 /// Why one layer of a `.fbz` file is not a layer we can run or write.
