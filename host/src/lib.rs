@@ -1,19 +1,23 @@
 //! # akida-host
 //!
-//! The std side of akida-rs: tensor files, owned models and their `.akd`
-//! files, and (in later modules) Keras `.h5` I/O, quantization, conversion
-//! and the command-line tools.
+//! The std side of akida-rs, laid out as the tool chain runs:
+//!
+//! - [`keras`]: Keras models: the graph, `.h5` files, layer blocks, the zoo.
+//! - [`cnn2snn`]: quantize, check and convert (BrainChip's cnn2snn flow).
+//! - [`formats`]: converted-model files (`.akd`, BrainChip's `.fbz`) and
+//!   tensor files (`.npy`, `.npz`).
+//! - [`runtime`]: host inference, core's forward prepared and batched.
+//! - [`datasets`]: datasets in their official layouts.
+//! - [`commands`]: what each command-line tool does (`bin/` only parses
+//!   arguments and calls these).
+//! - [`cli`], [`fsutil`]: error reports of the tools; atomic saves.
 
-pub mod akd;
 pub mod cli;
 pub mod cnn2snn;
+pub mod commands;
 pub mod datasets;
-pub mod engine_params;
-pub mod fbz;
+pub mod formats;
 pub mod fsutil;
 pub mod keras;
-pub mod model_file;
 pub mod runtime;
-pub mod runtime_cli;
-pub mod tensor;
 pub mod zoo;

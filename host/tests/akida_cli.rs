@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 
 mod common;
 
-use akida_host::model_file;
-use akida_host::tensor::{read_npy, write_npy, Npz, Tensor, TensorData};
+use akida_host::formats;
+use akida_host::formats::npy::{read_npy, write_npy, Npz, Tensor, TensorData};
 use common::{files_in, reference_dir, scratch, stderr, stdout};
 use serde_json::Value;
 
@@ -150,10 +150,7 @@ fn run_gives_the_engine_outputs_on_every_reference_set() {
         let back = dir.join(format!("{name}_back.fbz"));
         let conv = akida(&[Path::new("convert-format"), &akd, &back]);
         assert!(conv.status.success(), "{name}: {}", stderr(&conv));
-        assert_eq!(
-            model_file::load(&back).unwrap(),
-            model_file::load(&fbz).unwrap()
-        );
+        assert_eq!(formats::load(&back).unwrap(), formats::load(&fbz).unwrap());
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -317,13 +314,13 @@ fn one_hwc_image_gives_an_output_without_batch_axis() {
 fn a_last_layer_with_activation_gives_levels_and_refuses_predict() {
     let dir = scratch("akida", "levels");
     let name = &reference_sets()[0];
-    let mut model = model_file::load(model_path(name)).unwrap().into_model();
+    let mut model = formats::load(model_path(name)).unwrap().into_model();
     let last = model.layers.last_mut().unwrap();
     last.params.activation = true;
     let (bits, layer) = (last.params.act_bits, last.name.clone());
     let model = model.validate().unwrap();
     let levels_model = dir.join("levels.fbz");
-    model_file::save(&model, &levels_model).unwrap();
+    formats::save(&model, &levels_model).unwrap();
     let images = array(name, "input_uint8");
     let input = dir.join("in.npy");
     write_npy(&input, &images).unwrap();
@@ -395,7 +392,7 @@ fn errors_exit_2_name_the_file_and_write_nothing() {
     let truncated = dir.join("truncated.fbz");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let akd = dir.join("model.akd");
-    model_file::save(&model_file::load(&model).unwrap(), &akd).unwrap();
+    formats::save(&formats::load(&model).unwrap(), &akd).unwrap();
     let akd_bytes = std::fs::read(&akd).unwrap();
     let truncated_akd = dir.join("truncated.akd");
     std::fs::write(&truncated_akd, &akd_bytes[..akd_bytes.len() - 7]).unwrap();

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 
 mod common;
 
-use akida_host::model_file;
-use akida_host::tensor::Npz;
+use akida_host::formats;
+use akida_host::formats::npy::Npz;
 use common::{files_in, reference_dir, scratch, text};
 
 const SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
@@ -68,8 +68,8 @@ fn documented_flow_gives_the_engine_variables() {
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    let akd = model_file::load(dir.join("ds_cnn_kws_iq8_wq4_aq4.akd")).unwrap();
-    let fbz = model_file::load(dir.join("kws.fbz")).unwrap();
+    let akd = formats::load(dir.join("ds_cnn_kws_iq8_wq4_aq4.akd")).unwrap();
+    let fbz = formats::load(dir.join("kws.fbz")).unwrap();
     assert_eq!(akd, fbz);
     let mut npz = Npz::open(&reference_dir().join(format!("{SET}.npz"))).unwrap();
     let mut compared = 0;

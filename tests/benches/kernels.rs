@@ -124,7 +124,7 @@ fn ds_cnn_kws(c: &mut Criterion) {
         &data_dir().join("reference/vectors"),
         "ds_cnn_kws_iq8_wq4_aq4",
     );
-    let bytes = akida_host::akd::to_bytes(&set.akida_model()).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&set.akida_model()).unwrap();
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let image = &inputs.as_u8().unwrap()[..model.input().len()];

@@ -13,7 +13,7 @@ fn batch(c: &mut Criterion) {
         &data_dir().join("reference/vectors"),
         "ds_cnn_kws_iq8_wq4_aq4",
     );
-    let bytes = akida_host::akd::to_bytes(&set.akida_model()).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&set.akida_model()).unwrap();
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let one = inputs.as_u8().unwrap();
@@ -43,7 +43,7 @@ fn ds_cnn_cifar10(c: &mut Criterion) {
     let converted = cnn2snn::convert(&quantized, &Default::default())
         .unwrap()
         .model;
-    let bytes = akida_host::akd::to_bytes(&converted).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&converted).unwrap();
     let model = decode(&bytes).unwrap();
     let mut seed = 7u64;
     let images: Vec<u8> = (0..100 * model.input().len())

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use akida_host::datasets::cifar10;
-use akida_host::tensor::{read_npy, write_npy, Npz, Tensor, TensorData};
+use akida_host::formats::npy::{read_npy, write_npy, Npz, Tensor, TensorData};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -10,9 +10,9 @@ pub mod keras;
 
 use std::path::{Path, PathBuf};
 
-use akida_host::akd::{self, ConvertedLayer, ConvertedModel};
-use akida_host::engine_params::{self, EngineParams};
-use akida_host::tensor::{Npz, Tensor};
+use akida_host::formats::akd::{self, ConvertedLayer, ConvertedModel};
+use akida_host::formats::fbz::params::{self, EngineParams};
+use akida_host::formats::npy::{Npz, Tensor};
 use serde_json::Value;
 
 /// The repository's copy of the fixtures.
@@ -131,9 +131,9 @@ impl ReferenceSet {
         let mut layers = Vec::new();
         let mut previous = None;
         for l in self.layers() {
-            let kind = engine_params::kind_of_name(&l.kind)
+            let kind = params::kind_of_name(&l.kind)
                 .unwrap_or_else(|| panic!("{}: unknown layer type {}", self.name, l.kind));
-            let g = engine_params::from_params(kind, &l.params, previous, false)
+            let g = params::from_params(kind, &l.params, previous, false)
                 .unwrap_or_else(|e| panic!("{} {}: {e}", self.name, l.name));
             let (main_shape, pw_shape) = g.weight_shapes();
             let weights = self.int_weights(&format!("{}/weights", l.prefix), main_shape);

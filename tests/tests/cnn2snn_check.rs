@@ -14,11 +14,11 @@
 
 use std::collections::HashSet;
 
-use akida_host::akd::ConvertedModel;
 use akida_host::cnn2snn::{
-    self, check_model, convert, files, Cnn2snnError, ConvertOptions, InputScaling, Level,
-    QuantizeOptions, Report, Rule,
+    self, check_model, convert, Cnn2snnError, ConvertOptions, InputScaling, Level, QuantizeOptions,
+    Report, Rule,
 };
+use akida_host::formats::akd::ConvertedModel;
 use akida_host::keras::{
     self, BatchNormConfig, Conv2DConfig, DenseConfig, GraphBuilder, LayerConfig, Model, Padding,
     Pool2DConfig, Quantizer, QuantizerKind, RawConfig, ReluConfig, SeparableConv2DConfig,
@@ -631,13 +631,13 @@ fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
     let dir = scratch_dir(&format!("check-{}", rule.name()));
     let h5 = dir.join("model.h5");
     keras::write_model(&h5, model).unwrap_or_else(|e| panic!("{rule:?}: saving: {e}"));
-    let from_file = files::check_file(&h5, None).unwrap();
+    let from_file = akida_host::commands::cnn2snn::check_file(&h5, None).unwrap();
     assert_eq!(
         from_file,
         check_model(model, None),
         "{rule:?}: .h5 round trip"
     );
-    let result = files::convert_file(&h5, &ConvertOptions::default(), None)
+    let result = akida_host::commands::cnn2snn::convert_file(&h5, &ConvertOptions::default(), None)
         .map(|_| ())
         .map_err(|e| e.to_string());
     let akd = dir.join("model.akd");
@@ -648,7 +648,7 @@ fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
 
 /// Encodes, decodes and runs a converted model on a blank image.
 fn assert_runs(model: &ConvertedModel, what: &str) {
-    let bytes = akida_host::akd::to_bytes(model).unwrap_or_else(|e| panic!("{what}: {e}"));
+    let bytes = akida_host::formats::akd::to_bytes(model).unwrap_or_else(|e| panic!("{what}: {e}"));
     let decoded = akida_core::decode(&bytes).unwrap_or_else(|e| panic!("{what}: {e:?}"));
     let runtime = Runtime::new(&decoded, KernelPolicy::Auto);
     let image = vec![0u8; runtime.input_dims().len()];
@@ -937,7 +937,7 @@ fn rescaled_model() -> Model {
 #[test]
 fn a_leading_rescaling_gives_the_input_scale_shift_and_padding_value() {
     let model = rescaled_model();
-    let scaling = cnn2snn::convert::input_scaling(&model, None).unwrap();
+    let scaling = cnn2snn::plan::input_scaling(&model, None).unwrap();
     assert_eq!(
         scaling,
         InputScaling {
@@ -960,7 +960,7 @@ fn scaling_flags_are_refused_with_a_rescaling_and_need_a_positive_scale() {
         shift: 0.0,
     };
     let model = rescaled_model();
-    let err = cnn2snn::convert::input_scaling(&model, Some(flags)).unwrap_err();
+    let err = cnn2snn::plan::input_scaling(&model, Some(flags)).unwrap_err();
     assert!(matches!(err, Cnn2snnError::Unsupported(_)), "{err}");
     let report = check_model(&model, Some(flags));
     assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "rescaling");
@@ -971,17 +971,17 @@ fn scaling_flags_are_refused_with_a_rescaling_and_need_a_positive_scale() {
     assert!(convert(&model, &options).is_err());
 
     let plain = front().add("conv_1", qconv(4, 3, 4)).build("plain");
-    let ok = cnn2snn::convert::input_scaling(&plain, Some(flags)).unwrap();
+    let ok = cnn2snn::plan::input_scaling(&plain, Some(flags)).unwrap();
     assert_eq!(ok, flags);
     for scale in [0.0, -2.0, f64::NAN] {
         let bad = InputScaling { scale, shift: 0.0 };
-        let err = cnn2snn::convert::input_scaling(&plain, Some(bad)).unwrap_err();
+        let err = cnn2snn::plan::input_scaling(&plain, Some(bad)).unwrap_err();
         assert!(err.to_string().contains("strictly positive"), "{err}");
         let report = check_model(&plain, Some(bad));
         assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "plain");
     }
     assert_eq!(
-        cnn2snn::convert::input_scaling(&plain, None).unwrap(),
+        cnn2snn::plan::input_scaling(&plain, None).unwrap(),
         InputScaling::default()
     );
     // A Rescaling with a negative scale gives a negative input scale.

@@ -77,7 +77,7 @@ fn config<'m>(model: &'m Model, layer: &str) -> &'m LayerConfig {
 
 /// The weight bits of a quantized neural layer (`None` when float).
 fn weight_bits(model: &Model, layer: &str) -> Option<u32> {
-    cnn2snn::convert::quantizers(config(model, layer)).map(|(q, _)| q.bitwidth)
+    cnn2snn::plan::quantizers(config(model, layer)).map(|(q, _)| q.bitwidth)
 }
 
 /// The (bits, max_value) of a QuantizedReLU (`None` otherwise).

@@ -10,8 +10,8 @@
 //! - the same from our own quantized model (the full pipeline);
 //! - BrainChip's `NAME.fbz` reads as exactly our convert of `NAME_q.h5`.
 
-use akida_host::akd::ConvertedModel;
 use akida_host::cnn2snn::{self, quantizer, QuantizeOptions};
+use akida_host::formats::akd::ConvertedModel;
 use akida_host::keras::{self, LayerConfig, WeightRole};
 use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
 use akida_tests::{assert_all_equal, reference_sets, ReferenceSet};
@@ -68,7 +68,7 @@ fn compare_quantized(set: &mut ReferenceSet, model: &keras::Model) -> usize {
             }
             _ => continue,
         };
-        let q = akida_host::cnn2snn::convert::quantizers(&layer.config)
+        let q = akida_host::cnn2snn::plan::quantizers(&layer.config)
             .unwrap()
             .0
             .clone();
@@ -130,7 +130,7 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
     for (ours, reference) in model.layers.iter().zip(&layers) {
         let tag = format!("{name} {what} {}", reference.prefix);
         assert_eq!(ours.name, reference.name, "{tag}: name");
-        let params = akida_host::engine_params::to_params(&ours.params);
+        let params = akida_host::formats::fbz::params::to_params(&ours.params);
         for (k, v) in &reference.params {
             if k == "act_bits" && reference.params.get("activation") == Some(&0) {
                 continue; // ignored on a last layer without activation
@@ -169,7 +169,7 @@ fn compare_converted(set: &mut ReferenceSet, what: &str, model: &ConvertedModel)
             &f32_bits(st.as_f32().unwrap()),
         );
     }
-    let bytes = akida_host::akd::to_bytes(model).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(model).unwrap();
     let decoded = akida_core::decode(&bytes).unwrap();
     let rt = Runtime::new(&decoded, KernelPolicy::Auto);
     let inputs = set.array("input_uint8");
@@ -213,7 +213,7 @@ fn quantize_and_convert_match_cnn2snn_and_the_engine_on_every_set() {
             .unwrap_or_else(|e| panic!("{name}: convert of the reference _q.h5: {e}"));
         compared += compare_converted(&mut set, "convert(_q.h5)", &conversion.model);
         // BrainChip's own .fbz of the set reads as exactly our conversion.
-        let fbz = akida_host::model_file::load(dir.join(format!("{name}.fbz")))
+        let fbz = akida_host::formats::load(dir.join(format!("{name}.fbz")))
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             fbz, conversion.model,

@@ -3,9 +3,9 @@
 //! converts to the engine's variables and outputs, every element.
 
 use akida_host::cnn2snn::{self, ConvertOptions};
+use akida_host::formats::npy::Npz;
 use akida_host::keras;
 use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
-use akida_host::tensor::Npz;
 use akida_tests::{assert_all_equal, data_dir};
 
 #[test]
@@ -53,7 +53,7 @@ fn equalized_conversion_equals_brainchips() {
             &bits(st.as_f32().unwrap()),
         );
     }
-    let bytes = akida_host::akd::to_bytes(&conversion.model).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&conversion.model).unwrap();
     let decoded = akida_core::decode(&bytes).unwrap();
     let rt = Runtime::new(&decoded, KernelPolicy::Auto);
     let inputs = npz.require("input_uint8").unwrap();

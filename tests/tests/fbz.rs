@@ -16,12 +16,12 @@ use std::process::Command;
 
 use akida_core::inference::{forward, rescale_output, LayerOutput};
 use akida_core::Backend;
-use akida_host::akd::ConvertedModel;
-use akida_host::engine_params::{EngineParams, ParamsError};
-use akida_host::fbz::{
+use akida_host::formats::akd::ConvertedModel;
+use akida_host::formats::fbz::params::{EngineParams, ParamsError};
+use akida_host::formats::fbz::{
     self, from_fbz_bytes, snappy, to_fbz_bytes, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError,
 };
-use akida_host::tensor::{Tensor, TensorData};
+use akida_host::formats::npy::{Tensor, TensorData};
 use akida_tests::{assert_all_equal, reference_dir, reference_sets, Buffers, ReferenceSet};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -98,11 +98,11 @@ fn json_params(set: &ReferenceSet) -> Vec<Vec<(String, i32)>> {
     set.layers()
         .into_iter()
         .map(|l| {
-            let kind = akida_host::engine_params::kind_of_name(&l.kind).unwrap();
+            let kind = akida_host::formats::fbz::params::kind_of_name(&l.kind).unwrap();
             let mut p: EngineParams = l.params.clone();
             p.insert(
                 "layer_type".into(),
-                akida_host::engine_params::layer_type_code(kind),
+                akida_host::formats::fbz::params::layer_type_code(kind),
             );
             p.into_iter().collect()
         })
@@ -192,17 +192,14 @@ fn write_our_fbz_files_when_asked() {
 }
 
 /// Writes our `.fbz` of every reference set into `dir` (through
-/// `model_file::save`, as the tools do); returns how many.
+/// `formats::save`, as the tools do); returns how many.
 fn write_our_fbz_files(dir: &Path) -> usize {
     std::fs::create_dir_all(dir).unwrap();
     let mut sets = sets();
     for set in &mut sets {
         let path = dir.join(format!("{}.fbz", set.name));
-        akida_host::model_file::save(&set.akida_model(), &path).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            akida_host::model_file::load(&path).unwrap(),
-            set.akida_model()
-        );
+        akida_host::formats::save(&set.akida_model(), &path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(akida_host::formats::load(&path).unwrap(), set.akida_model());
     }
     sets.len()
 }
@@ -505,7 +502,7 @@ fn truncated_and_bit_flipped_files_give_typed_errors() {
         Ok(m) => {
             // A flip the engine also cannot see (e.g. in a float's mantissa
             // or in unused padding): still a valid model.
-            assert!(akida_host::akd::to_bytes(&m).is_ok());
+            assert!(akida_host::formats::akd::to_bytes(&m).is_ok());
             read_ok += 1;
         }
         Err(e) => {
@@ -579,7 +576,7 @@ fn check_never_panics(bytes: &[u8]) -> Result<&'static str, TestCaseError> {
     let result = from_fbz_bytes(bytes);
     match &result {
         Ok(model) => {
-            prop_assert!(akida_host::akd::to_bytes(model).is_ok());
+            prop_assert!(akida_host::formats::akd::to_bytes(model).is_ok());
             let again = from_fbz_bytes(&to_fbz_bytes(model).unwrap()).unwrap();
             prop_assert_eq!(&again, model);
         }

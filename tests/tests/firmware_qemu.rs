@@ -28,7 +28,7 @@ fn reference_set() -> ReferenceSet {
 
 #[test]
 fn embedded_firmware_model_is_current() {
-    let bytes = akida_host::akd::to_bytes(&reference_set().akida_model()).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&reference_set().akida_model()).unwrap();
     let path = firmware_dir().join("models").join("default.akd");
     if std::env::var_os("AKIDA_BLESS").is_some() {
         akida_host::fsutil::atomic_write(&path, &bytes).unwrap();
@@ -87,7 +87,7 @@ fn firmware_under_qemu_equals_host_and_engine() {
     let elf = build_firmware();
     let mut set = reference_set();
     let owned = set.akida_model();
-    let bytes = akida_host::akd::to_bytes(&owned).unwrap();
+    let bytes = akida_host::formats::akd::to_bytes(&owned).unwrap();
     let model = decode(&bytes).unwrap();
     let inputs = set.array("input_uint8");
     let engine = set.array("akida_forward");

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use akida_host::formats::npy::Npz;
 use akida_host::keras::{read_model, write_model, LayerConfig, Model, QuantizerKind, WeightRole};
-use akida_host::tensor::Npz;
 use akida_tests::keras::{
     all_float_kinds, all_quantized_kinds, python, scratch_dir, without_raw, zoo_dir, H5PY_DUMP,
 };

@@ -13,7 +13,8 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
         let mut set = ReferenceSet::open(&dir, name);
         let owned = set.akida_model();
         // Through the .akd file, as the firmware would read it.
-        let bytes = akida_host::akd::to_bytes(&owned).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let bytes =
+            akida_host::formats::akd::to_bytes(&owned).unwrap_or_else(|e| panic!("{name}: {e}"));
         let model = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let layers = set.layers();
         let inputs = set.array("input_uint8");
@@ -98,7 +99,7 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
     let mut compared = 0;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);
-        let bytes = akida_host::akd::to_bytes(&set.akida_model()).unwrap();
+        let bytes = akida_host::formats::akd::to_bytes(&set.akida_model()).unwrap();
         let model = decode(&bytes).unwrap();
         let inputs = set.array("input_uint8");
         let want = set.array("akida_forward");

@@ -4,16 +4,16 @@
 //!
 //! Every error is printed on stderr and exits with status 2 (as argument
 //! errors do); nothing is written then. The work is done by
-//! [`akida_host::runtime_cli`].
+//! [`akida_host::commands::akida`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::model_file;
+use akida_host::commands::akida::{convert_format, run_files, summary_table, RunOptions};
+use akida_host::formats;
 use akida_host::runtime::KernelPolicy;
-use akida_host::runtime_cli::{convert_format, run_files, summary_table, RunOptions};
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -49,8 +49,8 @@ enum Command {
         #[arg(long)]
         predict: bool,
         /// Kernel choice per layer
-        #[arg(long, value_enum, default_value_t = KernelArg::Auto)]
-        kernel: KernelArg,
+        #[arg(long, value_enum, default_value_t = KernelPolicy::Auto)]
+        kernel: KernelPolicy,
     },
     /// Convert a model between .akd and .fbz (formats by extension)
     ConvertFormat {
@@ -63,30 +63,6 @@ enum Command {
     },
 }
 
-/// `--kernel` values.
-#[derive(Clone, Copy, ValueEnum)]
-enum KernelArg {
-    /// Event kernel on sparse inputs, fast dense kernel otherwise
-    Auto,
-    /// Fast dense kernel wherever it applies
-    Fast,
-    /// Event kernel everywhere
-    Event,
-    /// Dense reference kernel everywhere (slow)
-    Reference,
-}
-
-impl From<KernelArg> for KernelPolicy {
-    fn from(k: KernelArg) -> KernelPolicy {
-        match k {
-            KernelArg::Auto => KernelPolicy::Auto,
-            KernelArg::Fast => KernelPolicy::Fast,
-            KernelArg::Event => KernelPolicy::Event,
-            KernelArg::Reference => KernelPolicy::Reference,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     akida_host::cli::exit(run(Cli::parse()))
 }
@@ -94,7 +70,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Summary { model } => {
-            let m = model_file::load(&model)?;
+            let m = formats::load(&model)?;
             println!("Model: {}", model.display());
             print!("{}", summary_table(&m));
         }
@@ -106,7 +82,7 @@ fn run(cli: Cli) -> Result<()> {
             kernel,
         } => {
             let options = RunOptions {
-                policy: kernel.into(),
+                policy: kernel,
                 predict,
             };
             let stats = run_files(&model, &input, &output, options)?;

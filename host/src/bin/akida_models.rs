@@ -7,9 +7,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::keras::{read_model, write_model};
-use akida_host::zoo::{ds_cnn_kws, ZooModel};
-use anyhow::{bail, Context, Result};
+use akida_host::commands::akida_models::{self, models_help};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -56,15 +55,6 @@ enum Command {
     },
 }
 
-/// The model list shown by `--help`.
-fn models_help() -> String {
-    let mut text = String::from("Models:\n");
-    for m in ZooModel::ALL {
-        text.push_str(&format!("  {:<16}{}\n", m.name(), m.description()));
-    }
-    text
-}
-
 fn main() -> ExitCode {
     akida_host::cli::exit(run(Cli::parse()))
 }
@@ -76,33 +66,11 @@ fn run(cli: Cli) -> Result<()> {
             seed,
             classes,
             model,
-        } => create(&model, save_model, seed, classes),
-        Command::Summary { model } => {
-            let m = read_model(&model)?;
-            print!("{}", m.summary());
-            Ok(())
+        } => {
+            let path = akida_models::create(&model, save_model.as_deref(), seed, classes)?;
+            println!("Model saved as {}", path.display());
         }
+        Command::Summary { model } => print!("{}", akida_models::summary(&model)?),
     }
-}
-
-fn create(name: &str, save: Option<PathBuf>, seed: u64, classes: Option<usize>) -> Result<()> {
-    let Some(zoo) = ZooModel::from_name(name) else {
-        let known: Vec<&str> = ZooModel::ALL.iter().map(|m| m.name()).collect();
-        bail!("unknown model `{name}`; available: {}", known.join(", "));
-    };
-    let model = match (zoo, classes) {
-        (ZooModel::DsCnnKws, Some(0)) => bail!("--classes must be at least 1"),
-        (ZooModel::DsCnnKws, Some(n)) => ds_cnn_kws(n, seed)?,
-        (_, Some(_)) => bail!("--classes applies to ds_cnn_kws only"),
-        (_, None) => zoo.build(seed)?,
-    };
-    let mut path = save.unwrap_or_else(|| PathBuf::from(format!("{name}.h5")));
-    if path.extension().is_none_or(|e| e != "h5") {
-        let mut s = path.into_os_string();
-        s.push(".h5");
-        path = PathBuf::from(s);
-    }
-    write_model(&path, &model).with_context(|| format!("cannot save {name}"))?;
-    println!("Model saved as {}", path.display());
     Ok(())
 }

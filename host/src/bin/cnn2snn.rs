@@ -13,8 +13,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::cnn2snn::files::{check_file, convert_file, quantize_file};
 use akida_host::cnn2snn::{ConvertOptions, InputScaling, QuantizeOptions};
+use akida_host::commands::cnn2snn::{check_file, convert_file, quantize_file};
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 

@@ -15,7 +15,7 @@ use akida_core::{LayerKind, Padding, Pooling};
 use crate::keras::{self, LayerConfig, QuantizerKind, Shape};
 
 use super::chain::{self, Chain};
-use super::convert::{self, activation_bits, quantizers, InputScaling, PlannedLayer};
+use super::plan::{self, activation_bits, quantizers, InputScaling, PlannedLayer};
 use super::Cnn2snnError;
 
 /// How serious a finding is.
@@ -176,7 +176,7 @@ impl Report {
 /// Checks a Keras model: the full report (errors and warnings).
 pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report {
     let mut report = Report::default();
-    let scaling = match convert::input_scaling(model, flags) {
+    let scaling = match plan::input_scaling(model, flags) {
         Ok(s) => s,
         Err(e) => {
             report.error(
@@ -191,7 +191,7 @@ pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report 
     if report.has_errors() {
         return report;
     }
-    match convert::prepare(model) {
+    match plan::prepare(model) {
         Ok(chain) => {
             let (_, r) = check_chain(&chain, scaling);
             report.findings.extend(r.findings);
@@ -205,7 +205,7 @@ pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report 
 }
 
 /// The layer an input scaling error is about: the leading Rescaling layer
-/// (the one `convert::input_scaling` reads), or the model when the scaling
+/// (the one `plan::input_scaling` reads), or the model when the scaling
 /// comes from the flags alone.
 fn scaling_culprit(model: &keras::Model) -> &str {
     model
@@ -277,7 +277,7 @@ pub fn check_chain(chain: &Chain, scaling: InputScaling) -> (Option<Vec<PlannedL
     if report.has_errors() {
         return (None, report);
     }
-    let plan = match convert::plan(chain, scaling) {
+    let plan = match plan::plan(chain, scaling) {
         Ok(p) => p,
         Err(e) => {
             let (rule, layer) = transform_rule(&e, &chain.name);

@@ -14,33 +14,17 @@
 //!
 //! Then act_steps beyond the hardware range are equalized ([`super::equalize`]).
 
-use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
+use akida_core::{Dims, LayerKind};
 
-use crate::akd::{self, ConvertedLayer, ConvertedModel};
-use crate::keras::{self, Layer, LayerConfig, Quantizer, WeightRole};
+use crate::formats::akd::{self, ConvertedLayer, ConvertedModel};
+use crate::keras::{self, Layer, Quantizer, WeightRole};
 
-use super::chain::{self, Chain};
+use super::chain::Chain;
 use super::check::{self, Report};
 use super::equalize;
+use super::plan::{self, activation_bits, activation_step, quantizers, InputScaling, PlannedLayer};
 use super::quantizer;
 use super::Cnn2snnError;
-
-/// `akida_input = scale * keras_input + shift` (uint8 images to the model's
-/// float input).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct InputScaling {
-    pub scale: f64,
-    pub shift: f64,
-}
-
-impl Default for InputScaling {
-    fn default() -> Self {
-        InputScaling {
-            scale: 1.0,
-            shift: 0.0,
-        }
-    }
-}
 
 /// Options of a conversion.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -61,72 +45,15 @@ pub struct Conversion {
     pub notes: Vec<String>,
 }
 
-/// One Akida layer planned from the Keras chain: its geometry and the chain
-/// indices of its parts.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PlannedLayer {
-    pub name: String,
-    pub geometry: LayerParams,
-    /// Index of the neural layer in the chain.
-    pub neural: usize,
-    /// Index of the quantized activation, if any.
-    pub activation: Option<usize>,
-    /// Rows x cols summed by a global average pooling.
-    pub pooled_cells: Option<usize>,
-}
-
-/// The model's input scaling: from a leading Rescaling (`(1/s, -o/s)`), or
-/// the flags, or `(1, 0)`. Both a Rescaling and flags is an error.
-pub fn input_scaling(
-    model: &keras::Model,
-    flags: Option<InputScaling>,
-) -> Result<InputScaling, Cnn2snnError> {
-    let rescaling = model.layers.iter().take(2).find_map(|l| match l.config {
-        LayerConfig::Rescaling { scale, offset } => Some(InputScaling {
-            scale: 1.0 / scale,
-            shift: -offset / scale,
-        }),
-        _ => None,
-    });
-    let scaling = match (rescaling, flags) {
-        (Some(_), Some(f)) => {
-            return Err(Cnn2snnError::Unsupported(format!(
-                "the model has a Rescaling layer, so input scaling flags (-sc {} -sh {}) must not be given",
-                f.scale, f.shift
-            )))
-        }
-        (Some(r), None) => r,
-        (None, Some(f)) => f,
-        (None, None) => InputScaling::default(),
-    };
-    if scaling.scale <= 0.0 || !scaling.scale.is_finite() {
-        return Err(Cnn2snnError::Unsupported(format!(
-            "the input scale must be strictly positive, found {}",
-            scaling.scale
-        )));
-    }
-    Ok(scaling)
-}
-
-/// cnn2snn's `syncretize`: the chain a conversion works on.
-pub fn prepare(model: &keras::Model) -> Result<Chain, Cnn2snnError> {
-    let mut chain = Chain::from_model(model)?;
-    chain::remove_dropout(&mut chain);
-    chain::invert_pooling_activation(&mut chain);
-    chain::invert_batchnorm_pooling(&mut chain)?;
-    chain::fold_batchnorm(&mut chain)?;
-    Ok(chain)
-}
-
 /// Converts a quantized Keras model.
 pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Conversion, Cnn2snnError> {
-    let scaling = input_scaling(model, options.input_scaling)?;
+    let scaling = plan::input_scaling(model, options.input_scaling)?;
     // Unknown and Akida 2.0 classes are refused by name before any transform.
     let classes = check::class_report(model);
     if classes.has_errors() {
         return Err(Cnn2snnError::Incompatible(classes));
     }
-    let chain = prepare(model)?;
+    let chain = plan::prepare(model)?;
     let (plan, report) = check::check_chain(&chain, scaling);
     let blocking = report.has_errors() || (options.strict && report.has_warnings());
     if blocking {
@@ -154,196 +81,6 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
         model,
         report,
         notes,
-    })
-}
-
-/// Bits and step of a quantized activation: `step = max_value / (2^bits - 1)`
-/// in float32 (QuantizedReLU), `min(2^b - 1, 6) / (2^b - 1)` (ActivationDiscreteRelu).
-pub fn activation_step(layer: &Layer) -> Result<f32, Cnn2snnError> {
-    match layer.config {
-        LayerConfig::QuantizedReLU {
-            bitwidth,
-            max_value,
-        } => Ok(max_value as f32 / (2f64.powi(bitwidth as i32) - 1.0) as f32),
-        LayerConfig::ActivationDiscreteRelu { bitwidth } => {
-            let levels = 2f64.powi(bitwidth as i32) - 1.0;
-            Ok((levels.min(6.0) / levels) as f32)
-        }
-        _ => Err(Cnn2snnError::Unsupported(format!(
-            "layer `{}` is not a quantized activation",
-            layer.name
-        ))),
-    }
-}
-
-/// Bit width of a quantized activation.
-pub fn activation_bits(config: &LayerConfig) -> Option<u32> {
-    match config {
-        LayerConfig::QuantizedReLU { bitwidth, .. }
-        | LayerConfig::ActivationDiscreteRelu { bitwidth } => Some(*bitwidth),
-        _ => None,
-    }
-}
-
-/// Weight quantizers of a quantized neural layer: (main, depthwise).
-pub fn quantizers(config: &LayerConfig) -> Option<(&Quantizer, Option<&Quantizer>)> {
-    match config {
-        LayerConfig::QuantizedConv2D { quantizer, .. }
-        | LayerConfig::QuantizedDense { quantizer, .. } => Some((quantizer, None)),
-        LayerConfig::QuantizedSeparableConv2D {
-            quantizer,
-            quantizer_dw,
-            ..
-        } => Some((quantizer, Some(quantizer_dw))),
-        _ => None,
-    }
-}
-
-/// Builds the plan: one Akida layer per neural layer (with its pooling and
-/// activation). The chain must have passed the compatibility errors.
-pub fn plan(chain: &Chain, scaling: InputScaling) -> Result<Vec<PlannedLayer>, Cnn2snnError> {
-    let shapes = chain.input_shapes()?;
-    let mut plan: Vec<PlannedLayer> = Vec::new();
-    let mut open: Option<PlannedLayer> = None;
-    for (i, layer) in chain.layers.iter().enumerate() {
-        match &layer.config {
-            c if chain::is_neural(c) => {
-                if let Some(done) = open.take() {
-                    plan.push(done);
-                }
-                let previous = plan.last().map(|p: &PlannedLayer| output_dims(&p.geometry));
-                open = Some(plan_neural(layer, i, &shapes[i], previous, scaling)?);
-            }
-            LayerConfig::MaxPooling2D(p) => {
-                if let Some(o) = open.as_mut() {
-                    o.geometry.pooling = Pooling::Max {
-                        size: window(p.pool_size),
-                        stride: window(p.strides),
-                    };
-                }
-            }
-            LayerConfig::GlobalAveragePooling2D { .. } => {
-                if let Some(o) = open.as_mut() {
-                    o.geometry.pooling = Pooling::GlobalAverage;
-                    o.pooled_cells = Some(shapes[i].iter().take(2).product());
-                }
-            }
-            c if activation_bits(c).is_some() => {
-                if let Some(mut o) = open.take() {
-                    o.geometry.activation = true;
-                    o.geometry.act_bits = activation_bits(c).unwrap_or(0) as u8;
-                    o.activation = Some(i);
-                    plan.push(o);
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some(mut last) = open.take() {
-        last.geometry.activation = false;
-        // The engine stores act_bits 1 on a last layer without activation.
-        last.geometry.act_bits = 1;
-        plan.push(last);
-    }
-    Ok(plan)
-}
-
-fn window(p: [usize; 2]) -> Window {
-    Window::new(p[0] as u32, p[1] as u32)
-}
-
-fn padding(p: keras::Padding) -> Padding {
-    match p {
-        keras::Padding::Same => Padding::Same,
-        keras::Padding::Valid => Padding::Valid,
-    }
-}
-
-/// Output size of planned params; zero dims when they are inconsistent
-/// (which the compatibility check reports before any conversion).
-pub fn output_dims(p: &LayerParams) -> Dims {
-    p.output().unwrap_or(Dims::new(0, 0, 0))
-}
-
-fn dims_of(shape: &[usize]) -> Dims {
-    match shape {
-        [h, w, c] => Dims::new(*h as u32, *w as u32, *c as u32),
-        [n] => Dims::new(1, 1, *n as u32),
-        _ => Dims::new(0, 0, 0),
-    }
-}
-
-fn plan_neural(
-    layer: &Layer,
-    index: usize,
-    keras_input: &[usize],
-    previous: Option<Dims>,
-    scaling: InputScaling,
-) -> Result<PlannedLayer, Cnn2snnError> {
-    let weights_bits = quantizers(&layer.config)
-        .map(|(q, _)| q.bitwidth as u8)
-        .unwrap_or(0);
-    let first = previous.is_none();
-    let input = previous.unwrap_or_else(|| dims_of(keras_input));
-    let (kind, filters, kernel, stride, pad) = match &layer.config {
-        LayerConfig::QuantizedConv2D { conv, .. } | LayerConfig::Conv2D(conv) => (
-            if first {
-                LayerKind::InputConvolutional
-            } else {
-                LayerKind::Convolutional
-            },
-            conv.filters,
-            window(conv.kernel_size),
-            window(conv.strides),
-            padding(conv.padding),
-        ),
-        LayerConfig::QuantizedSeparableConv2D { conv, .. } | LayerConfig::SeparableConv2D(conv) => {
-            (
-                LayerKind::SeparableConvolutional,
-                conv.filters,
-                window(conv.kernel_size),
-                window(conv.strides),
-                padding(conv.padding),
-            )
-        }
-        LayerConfig::QuantizedDense { dense, .. } | LayerConfig::Dense(dense) => (
-            LayerKind::FullyConnected,
-            dense.units,
-            Window::ONE,
-            Window::ONE,
-            Padding::Valid,
-        ),
-        other => {
-            return Err(Cnn2snnError::Unsupported(format!(
-                "layer `{}` of type {} is not a neural layer",
-                layer.name,
-                other.class_name()
-            )))
-        }
-    };
-    Ok(PlannedLayer {
-        name: layer.name.clone(),
-        geometry: LayerParams {
-            kind,
-            input,
-            filters: filters as u32,
-            kernel,
-            stride,
-            padding: pad,
-            // cnn2snn: padding_value = int(input_shift), truncated.
-            padding_value: if kind == LayerKind::InputConvolutional {
-                scaling.shift.trunc().clamp(0.0, 255.0) as u8
-            } else {
-                0
-            },
-            pooling: Pooling::None,
-            activation: false,
-            act_bits: 1,
-            weights_bits,
-        },
-        neural: index,
-        activation: None,
-        pooled_cells: None,
     })
 }
 

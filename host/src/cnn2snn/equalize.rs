@@ -12,7 +12,7 @@
 
 use akida_core::LayerKind;
 
-use crate::akd::ConvertedLayer;
+use crate::formats::akd::ConvertedLayer;
 
 const HRC_ACT_STEP_LIMIT: f32 = ((1 << 20) - 1) as f32;
 const HRC_THRESHOLD_LIMIT: i32 = (1 << 23) - 1;

@@ -13,13 +13,15 @@ pub mod chain;
 pub mod check;
 pub mod convert;
 pub mod equalize;
-pub mod files;
+
 pub mod naming;
+pub mod plan;
 pub mod quantize;
 pub mod quantizer;
 
 pub use check::{check_model, Finding, Level, Report, Rule};
-pub use convert::{convert, Conversion, ConvertOptions, InputScaling};
+pub use convert::{convert, Conversion, ConvertOptions};
+pub use plan::InputScaling;
 pub use quantize::{quantize, QuantizeOptions};
 
 /// Why a model cannot be quantized or converted. Every variant names the

@@ -4,13 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::formats::{self, ModelFileError};
 use crate::keras::{self, H5Error};
-use crate::model_file::{self, ModelFileError};
 
-use super::convert::{Conversion, ConvertOptions, InputScaling};
-use super::naming;
-use super::quantize::QuantizeOptions;
-use super::{check, Cnn2snnError, Report};
+use crate::cnn2snn::naming;
+use crate::cnn2snn::quantize::QuantizeOptions;
+use crate::cnn2snn::{check, Cnn2snnError, Report};
+use crate::cnn2snn::{Conversion, ConvertOptions, InputScaling};
 
 /// Why a flow failed.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub fn quantize_file(
     output: Option<&Path>,
 ) -> Result<PathBuf, FlowError> {
     let model = read(input)?;
-    let quantized = super::quantize(&model, options).map_err(model_error(input))?;
+    let quantized = crate::cnn2snn::quantize(&model, options).map_err(model_error(input))?;
     let out = output.map(Path::to_owned).unwrap_or_else(|| {
         naming::quantized_path(
             input,
@@ -69,10 +69,10 @@ pub fn convert_file(
         .map(Path::to_owned)
         .unwrap_or_else(|| naming::converted_path(input, "akd"));
     // Refuse an unknown output format before any work.
-    model_file::ModelFormat::of_path(&out).map_err(FlowError::SaveModel)?;
+    formats::ModelFormat::of_path(&out).map_err(FlowError::SaveModel)?;
     let model = read(input)?;
-    let conversion = super::convert(&model, options).map_err(model_error(input))?;
-    model_file::save(&conversion.model, &out).map_err(FlowError::SaveModel)?;
+    let conversion = crate::cnn2snn::convert(&model, options).map_err(model_error(input))?;
+    formats::save(&conversion.model, &out).map_err(FlowError::SaveModel)?;
     Ok((out, conversion))
 }
 

@@ -1,12 +1,12 @@
 //! From our model to the tables of a `.fbz` file, as BrainChip's engine
-//! writes them: params exactly `engine_params::to_params` plus `layer_type`,
+//! writes them: params exactly `params::to_params` plus `layer_type`,
 //! sorted by key; variables sorted by name with numpy shapes reversed; the
 //! previous layer's name as the only inbound layer.
 
 use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError, VERSION};
 use super::{DTYPE_FLOAT32, DTYPE_INT32};
-use crate::akd::ConvertedModel;
-use crate::engine_params;
+use crate::formats::akd::ConvertedModel;
+use crate::formats::fbz::params;
 use akida_core::{LayerRef, PackedWeights};
 
 impl FbzModel {
@@ -33,10 +33,10 @@ impl FbzModel {
 }
 
 fn write_layer(layer: &LayerRef, previous: Option<&LayerRef>) -> Result<FbzLayer, LayerError> {
-    let mut params = engine_params::to_params(&layer.params);
+    let mut params = params::to_params(&layer.params);
     params.insert(
         "layer_type".into(),
-        engine_params::layer_type_code(layer.params.kind),
+        params::layer_type_code(layer.params.kind),
     );
     let mut variables = vec![
         weights_tensor("weights", &layer.weights())?,

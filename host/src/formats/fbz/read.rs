@@ -10,8 +10,8 @@ use akida_core::{Dims, LayerKind, LayerParams};
 
 use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError};
 use super::{DTYPE_FLOAT32, DTYPE_INT32};
-use crate::akd::{self, ConvertedLayer, ConvertedModel};
-use crate::engine_params::{self, EngineParams};
+use crate::formats::akd::{self, ConvertedLayer, ConvertedModel};
+use crate::formats::fbz::params::{self, EngineParams};
 
 /// Engine `layer_type` of an InputData layer (a kind our models do not have).
 const INPUT_DATA: i32 = 1;
@@ -112,7 +112,7 @@ fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
     if code == INPUT_DATA {
         return Err(LayerError::InputData);
     }
-    engine_params::kind_of_code(code).ok_or(LayerError::LayerType(code))
+    params::kind_of_code(code).ok_or(LayerError::LayerType(code))
 }
 
 /// Reads the geometry, then requires the params to be exactly the ones we
@@ -122,9 +122,9 @@ fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
 /// is what is written back.
 fn read_params(params: &EngineParams, previous: Option<Dims>) -> Result<LayerParams, LayerError> {
     let kind = read_kind(params)?;
-    let g = engine_params::from_params(kind, params, previous, true)?;
-    let mut expected = engine_params::to_params(&g);
-    expected.insert("layer_type".into(), engine_params::layer_type_code(kind));
+    let g = params::from_params(kind, params, previous, true)?;
+    let mut expected = params::to_params(&g);
+    expected.insert("layer_type".into(), params::layer_type_code(kind));
     for (key, &value) in &expected {
         match params.get(key) {
             None => return Err(LayerError::MissingParam(key.clone())),

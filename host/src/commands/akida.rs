@@ -10,10 +10,10 @@ use std::time::Instant;
 
 use akida_core::{Dims, ForwardError, LayerKind, Padding, Pooling, ValidLayer, Window};
 
-use crate::akd::ConvertedModel;
-use crate::model_file::{self, ModelFileError, ModelFormat};
+use crate::formats::akd::ConvertedModel;
+use crate::formats::npy::{self, Tensor, TensorData, TensorError};
+use crate::formats::{self, ModelFileError, ModelFormat};
 use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
-use crate::tensor::{self, Tensor, TensorData, TensorError};
 
 /// One row of the summary: what a layer computes and what it stores.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -361,7 +361,7 @@ pub fn run_tensor(
 /// Reads the input `.npy`; a dtype the tensor reader does not know is
 /// reported like any other non-uint8 dtype.
 fn read_input(path: &Path) -> Result<Tensor, RunError> {
-    tensor::read_npy(path).map_err(|e| match e {
+    npy::read_npy(path).map_err(|e| match e {
         TensorError::DType { path, dtype, .. } => RunError::Batch {
             path,
             source: BatchError::DType {
@@ -381,7 +381,7 @@ pub fn run_files(
     output_path: &Path,
     options: RunOptions,
 ) -> Result<RunStats, RunError> {
-    let model = model_file::load(model_path)?;
+    let model = formats::load(model_path)?;
     check_predict(&model, options.predict).map_err(|source| RunError::Batch {
         path: model_path.to_owned(),
         source,
@@ -396,7 +396,7 @@ pub fn run_files(
             },
             source,
         })?;
-    tensor::write_npy(output_path, &output)?;
+    npy::write_npy(output_path, &output)?;
     Ok(stats)
 }
 
@@ -406,15 +406,15 @@ pub fn run_files(
 pub fn convert_format(input: &Path, output: &Path) -> Result<(), ModelFileError> {
     ModelFormat::of_path(input)?;
     ModelFormat::of_path(output)?;
-    let model = model_file::load(input)?;
-    model_file::save(&model, output)
+    let model = formats::load(input)?;
+    formats::save(&model, output)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fbz::test_support::tiny_model;
-    use crate::tensor::Npz;
+    use crate::formats::fbz::test_support::tiny_model;
+    use crate::formats::npy::Npz;
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir =
@@ -607,13 +607,13 @@ mod tests {
     fn run_files_names_the_file_at_fault_and_writes_nothing() {
         let dir = temp_dir("files");
         let model_path = dir.join("m.fbz");
-        model_file::save(&tiny_model(), &model_path).unwrap();
+        formats::save(&tiny_model(), &model_path).unwrap();
         let bad_shape = dir.join("bad.npy");
         let image = Tensor {
             shape: vec![5, 6, 1],
             data: TensorData::U8(vec![1; 30]),
         };
-        tensor::write_npy(&bad_shape, &image).unwrap();
+        npy::write_npy(&bad_shape, &image).unwrap();
         let out = dir.join("out.npy");
         let e = run_files(&model_path, &bad_shape, &out, RunOptions::default()).unwrap_err();
         assert!(
@@ -659,11 +659,11 @@ mod tests {
             shape: vec![2, 6, 5, 1],
             data: TensorData::U8(tiny_images(2)),
         };
-        tensor::write_npy(&good, &batch).unwrap();
+        npy::write_npy(&good, &batch).unwrap();
         let stats = run_files(&model_path, &good, &out, RunOptions::default()).unwrap();
         assert_eq!(stats.images, 2);
         let (want, _) = run_tensor(&tiny_model(), &batch, RunOptions::default()).unwrap();
-        assert_eq!(tensor::read_npy(&out).unwrap(), want);
+        assert_eq!(npy::read_npy(&out).unwrap(), want);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -671,10 +671,10 @@ mod tests {
     fn convert_format_round_trips_and_checks_extensions() {
         let dir = temp_dir("convert");
         let fbz = dir.join("m.fbz");
-        model_file::save(&tiny_model(), &fbz).unwrap();
+        formats::save(&tiny_model(), &fbz).unwrap();
         let akd = dir.join("m.akd");
         convert_format(&fbz, &akd).unwrap();
-        assert_eq!(model_file::load(&akd).unwrap(), tiny_model());
+        assert_eq!(formats::load(&akd).unwrap(), tiny_model());
         let back = dir.join("back.fbz");
         convert_format(&akd, &back).unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), std::fs::read(&fbz).unwrap());
@@ -703,7 +703,7 @@ mod tests {
             if path.extension().is_none_or(|e| e != "fbz") {
                 continue;
             }
-            let model = model_file::load(&path).unwrap();
+            let model = formats::load(&path).unwrap();
             let mut npz = Npz::open(&path.with_extension("npz")).unwrap();
             let input = npz.require("input_uint8").unwrap();
             let forward = npz.require("akida_forward").unwrap();

@@ -29,6 +29,7 @@
 mod akida_v1_generated;
 pub mod document;
 mod error;
+pub mod params;
 mod read;
 pub mod snappy;
 mod write;
@@ -36,7 +37,7 @@ mod write;
 pub use document::{FbzLayer, FbzModel, FbzTensor};
 pub use error::{FbzError, FlatBuffersError, LayerError};
 
-use crate::akd::ConvertedModel;
+use crate::formats::akd::ConvertedModel;
 
 /// The engine version written into every file (the one the format was
 /// inferred from, and the one whose engine loads what we write).
@@ -75,7 +76,7 @@ pub(crate) mod test_support {
     //! A small valid model for the unit tests of this module and of
     //! `model_file`.
 
-    use crate::akd::{self, ConvertedLayer, ConvertedModel};
+    use crate::formats::akd::{self, ConvertedLayer, ConvertedModel};
     use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
 
     fn weights(bits: u8, n: u32) -> Vec<i8> {
@@ -197,8 +198,8 @@ mod tests {
         let t = &mut layers[1].threshold.0;
         t.truncate(t.len() - 4);
         assert!(matches!(
-            crate::akd::build(layers),
-            Err(crate::akd::BuildError::Invalid(_))
+            crate::formats::akd::build(layers),
+            Err(crate::formats::akd::BuildError::Invalid(_))
         ));
     }
 }

@@ -7,8 +7,8 @@ use akida_core::MAX_LAYERS;
 
 use akida_core::weights::PackError;
 
-use crate::akd::BuildError;
-use crate::engine_params::ParamsError;
+use crate::formats::akd::BuildError;
+use crate::formats::fbz::params::ParamsError;
 
 /// Why a `.fbz` file cannot be read or written.
 #[derive(Debug, thiserror::Error)]

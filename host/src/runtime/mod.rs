@@ -16,14 +16,14 @@ use rayon::prelude::*;
 /// How the runtime picks a backend for each layer (`akida run --kernel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KernelPolicy {
-    /// Event kernel on sparse inputs, fast dense kernel otherwise.
+    /// Event kernel on sparse inputs, fast dense kernel otherwise
     #[default]
     Auto,
-    /// The fast dense kernel wherever its operands fit 16 bits.
+    /// Fast dense kernel wherever it applies
     Fast,
-    /// Always the event kernel.
+    /// Event kernel everywhere
     Event,
-    /// Always the dense reference kernel (the definition; slow).
+    /// Dense reference kernel everywhere (slow)
     Reference,
 }
 

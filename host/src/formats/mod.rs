@@ -1,18 +1,23 @@
-//! Loading and saving converted models, in our `.akd` format or BrainChip's
-//! `.fbz`, chosen by the file's extension. Every error names the file; saves
-//! are atomic (a failed save leaves the old file as it was).
+//! File formats: converted models in our `.akd` ([`akd`]) or BrainChip's
+//! `.fbz` ([`fbz`]), loaded and saved here by the file's extension, and
+//! tensors in `.npy`/`.npz` ([`npy`]). Every error names the file; saves are
+//! atomic (a failed save leaves the old file as it was).
+
+pub mod akd;
+pub mod fbz;
+pub mod npy;
 
 use std::path::{Path, PathBuf};
 
-use crate::akd::{self, ConvertedModel};
-use crate::fbz::{self, FbzError};
+use akd::ConvertedModel;
+use fbz::FbzError;
 
 /// A converted-model file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModelFormat {
     /// Ours: `akida_core::format` (what the firmware reads).
     Akd,
-    /// BrainChip's engine (akida 2.19.3): see [`crate::fbz`].
+    /// BrainChip's engine (akida 2.19.3): see [`crate::formats::fbz`].
     Fbz,
 }
 
@@ -93,7 +98,7 @@ pub fn save(model: &ConvertedModel, path: impl AsRef<Path>) -> Result<(), ModelF
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fbz::test_support::{tiny_layers, tiny_model};
+    use crate::formats::fbz::test_support::{tiny_layers, tiny_model};
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir =
@@ -168,8 +173,8 @@ mod tests {
         let mut broken = tiny_layers();
         broken[0].act_step.set(0, f32::NAN);
         assert!(matches!(
-            crate::akd::build(broken),
-            Err(crate::akd::BuildError::Invalid(
+            crate::formats::akd::build(broken),
+            Err(crate::formats::akd::BuildError::Invalid(
                 akida_core::ModelError::ActStep { .. }
             ))
         ));

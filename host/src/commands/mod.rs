@@ -1,0 +1,11 @@
+//! What each command-line tool does, as library functions the binaries
+//! call after parsing their arguments (so every rule is tested without a
+//! process):
+//!
+//! - [`akida`]: `akida summary | run | convert-format`;
+//! - [`cnn2snn`]: `cnn2snn quantize | convert | check` on files;
+//! - [`akida_models`]: `akida_models create | summary`.
+
+pub mod akida;
+pub mod akida_models;
+pub mod cnn2snn;
