@@ -10,11 +10,10 @@
 
 use std::fmt;
 
-use akida_core::{LayerKind, Padding, Pooling};
-
 use crate::keras::{self, LayerConfig, QuantizerKind, Shape};
 
 use super::chain::{self, Chain};
+use super::hardware;
 use super::plan::{self, activation_bits, quantizers, InputScaling, PlannedLayer};
 use super::Cnn2snnError;
 
@@ -138,7 +137,7 @@ impl Report {
         self.push(Level::Error, rule, layer, message);
     }
 
-    fn warn(&mut self, rule: Rule, layer: &str, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, rule: Rule, layer: &str, message: impl Into<String>) {
         self.push(Level::Warning, rule, layer, message);
     }
 
@@ -285,7 +284,7 @@ pub fn check_chain(chain: &Chain, scaling: InputScaling) -> (Option<Vec<PlannedL
             return (None, report);
         }
     };
-    hardware_warnings(chain, &plan, &mut report);
+    hardware::warnings(chain, &plan, &mut report);
     (Some(plan), report)
 }
 
@@ -565,222 +564,5 @@ fn reshape_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
             &layer.name,
             format!("a Reshape may only turn (N,) into (1, 1, N) or back, found {input:?} -> {output:?}"),
         );
-    }
-}
-
-/// The Keras pooling layer merged into a planned layer (the pooling rules
-/// name it), or the neural layer when it has none.
-fn pooling_name<'a>(chain: &'a Chain, p: &'a PlannedLayer) -> &'a str {
-    chain.layers[p.neural + 1..]
-        .iter()
-        .take_while(|l| !chain::is_neural(&l.config) && activation_bits(&l.config).is_none())
-        .find(|l| {
-            matches!(
-                l.config,
-                LayerConfig::MaxPooling2D(_) | LayerConfig::GlobalAveragePooling2D { .. }
-            )
-        })
-        .map_or(p.name.as_str(), |l| l.name.as_str())
-}
-
-/// The AKD1000 limits (Akida 1.0 hardware constraints) on the planned
-/// layers. A finding names the Keras layer to change: the neural layer, or
-/// the pooling layer for the pooling rules.
-fn hardware_warnings(chain: &Chain, plan: &[PlannedLayer], report: &mut Report) {
-    for (i, p) in plan.iter().enumerate() {
-        let g = &p.geometry;
-        let name = p.name.as_str();
-        let (kh, kw) = (g.kernel.rows, g.kernel.cols);
-        let square = kh == kw;
-        match g.kind {
-            LayerKind::InputConvolutional => {
-                if !(square && matches!(kh, 3 | 5 | 7)) {
-                    report.warn(Rule::KernelSize, name, format!("the input convolution supports 3x3, 5x5 and 7x7 kernels, found {kh}x{kw}"));
-                }
-                let (sr, sc) = (g.stride.rows, g.stride.cols);
-                if sr != sc || !matches!(sr, 1..=3) {
-                    report.warn(
-                        Rule::StrideKernel,
-                        name,
-                        format!(
-                            "the input convolution supports strides 1, 2 and 3, found {sr}x{sc}"
-                        ),
-                    );
-                }
-                if !(5..=256).contains(&g.input.rows) || g.input.cols < 5 {
-                    report.warn(
-                        Rule::InputSize,
-                        name,
-                        format!(
-                            "the input must have 5 to 256 rows and at least 5 columns, found {}x{}",
-                            g.input.rows, g.input.cols
-                        ),
-                    );
-                }
-                let limit = match (g.input.channels, kh) {
-                    (1, 3) => Some(512),
-                    (1, 5) => Some(192),
-                    (1, 7) => Some(96),
-                    (3, 3) => Some(192),
-                    (3, 5) => Some(64),
-                    (3, 7) => Some(32),
-                    _ => None,
-                };
-                if let Some(limit) = limit.filter(|&l| g.filters > l) {
-                    report.warn(
-                        Rule::InputConvFilters,
-                        name,
-                        format!("at most {limit} filters for a {kh}x{kw} kernel on {} channel(s), found {}", g.input.channels, g.filters),
-                    );
-                }
-                if let Pooling::Max { size, stride } = g.pooling {
-                    let ok = matches!((size.rows, size.cols), (1, 1) | (1, 2) | (2, 1) | (2, 2))
-                        && size == stride;
-                    if !ok {
-                        report.warn(
-                            Rule::InputConvPooling,
-                            pooling_name(chain, p),
-                            format!("the input convolution `{name}` supports max pooling 1x1, 1x2, 2x1, 2x2 with stride equal to size, found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
-                        );
-                    }
-                }
-                if g.pooling == Pooling::GlobalAverage {
-                    report.warn(
-                        Rule::GlobalPoolSize,
-                        pooling_name(chain, p),
-                        format!("the input convolution `{name}` does not support global average pooling"),
-                    );
-                }
-            }
-            LayerKind::Convolutional | LayerKind::SeparableConvolutional => {
-                let separable = g.kind == LayerKind::SeparableConvolutional;
-                let sizes_ok = square
-                    && if separable {
-                        matches!(kh, 3 | 5 | 7)
-                    } else {
-                        matches!(kh, 1 | 3 | 5 | 7)
-                    };
-                if !sizes_ok {
-                    let allowed = if separable {
-                        "3x3, 5x5 and 7x7"
-                    } else {
-                        "1x1, 3x3, 5x5 and 7x7"
-                    };
-                    report.warn(
-                        Rule::KernelSize,
-                        name,
-                        format!(
-                            "{} layers support {allowed} kernels, found {kh}x{kw}",
-                            g.kind.name()
-                        ),
-                    );
-                }
-                let (sr, sc) = (g.stride.rows, g.stride.cols);
-                let stride_ok = sr == sc && (sr == 1 || (sr == 2 && kh == 3 && kw == 3));
-                if !stride_ok {
-                    report.warn(
-                        Rule::StrideKernel,
-                        name,
-                        format!("stride {sr}x{sc} with a {kh}x{kw} kernel: the AKD1000 supports stride 1, and stride 2 only with 3x3 kernels"),
-                    );
-                }
-                if g.padding == Padding::Valid {
-                    report.warn(Rule::ValidPadding, name, "'valid' padding is only supported on the input convolution ('same' elsewhere)");
-                }
-                if separable && !matches!(g.weights_bits, 2 | 4) {
-                    report.warn(
-                        Rule::SeparableWeightBits,
-                        name,
-                        format!(
-                            "separable layers support 2 or 4-bit weights, found {}",
-                            g.weights_bits
-                        ),
-                    );
-                } else if !separable && !matches!(g.weights_bits, 1 | 2 | 4) {
-                    report.warn(
-                        Rule::HardwareWeightBits,
-                        name,
-                        format!(
-                            "convolutional layers support 1, 2 or 4-bit weights, found {}",
-                            g.weights_bits
-                        ),
-                    );
-                }
-                pooling_warnings(chain, plan, i, report);
-            }
-            LayerKind::FullyConnected => {
-                if g.input.rows != 1 || g.input.cols != 1 {
-                    report.warn(
-                        Rule::FullyConnectedInput,
-                        name,
-                        format!("a fully connected layer takes a 1x1xC input on the AKD1000, found {}x{}x{}", g.input.rows, g.input.cols, g.input.channels),
-                    );
-                }
-                if g.input.len() > 57334 {
-                    report.warn(
-                        Rule::FullyConnectedInputSize,
-                        name,
-                        format!("at most 57334 inputs, found {}", g.input.len()),
-                    );
-                }
-                if !matches!(g.weights_bits, 1 | 2 | 4) {
-                    report.warn(
-                        Rule::HardwareWeightBits,
-                        name,
-                        format!(
-                            "fully connected layers support 1, 2 or 4-bit weights, found {}",
-                            g.weights_bits
-                        ),
-                    );
-                }
-            }
-        }
-    }
-}
-
-fn pooling_warnings(chain: &Chain, plan: &[PlannedLayer], i: usize, report: &mut Report) {
-    let p = &plan[i];
-    let g = &p.geometry;
-    let pool = pooling_name(chain, p);
-    let name = p.name.as_str();
-    match g.pooling {
-        Pooling::Max { size, stride } => {
-            let size_ok = matches!((size.rows, size.cols), (1, 1) | (2, 2));
-            let stride_ok = stride.rows == stride.cols
-                && matches!(stride.rows, 1 | 2)
-                && stride.rows <= size.rows;
-            if !size_ok || !stride_ok {
-                report.warn(
-                    Rule::MaxPoolSize,
-                    pool,
-                    format!("max pooling (of `{name}`) supports 1x1 or 2x2 windows with stride 1 or 2 (not above the size), found {}x{} stride {}x{}", size.rows, size.cols, stride.rows, stride.cols),
-                );
-            }
-            let follower_ok = plan.get(i + 1).is_some_and(|n| {
-                matches!(
-                    n.geometry.kind,
-                    LayerKind::Convolutional | LayerKind::SeparableConvolutional
-                )
-            });
-            if !follower_ok {
-                report.warn(
-                    Rule::MaxPoolFollower,
-                    pool,
-                    format!("`{name}` with max pooling must be followed by a Convolutional or SeparableConvolutional layer"),
-                );
-            }
-        }
-        Pooling::GlobalAverage => {
-            // Akida's width is the NHWC row count, its rows the NHWC columns.
-            let conv = g.conv_output().unwrap_or(akida_core::Dims::new(0, 0, 0));
-            if !(1..=32).contains(&conv.rows) || conv.cols < 3 {
-                report.warn(
-                    Rule::GlobalPoolSize,
-                    pool,
-                    format!("global average pooling (of `{name}`) needs an input of 1 to 32 rows and at least 3 columns, found {}x{}", conv.rows, conv.cols),
-                );
-            }
-        }
-        Pooling::None => {}
     }
 }

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod check;
 pub mod convert;
 pub mod equalize;
+pub mod hardware;
 
 pub mod naming;
 pub mod plan;
