@@ -5,11 +5,11 @@
 
 use super::ConvShape;
 
-/// Adds `value * w[i, j, c, :]` to every output fed by the padded-frame cell
-/// (`pr`, `pc`), channel `c`.
+/// Calls `visit(tap, cell)` for every kernel tap (`i * kw + j`) through
+/// which the padded-frame cell (`pr`, `pc`) feeds an output cell (`oy * cols
+/// + ox`).
 #[inline(always)]
-fn scatter(s: &ConvShape, w: &[i8], pr: usize, pc: usize, c: usize, value: i32, out: &mut [i32]) {
-    let (cin, f) = (s.input.channels as usize, s.output.channels as usize);
+fn for_each_target(s: &ConvShape, pr: usize, pc: usize, mut visit: impl FnMut(usize, usize)) {
     let kcols = s.kernel.cols as usize;
     for i in 0..s.kernel.rows as usize {
         let Some(oy) = ConvShape::output_of(pr, i, s.stride.rows, s.output.rows) else {
@@ -19,13 +19,22 @@ fn scatter(s: &ConvShape, w: &[i8], pr: usize, pc: usize, c: usize, value: i32, 
             let Some(ox) = ConvShape::output_of(pc, j, s.stride.cols, s.output.cols) else {
                 continue;
             };
-            let taps = &w[((i * kcols + j) * cin + c) * f..][..f];
-            let base = s.output.index(oy, ox, 0);
-            for (acc, &wk) in out[base..base + f].iter_mut().zip(taps) {
-                *acc += value * wk as i32;
-            }
+            visit(i * kcols + j, oy * s.output.cols as usize + ox);
         }
     }
+}
+
+/// Adds `value * w[i, j, c, :]` to every output fed by the padded-frame cell
+/// (`pr`, `pc`), channel `c`.
+#[inline(always)]
+fn scatter(s: &ConvShape, w: &[i8], pr: usize, pc: usize, c: usize, value: i32, out: &mut [i32]) {
+    let (cin, f) = (s.input.channels as usize, s.output.channels as usize);
+    for_each_target(s, pr, pc, |tap, cell| {
+        let taps = &w[(tap * cin + c) * f..][..f];
+        for (acc, &wk) in out[cell * f..][..f].iter_mut().zip(taps) {
+            *acc += value * wk as i32;
+        }
+    });
 }
 
 /// Cross-correlation of an HWC input with a (kh, kw, cin, f) kernel, driven
@@ -34,23 +43,31 @@ fn scatter(s: &ConvShape, w: &[i8], pr: usize, pc: usize, c: usize, value: i32, 
 pub fn convolution(s: &ConvShape, w: &[i8], input: &[u8], pad_value: u8, out: &mut [i32]) {
     out.fill(0);
     let cin = s.input.channels as usize;
-    let (pt, pl) = s.pads;
-    for r in 0..s.input.rows as usize {
-        for col in 0..s.input.cols as usize {
-            let base = s.input.index(r, col, 0);
-            for (c, &v) in input[base..base + cin].iter().enumerate() {
-                if v != 0 {
-                    scatter(s, w, r + pt, col + pl, c, v as i32, out);
-                }
-            }
-        }
-    }
+    for_each_event(s, input, |pr, pc, c, v| scatter(s, w, pr, pc, c, v, out));
     if pad_value != 0 {
         padding_events(s, |pr, pc| {
             for c in 0..cin {
                 scatter(s, w, pr, pc, c, pad_value as i32, out);
             }
         });
+    }
+}
+
+/// Calls `visit(pr, pc, c, value)` for every non-zero input level, at its
+/// padded-frame coordinates.
+#[inline(always)]
+fn for_each_event(s: &ConvShape, input: &[u8], mut visit: impl FnMut(usize, usize, usize, i32)) {
+    let cin = s.input.channels as usize;
+    let (pt, pl) = s.pads;
+    for r in 0..s.input.rows as usize {
+        for col in 0..s.input.cols as usize {
+            let base = s.input.index(r, col, 0);
+            for (c, &v) in input[base..base + cin].iter().enumerate() {
+                if v != 0 {
+                    visit(r + pt, col + pl, c, v as i32);
+                }
+            }
+        }
     }
 }
 
@@ -76,33 +93,11 @@ fn padding_events(s: &ConvShape, mut emit: impl FnMut(usize, usize)) {
 pub fn depthwise(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
     out.fill(0);
     let c_n = s.input.channels as usize;
-    let kcols = s.kernel.cols as usize;
-    let (pt, pl) = s.pads;
-    for r in 0..s.input.rows as usize {
-        for col in 0..s.input.cols as usize {
-            let base = s.input.index(r, col, 0);
-            for (c, &v) in input[base..base + c_n].iter().enumerate() {
-                if v == 0 {
-                    continue;
-                }
-                for i in 0..s.kernel.rows as usize {
-                    let Some(oy) = ConvShape::output_of(r + pt, i, s.stride.rows, s.output.rows)
-                    else {
-                        continue;
-                    };
-                    for j in 0..kcols {
-                        let Some(ox) =
-                            ConvShape::output_of(col + pl, j, s.stride.cols, s.output.cols)
-                        else {
-                            continue;
-                        };
-                        out[s.output.index(oy, ox, c)] +=
-                            v as i32 * w[(i * kcols + j) * c_n + c] as i32;
-                    }
-                }
-            }
-        }
-    }
+    for_each_event(s, input, |pr, pc, c, v| {
+        for_each_target(s, pr, pc, |tap, cell| {
+            out[cell * c_n + c] += v * w[tap * c_n + c] as i32;
+        });
+    });
 }
 
 /// Pointwise product driven by the non-zero depthwise potentials.
