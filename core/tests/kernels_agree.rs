@@ -11,23 +11,23 @@ use akida_core::{
     PrepBuffers, Preparation, Simd, ValidLayer, Window,
 };
 use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestRng};
 
-/// A small deterministic generator for the bulk values of a case.
-struct Rng(u64);
+/// The bulk values of a case come from proptest's own generator, seeded by
+/// the case (so a failing case replays from its seed).
+struct Bulk(TestRng);
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+impl Bulk {
+    fn new(seed: u64) -> Bulk {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        Bulk(TestRng::from_seed(RngAlgorithm::XorShift, &bytes))
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.next_u64() % n
     }
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -119,7 +119,7 @@ struct Built {
     input: Vec<u8>,
 }
 
-fn random_weights(rng: &mut Rng, n: usize, bits: u8) -> Vec<u8> {
+fn random_weights(rng: &mut Bulk, n: usize, bits: u8) -> Vec<u8> {
     let (lo, hi) = value_range(bits);
     // Engine weights are symmetric (-kmax..kmax); use the full range anyway.
     let values: Vec<i8> = (0..n)
@@ -140,7 +140,7 @@ fn shapes(c: &Case) -> ([u32; 4], Option<[u32; 4]>) {
 }
 
 fn build(c: &Case) -> Built {
-    let mut rng = Rng(c.seed);
+    let mut rng = Bulk::new(c.seed);
     let (main, pw) = shapes(c);
     let count = |s: [u32; 4]| s.iter().map(|&d| d as usize).product::<usize>();
     let weights = random_weights(&mut rng, count(main), c.weight_bits);

@@ -1,45 +1,90 @@
 //! Saving files without losing the old one: the documented flow overwrites
 //! its own input (`-m x.h5 -s x.h5`), so every save writes a temporary file
 //! beside the target and renames it over the target only once it is complete.
+//!
+//! The temporary file is made by `tempfile`: created exclusively (`O_EXCL`,
+//! never through a planted link) under an unpredictable name, and removed
+//! when the save fails.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-/// A temporary path in the same directory as `target` (so the rename is atomic).
-pub fn temporary_path(target: &Path) -> PathBuf {
+/// Bytes of the target's name kept in the temporary file's name (a long
+/// legal name must not make an over-long temporary one).
+const NAME_PREFIX_LEN: usize = 40;
+
+/// The directory a save into `target` works in.
+fn directory(target: &Path) -> &Path {
+    match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+/// The start of the temporary file names of saves into `target`:
+/// `.<up to 40 bytes of the name>.`.
+pub fn temporary_prefix(target: &Path) -> String {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".into());
-    let tmp = format!(".{name}.{}.tmp", std::process::id());
-    match target.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join(tmp),
-        _ => PathBuf::from(tmp),
+    let mut end = name.len().min(NAME_PREFIX_LEN);
+    while !name.is_char_boundary(end) {
+        end -= 1;
     }
+    format!(".{}.", &name[..end])
 }
 
-/// Runs `write` on a temporary path, then renames it over `target`. On any
-/// error the temporary file is removed and `target` is left as it was.
+/// Temporary files of saves into `target` left in its directory (there are
+/// none after a save, failed or not, unless the process was killed).
+pub fn leftovers(target: &Path) -> io::Result<Vec<PathBuf>> {
+    let prefix = temporary_prefix(target);
+    let mut found = Vec::new();
+    for entry in fs::read_dir(directory(target))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
+}
+
+/// Runs `write` on a new temporary path beside `target`, then renames it over
+/// `target`. On any error the temporary file is removed and `target` is left
+/// as it was.
 pub fn save_with<E>(target: &Path, write: impl FnOnce(&Path) -> Result<(), E>) -> Result<(), E>
 where
     E: From<io::Error>,
 {
-    let tmp = temporary_path(target);
-    let result = write(&tmp).and_then(|()| {
-        fs::File::open(&tmp)?.sync_all()?;
-        fs::rename(&tmp, target).map_err(E::from)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    let prefix = temporary_prefix(target);
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    // A new file gets the usual mode (0666 less the umask), not tempfile's
+    // private 0600; an overwritten one keeps its own.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
     }
-    result
+    let tmp = builder.tempfile_in(directory(target))?;
+    if let Ok(old) = fs::metadata(target) {
+        fs::set_permissions(tmp.path(), old.permissions())?;
+    }
+    write(tmp.path())?;
+    fs::File::open(tmp.path())?.sync_all()?;
+    tmp.persist(target).map_err(|e| E::from(e.error))?;
+    Ok(())
 }
 
 /// Writes `bytes` to `target` atomically.
 pub fn atomic_write(target: &Path, bytes: &[u8]) -> io::Result<()> {
     save_with(target, |tmp| {
-        let mut f = fs::File::create(tmp)?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(tmp)?;
         f.write_all(bytes)?;
         f.sync_all()
     })
@@ -51,9 +96,8 @@ mod tests {
 
     #[test]
     fn failed_save_keeps_the_old_file() {
-        let dir = std::env::temp_dir().join(format!("akida-fsutil-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("model.bin");
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("model.bin");
         atomic_write(&target, b"old").unwrap();
         let r: io::Result<()> = save_with(&target, |tmp| {
             fs::write(tmp, b"partial")?;
@@ -61,9 +105,16 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(fs::read(&target).unwrap(), b"old");
-        assert!(!temporary_path(&target).exists());
+        assert!(leftovers(&target).unwrap().is_empty());
         atomic_write(&target, b"new").unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"new");
-        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_name_of_255_bytes_saves() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("m".repeat(251) + ".akd");
+        atomic_write(&target, b"x").unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"x");
     }
 }

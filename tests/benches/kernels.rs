@@ -10,22 +10,15 @@ use akida_core::{
     decode, Backend, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, Padding, Pooling,
     PrepBuffers, Preparation, ValidLayer, Window,
 };
+use akida_host::keras::init::Rng;
 use akida_tests::{data_dir, Buffers, ReferenceSet};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-/// Deterministic pseudo-random values.
-fn lcg(seed: &mut u64) -> u64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    *seed >> 33
-}
-
 fn conv3x3(c: &mut Criterion) {
     let (rows, cols, cin, f) = (32u32, 32u32, 64u32, 64u32);
-    let mut seed = 1u64;
+    let mut rng = Rng::new(1);
     let n = (3 * 3 * cin * f) as usize;
-    let values: Vec<i8> = (0..n).map(|_| (lcg(&mut seed) % 15) as i8 - 7).collect();
+    let values: Vec<i8> = (0..n).map(|_| (rng.next_u64() % 15) as i8 - 7).collect();
     let mut packed = vec![0u8; packed_len(n, 4)];
     pack_into(&values, 4, &mut packed).unwrap();
     let th: Vec<u8> = (0..f).flat_map(|_| 0i32.to_le_bytes()).collect();
@@ -64,10 +57,10 @@ fn conv3x3(c: &mut Criterion) {
     for sparsity in [0u64, 50, 90, 99] {
         let input: Vec<u8> = (0..p.input.len())
             .map(|_| {
-                if lcg(&mut seed) % 100 < sparsity {
+                if rng.next_u64() % 100 < sparsity {
                     0
                 } else {
-                    1 + (lcg(&mut seed) % 15) as u8
+                    1 + (rng.next_u64() % 15) as u8
                 }
             })
             .collect();

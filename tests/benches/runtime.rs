@@ -45,14 +45,9 @@ fn ds_cnn_cifar10(c: &mut Criterion) {
         .model;
     let bytes = akida_host::formats::akd::to_bytes(&converted).unwrap();
     let model = decode(&bytes).unwrap();
-    let mut seed = 7u64;
+    let mut rng = akida_host::keras::init::Rng::new(7);
     let images: Vec<u8> = (0..100 * model.input().len())
-        .map(|_| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 56) as u8
-        })
+        .map(|_| (rng.next_u64() >> 56) as u8)
         .collect();
     let mut group = c.benchmark_group("ds_cnn_cifar10_444_batch100");
     group.throughput(Throughput::Elements(100));

@@ -485,7 +485,7 @@ mod tests {
         let mut back = read_model(&path).unwrap();
         back.layers.iter_mut().for_each(|l| l.raw = None);
         assert_eq!(back, model);
-        assert!(!crate::fsutil::temporary_path(&path).exists());
+        assert!(crate::fsutil::leftovers(&path).unwrap().is_empty());
     }
 
     #[test]
