@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::layers::{
-    BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig, LayerConfig, Padding,
-    Pool2DConfig, Quantizer, QuantizerKind, ReluConfig, SeparableConv2DConfig,
+    padding_name, BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig, LayerConfig,
+    Padding, Pool2DConfig, Quantizer, QuantizerKind, ReluConfig, SeparableConv2DConfig,
 };
 use super::Layer;
 
@@ -255,13 +255,14 @@ impl Serialize for DtypeName {
 /// (tf.keras) or `batch_shape` (Keras 3).
 pub(super) type BatchShape = Vec<Option<Size>>;
 
-/// `padding`: `"valid"` or `"same"`, any case (as Keras accepts).
+/// `padding`: `"valid"` or `"same"`, any case (as Keras accepts), as core's
+/// [`Padding`].
 mod keras_padding {
     use super::*;
 
     pub fn serialize<S: Serializer>(p: &Field<Padding>, s: S) -> Result<S::Ok, S::Error> {
         match p {
-            Field::Set(p) => s.serialize_str(p.as_str()),
+            Field::Set(p) => s.serialize_str(padding_name(*p)),
             _ => s.serialize_none(),
         }
     }
@@ -270,9 +271,10 @@ mod keras_padding {
         let Some(name) = Option::<String>::deserialize(d)? else {
             return Ok(Field::Null);
         };
-        match Padding::parse(&name) {
-            Some(p) => Ok(Field::Set(p)),
-            None => Err(de::Error::invalid_value(
+        match name.to_ascii_lowercase().as_str() {
+            "valid" => Ok(Field::Set(Padding::Valid)),
+            "same" => Ok(Field::Set(Padding::Same)),
+            _ => Err(de::Error::invalid_value(
                 de::Unexpected::Str(&name),
                 &"`valid` or `same`",
             )),

@@ -25,9 +25,9 @@ pub use config::FieldError;
 pub use h5::{read_model, write_model, H5Error};
 pub use json::ConfigError;
 pub use layers::{
-    BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig, LayerConfig, Padding,
-    Pool2DConfig, Quantizer, QuantizerKind, ReluConfig, SeparableConv2DConfig, Shape, WeightRole,
-    WeightSpec,
+    padding_name, window_len, BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig,
+    LayerConfig, Padding, Pool2DConfig, Quantizer, QuantizerKind, ReluConfig,
+    SeparableConv2DConfig, Shape, WeightRole, WeightSpec,
 };
 
 /// One float32 weight tensor, named as Keras stores it (`conv_0/kernel:0`).
