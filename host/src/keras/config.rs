@@ -86,7 +86,8 @@ impl<T: Serialize> Serialize for Field<T> {
 }
 
 /// A size (filters, units, a kernel side...): an integer in `0..2^32`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
 pub(super) struct Size(usize);
 
 struct SizeVisitor;
@@ -119,15 +120,10 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-impl Serialize for Size {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(self.0 as u64)
-    }
-}
-
 /// A 2-D size: Keras accepts one integer for both axes, `[n]` or `[h, w]`;
 /// written as `[h, w]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
 pub(super) struct Pair([usize; 2]);
 
 impl<'de> Deserialize<'de> for Pair {
@@ -163,14 +159,9 @@ impl<'de> Deserialize<'de> for Pair {
     }
 }
 
-impl Serialize for Pair {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
 /// Batch-norm `axis`: one integer or a list; written as a list.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
 pub(super) struct Axes(Vec<i64>);
 
 impl<'de> Deserialize<'de> for Axes {
@@ -188,22 +179,11 @@ impl<'de> Deserialize<'de> for Axes {
     }
 }
 
-impl Serialize for Axes {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
-    }
-}
-
 /// A float written as an integer when integral (akida_models writes
 /// `Rescaling(1/255, 0)` with an integer offset).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(transparent)]
 pub(super) struct IntOrFloat(f64);
-
-impl<'de> Deserialize<'de> for IntOrFloat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        f64::deserialize(d).map(IntOrFloat)
-    }
-}
 
 impl Serialize for IntOrFloat {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -219,7 +199,8 @@ impl Serialize for IntOrFloat {
 /// A dtype given as a name or as a Keras 3 policy object
 /// (`{"class_name": "DTypePolicy", "config": {"name": "float32"}}`);
 /// anything else reads as `float32`. Written as the name.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(transparent)]
 pub(super) struct DtypeName(String);
 
 impl<'de> Deserialize<'de> for DtypeName {
@@ -242,12 +223,6 @@ impl<'de> Deserialize<'de> for DtypeName {
             } => name,
             Dtype::Other(_) => "float32".into(),
         }))
-    }
-}
-
-impl Serialize for DtypeName {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
     }
 }
 
@@ -653,6 +628,11 @@ fn parse<C: DeserializeOwned>(config: &Map<String, Value>) -> Result<C, FieldErr
 /// The typed config of a layer of class `class`; classes without a struct
 /// here (and quantizeml's, which share some cnn2snn class names) are kept
 /// whole as [`LayerConfig::Unknown`].
+///
+/// The class picks the struct here rather than through a serde tag on the
+/// entry: the choice also depends on `module`, an unknown class keeps its
+/// data, and deserializing the config on its own (not buffered inside a
+/// tagged enum) lets errors name the field's path.
 pub(super) fn read_config(
     class: &str,
     module: Option<&str>,
