@@ -541,8 +541,8 @@ fn pooling_errors(layers: &[keras::Layer], i: usize, report: &mut Report) {
                 &pool.name,
                 format!(
                     "max pooling padding '{}' must equal the padding '{}' of `{}`",
-                    p.padding.as_str(),
-                    prev_padding.as_str(),
+                    keras::padding_name(p.padding),
+                    keras::padding_name(prev_padding),
                     previous.map_or("", |p| p.name.as_str())
                 ),
             );

@@ -23,7 +23,7 @@ use hdf5::types::{
 use hdf5::{Attribute, Group, Location};
 use serde_json::Value;
 
-use super::json::{model_config, parse_model_config};
+use super::json::{model_config, parse_model_config, ConfigError};
 use super::{GraphError, Model, Weight};
 use crate::fsutil::save_with;
 
@@ -50,8 +50,8 @@ pub enum H5Error {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{}: model_config: {message}", path.display())]
-    Config { path: PathBuf, message: String },
+    #[error("{}: model_config: {source}", path.display())]
+    Config { path: PathBuf, source: ConfigError },
     #[error("{}: {location}: {message}", path.display())]
     Format {
         path: PathBuf,
@@ -180,9 +180,9 @@ impl Reader<'_> {
             path: self.path.to_owned(),
             source,
         })?;
-        parse_model_config(&value).map_err(|message| H5Error::Config {
+        parse_model_config(&value).map_err(|source| H5Error::Config {
             path: self.path.to_owned(),
-            message,
+            source,
         })
     }
 

@@ -10,54 +10,33 @@ use serde_json::Value;
 /// A tensor shape without the batch axis (NHWC models: `[H, W, C]` or `[N]`).
 pub type Shape = Vec<usize>;
 
-/// Keras `padding` of convolutions and poolings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Padding {
-    #[default]
-    Valid,
-    Same,
+pub use akida_core::Padding;
+
+/// The Keras spelling of a padding (`"valid"`, `"same"`).
+pub fn padding_name(padding: Padding) -> &'static str {
+    match padding {
+        Padding::Valid => "valid",
+        Padding::Same => "same",
+    }
 }
 
-impl Padding {
-    /// The Keras spelling (`"valid"`, `"same"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Padding::Valid => "valid",
-            Padding::Same => "same",
-        }
-    }
-
-    /// Parses the Keras spelling (case-insensitive, as Keras does).
-    pub fn parse(s: &str) -> Option<Padding> {
-        match s.to_ascii_lowercase().as_str() {
-            "valid" => Some(Padding::Valid),
-            "same" => Some(Padding::Same),
-            _ => None,
-        }
-    }
-
-    /// Output length of a window of `kernel` (after `dilation`) sliding with
-    /// `stride` over `n` cells: TensorFlow's `ceil(n / s)` for `same`,
-    /// `ceil((n - k_eff + 1) / s)` for `valid`; `None` when the window does not
-    /// fit.
-    pub fn output_len(
-        self,
-        n: usize,
-        kernel: usize,
-        stride: usize,
-        dilation: usize,
-    ) -> Option<usize> {
-        if stride == 0 || kernel == 0 {
-            return None;
-        }
-        match self {
-            Padding::Same => Some(n.div_ceil(stride)),
-            Padding::Valid => {
-                let k_eff = (kernel - 1) * dilation.max(1) + 1;
-                (n >= k_eff).then(|| (n - k_eff) / stride + 1)
-            }
-        }
-    }
+/// Output length of a window of `kernel` cells dilated by `dilation` sliding
+/// with `stride` over `n` cells: core's rule ([`akida_core::dims::output_len`],
+/// TensorFlow's) on the effective kernel `(kernel - 1) * dilation + 1`.
+/// `None` when the window does not fit or a size exceeds `u32`.
+pub fn window_len(
+    padding: Padding,
+    n: usize,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+) -> Option<usize> {
+    let effective = kernel
+        .checked_sub(1)?
+        .checked_mul(dilation.max(1))?
+        .checked_add(1)?;
+    let [n, effective, stride] = [n, effective, stride].map(|x| u32::try_from(x).ok());
+    akida_core::dims::output_len(n?, effective?, stride?, padding).map(|len| len as usize)
 }
 
 /// The weights a layer holds, named as Keras names them (`<layer>/<role>:0`).
@@ -613,11 +592,9 @@ fn conv_shape(
 ) -> Result<Shape, String> {
     let [h, w, _] = spatial(input)?;
     let out = |n, axis: usize| {
-        padding
-            .output_len(n, kernel[axis], strides[axis], dilation[axis])
-            .ok_or_else(|| {
-                format!("window {kernel:?} stride {strides:?} does not fit input {input:?}")
-            })
+        window_len(padding, n, kernel[axis], strides[axis], dilation[axis]).ok_or_else(|| {
+            format!("window {kernel:?} stride {strides:?} does not fit input {input:?}")
+        })
     };
     Ok(vec![out(h, 0)?, out(w, 1)?, channels])
 }
@@ -678,14 +655,18 @@ mod tests {
 
     #[test]
     fn same_and_valid_padding_follow_tensorflow() {
-        assert_eq!(Padding::Same.output_len(49, 5, 2, 1), Some(25));
-        assert_eq!(Padding::Same.output_len(10, 5, 2, 1), Some(5));
-        assert_eq!(Padding::Valid.output_len(32, 3, 1, 1), Some(30));
-        assert_eq!(Padding::Valid.output_len(15, 2, 2, 1), Some(7));
-        assert_eq!(Padding::Same.output_len(15, 2, 2, 1), Some(8));
-        assert_eq!(Padding::Valid.output_len(2, 3, 1, 1), None);
-        assert_eq!(Padding::parse("SAME"), Some(Padding::Same));
-        assert_eq!(Padding::parse("causal"), None);
+        assert_eq!(window_len(Padding::Same, 49, 5, 2, 1), Some(25));
+        assert_eq!(window_len(Padding::Same, 10, 5, 2, 1), Some(5));
+        assert_eq!(window_len(Padding::Valid, 32, 3, 1, 1), Some(30));
+        assert_eq!(window_len(Padding::Valid, 15, 2, 2, 1), Some(7));
+        assert_eq!(window_len(Padding::Same, 15, 2, 2, 1), Some(8));
+        assert_eq!(window_len(Padding::Valid, 2, 3, 1, 1), None);
+        // Dilation 2 makes a 3-wide kernel 5 wide.
+        assert_eq!(window_len(Padding::Valid, 9, 3, 1, 2), Some(5));
+        assert_eq!(window_len(Padding::Valid, 4, 3, 1, 2), None);
+        // Sizes beyond u32 do not fit core's rule.
+        assert_eq!(window_len(Padding::Same, 1 << 33, 1, 1, 1), None);
+        assert_eq!(padding_name(Padding::Same), "same");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Keras models as the Akida 1.0 flow sees them: an ordered graph of layers,
 //! each with a typed config ([`LayerConfig`]), its inbound layers and its
 //! float32 weights in Keras order; read from and written to tf.keras 2.x
-//! `.h5` files ([`h5`]), printed like `model.summary()` ([`summary`]) and
-//! built with akida_models' layer blocks ([`blocks`]).
+//! `.h5` files ([`h5`], whose `model_config` JSON is derived with serde in
+//! [`json`] and [`config`]), printed like `model.summary()` ([`summary`])
+//! and built with akida_models' layer blocks ([`blocks`]).
 //!
 //! The graph keeps inbound layer names rather than assuming a chain, so that
 //! non-serial models read from a file can be represented and rejected later
@@ -10,6 +11,7 @@
 
 pub mod blocks;
 pub mod builder;
+pub mod config;
 pub mod h5;
 pub mod init;
 pub mod json;
@@ -19,11 +21,13 @@ pub mod summary;
 use std::collections::HashMap;
 
 pub use builder::{GraphBuilder, Node};
+pub use config::FieldError;
 pub use h5::{read_model, write_model, H5Error};
+pub use json::ConfigError;
 pub use layers::{
-    BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig, LayerConfig, Padding,
-    Pool2DConfig, Quantizer, QuantizerKind, ReluConfig, SeparableConv2DConfig, Shape, WeightRole,
-    WeightSpec,
+    padding_name, window_len, BatchNormConfig, Conv2DConfig, DenseConfig, DepthwiseConv2DConfig,
+    LayerConfig, Padding, Pool2DConfig, Quantizer, QuantizerKind, ReluConfig,
+    SeparableConv2DConfig, Shape, WeightRole, WeightSpec,
 };
 
 /// One float32 weight tensor, named as Keras stores it (`conv_0/kernel:0`).
