@@ -180,13 +180,6 @@ fn window(p: [usize; 2]) -> Window {
     Window::new(p[0] as u32, p[1] as u32)
 }
 
-fn padding(p: keras::Padding) -> Padding {
-    match p {
-        keras::Padding::Same => Padding::Same,
-        keras::Padding::Valid => Padding::Valid,
-    }
-}
-
 /// Output size of planned params; zero dims when they are inconsistent
 /// (which the compatibility check reports before any conversion).
 pub fn output_dims(p: &LayerParams) -> Dims {
@@ -223,7 +216,7 @@ fn plan_neural(
             conv.filters,
             window(conv.kernel_size),
             window(conv.strides),
-            padding(conv.padding),
+            conv.padding,
         ),
         LayerConfig::QuantizedSeparableConv2D { conv, .. } | LayerConfig::SeparableConv2D(conv) => {
             (
@@ -231,7 +224,7 @@ fn plan_neural(
                 conv.filters,
                 window(conv.kernel_size),
                 window(conv.strides),
-                padding(conv.padding),
+                conv.padding,
             )
         }
         LayerConfig::QuantizedDense { dense, .. } | LayerConfig::Dense(dense) => (
