@@ -42,12 +42,12 @@ pub enum FormatError {
     Length { declared: usize, actual: usize },
     #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupted")]
     Checksum { stored: u32, computed: u32 },
-    #[error("payload does not decode: {0}")]
-    Payload(postcard::Error),
+    #[error("payload does not decode")]
+    Payload(#[source] postcard::Error),
     #[error("{0} trailing bytes after the model")]
     Trailing(usize),
-    #[error("inconsistent model: {0}")]
-    Invalid(ModelError),
+    #[error("inconsistent model")]
+    Invalid(#[source] ModelError),
     #[error("output buffer too small")]
     Buffer,
 }

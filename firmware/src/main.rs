@@ -14,7 +14,7 @@ use akida_core::{Backend, PrepBuffers};
 use cortex_m_rt::entry;
 use semihosting::experimental::env;
 use semihosting::io::{Read, Write};
-use semihosting::{fs, println, process};
+use semihosting::{fs, print, println, process};
 
 mod sizes {
     include!(concat!(env!("OUT_DIR"), "/sizes.rs"));
@@ -48,7 +48,13 @@ fn main() -> ! {
     let model = match akida_core::decode(MODEL) {
         Ok(m) => m,
         Err(e) => {
-            println!("akida-firmware: model rejected: {}", e);
+            print!("akida-firmware: model rejected: {}", e);
+            let mut cause = core::error::Error::source(&e);
+            while let Some(c) = cause {
+                print!(": {}", c);
+                cause = c.source();
+            }
+            println!();
             process::exit(2)
         }
     };

@@ -639,7 +639,7 @@ fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
     );
     let result = akida_host::commands::cnn2snn::convert_file(&h5, &ConvertOptions::default(), None)
         .map(|_| ())
-        .map_err(|e| e.to_string());
+        .map_err(|e| akida_host::cli::report(&e));
     let akd = dir.join("model.akd");
     assert_eq!(akd.exists(), result.is_ok(), "{rule:?}: {}", akd.display());
     let _ = std::fs::remove_dir_all(&dir);

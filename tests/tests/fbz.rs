@@ -484,7 +484,7 @@ fn a_model_that_starts_with_input_data_is_refused_clearly() {
         ),
         "{e:?}"
     );
-    let message = e.to_string();
+    let message = akida_host::cli::report(&e);
     assert!(
         message.contains("InputData layer") && message.contains("not supported"),
         "{message}"

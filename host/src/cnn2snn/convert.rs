@@ -76,7 +76,7 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
         layers.push(layer);
     }
     let notes = equalize::fix_activation_variables(&mut layers);
-    let model = akd::build(layers).map_err(|e| Cnn2snnError::Model(e.to_string()))?;
+    let model = akd::build(layers).map_err(Cnn2snnError::Model)?;
     Ok(Conversion {
         model,
         report,
@@ -107,7 +107,7 @@ fn integer_kernel(
     let sf = quantizer::scale_factors(&q.kind, q.bitwidth, &w.values, channels).map_err(|e| {
         Cnn2snnError::Quantizer {
             layer: layer.name.clone(),
-            message: e.to_string(),
+            source: e,
         }
     })?;
     let wq = quantizer::quantize(&w.values, &sf, q.bitwidth);
@@ -215,9 +215,9 @@ fn convert_layer(
         &threshold,
         &act_step,
     )
-    .map_err(|e| Cnn2snnError::Quantizer {
+    .map_err(|source| Cnn2snnError::Pack {
         layer: planned.name.clone(),
-        message: e.to_string(),
+        source,
     })
 }
 

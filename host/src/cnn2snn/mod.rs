@@ -43,8 +43,18 @@ pub enum Cnn2snnError {
         "the BatchNormalization layer `{layer}` must be applied on the last axis, not {axis:?}"
     )]
     BatchNormAxis { layer: String, axis: Vec<i64> },
-    #[error("layer `{layer}`: {message}")]
-    Quantizer { layer: String, message: String },
+    #[error("layer `{layer}`")]
+    Quantizer {
+        layer: String,
+        #[source]
+        source: quantizer::QuantizerError,
+    },
+    #[error("layer `{layer}`")]
+    Pack {
+        layer: String,
+        #[source]
+        source: akida_core::weights::PackError,
+    },
     #[error("layer `{layer}`: argument `{argument}` is only supported with its default value `{default}`, found `{found}`")]
     UnsupportedArgument {
         layer: String,
@@ -60,6 +70,6 @@ pub enum Cnn2snnError {
     Incompatible(Report),
     #[error("{0}")]
     Unsupported(String),
-    #[error("converted model is inconsistent: {0}")]
-    Model(String),
+    #[error("converted model is inconsistent")]
+    Model(#[source] crate::formats::akd::BuildError),
 }

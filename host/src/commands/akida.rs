@@ -242,7 +242,7 @@ pub enum RunError {
     ModelFile(#[from] ModelFileError),
     #[error(transparent)]
     Tensor(#[from] TensorError),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Batch { path: PathBuf, source: BatchError },
 }
 
@@ -570,7 +570,7 @@ mod tests {
             BatchError::PredictNeedsPotentials { bits: 2, .. }
         ));
         assert_eq!(
-            e.to_string(),
+            crate::cli::report(&e),
             "--predict needs a last layer without activation, but `dense_2` outputs 2-bit levels (run without --predict)"
         );
         assert!(summary_table(&model).contains("Output: 1x1x3 (uint8 levels, 2 bits)"));
@@ -592,7 +592,7 @@ mod tests {
         ));
         let e = batch_size(&[2, 5, 6, 1], input).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::cli::report(&e),
             "input shape is [2, 5, 6, 1], expected (N, 6, 5, 1) or (6, 5, 1): the model input, NHWC"
         );
         let floats = Tensor {
@@ -600,7 +600,10 @@ mod tests {
             data: TensorData::F32(vec![0.0; 30]),
         };
         let e = run_tensor(&model, &floats, RunOptions::default()).unwrap_err();
-        assert_eq!(e.to_string(), "input dtype is <f4, expected uint8 (|u1)");
+        assert_eq!(
+            crate::cli::report(&e),
+            "input dtype is <f4, expected uint8 (|u1)"
+        );
     }
 
     #[test]
@@ -617,7 +620,7 @@ mod tests {
         let out = dir.join("out.npy");
         let e = run_files(&model_path, &bad_shape, &out, RunOptions::default()).unwrap_err();
         assert!(
-            e.to_string().starts_with(&format!(
+            crate::cli::report(&e).starts_with(&format!(
                 "{}: input shape is [5, 6, 1]",
                 bad_shape.display()
             )),
@@ -646,7 +649,7 @@ mod tests {
         std::fs::write(&int64, buf).unwrap();
         let e = run_files(&model_path, &int64, &out, RunOptions::default()).unwrap_err();
         assert_eq!(
-            e.to_string(),
+            crate::cli::report(&e),
             format!(
                 "{}: input dtype is <i8, expected uint8 (|u1)",
                 int64.display()

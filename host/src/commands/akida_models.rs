@@ -25,7 +25,7 @@ pub enum CreateError {
     Save {
         name: String,
         #[source]
-        source: H5Error,
+        source: Box<H5Error>,
     },
 }
 
@@ -75,7 +75,7 @@ pub fn create(
     }
     write_model(&path, &model).map_err(|source| CreateError::Save {
         name: name.to_owned(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(path)
 }

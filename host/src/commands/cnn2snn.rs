@@ -17,7 +17,7 @@ use crate::cnn2snn::{Conversion, ConvertOptions, InputScaling};
 pub enum FlowError {
     #[error(transparent)]
     Read(H5Error),
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Model { path: PathBuf, source: Cnn2snnError },
     #[error(transparent)]
     SaveKeras(H5Error),

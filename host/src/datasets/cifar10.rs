@@ -24,7 +24,7 @@ pub const CLASSES: [&str; 10] = [
 /// Why a batch file cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum Cifar10Error {
-    #[error("{path}: {source}", path = path.display())]
+    #[error("{path}", path = path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,

@@ -18,7 +18,7 @@ pub type ConvertedModel = ValidModel<Vec<u8>, String>;
 /// Why layers do not make a runnable model.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("layer {layer} (`{name}`): {source}")]
+    #[error("layer {layer} (`{name}`)")]
     Pack {
         layer: usize,
         name: String,
@@ -26,8 +26,8 @@ pub enum BuildError {
     },
     #[error("the model has {0} layers, at most {MAX_LAYERS} are supported")]
     TooManyLayers(usize),
-    #[error("inconsistent model: {0}")]
-    Invalid(ModelError),
+    #[error("inconsistent model")]
+    Invalid(#[source] ModelError),
 }
 
 /// Validates a chain of layers as a model.

@@ -26,17 +26,17 @@ pub enum ModelFormat {
 pub enum ModelFileError {
     #[error("{}: unknown model file extension (expected .akd or .fbz)", path.display())]
     UnknownExtension { path: PathBuf },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Akd {
         path: PathBuf,
         source: akida_core::FormatError,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Fbz { path: PathBuf, source: FbzError },
 }
 
@@ -135,7 +135,7 @@ mod tests {
         let e = load("models/net.onnx").unwrap_err();
         assert!(matches!(e, ModelFileError::UnknownExtension { .. }));
         assert_eq!(
-            e.to_string(),
+            crate::cli::report(&e),
             "models/net.onnx: unknown model file extension (expected .akd or .fbz)"
         );
         assert!(matches!(
@@ -150,14 +150,14 @@ mod tests {
         let missing = dir.join("absent.fbz");
         let e = load(&missing).unwrap_err();
         assert!(matches!(e, ModelFileError::Io { .. }));
-        assert!(e.to_string().starts_with(&missing.display().to_string()));
+        assert!(crate::cli::report(&e).starts_with(&missing.display().to_string()));
 
         let garbage = dir.join("garbage.fbz");
         std::fs::write(&garbage, b"\x05hello").unwrap();
         let e = load(&garbage).unwrap_err();
         assert!(matches!(e, ModelFileError::Fbz { .. }), "{e}");
         assert!(
-            e.to_string().starts_with(&garbage.display().to_string()),
+            crate::cli::report(&e).starts_with(&garbage.display().to_string()),
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

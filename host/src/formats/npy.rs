@@ -26,7 +26,7 @@ pub struct Tensor {
 /// Why a tensor file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

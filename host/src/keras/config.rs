@@ -33,7 +33,7 @@ pub enum FieldError {
     Missing(&'static str),
     /// A field holds a value of the wrong type or out of range; the path
     /// names the field (`strides[0]`, `quantizer.config.bitwidth`).
-    #[error("invalid config: {0}")]
+    #[error("invalid config")]
     Invalid(#[source] serde_path_to_error::Error<serde_json::Error>),
 }
 

@@ -39,18 +39,18 @@ const MAX_FIXED_STRING: usize = 1024;
 /// the file.
 #[derive(Debug, thiserror::Error)]
 pub enum H5Error {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io { path: PathBuf, source: io::Error },
     #[error("{}: not an HDF5 file ({detail})", path.display())]
     NotHdf5 { path: PathBuf, detail: String },
     #[error("{}: no `model_config` attribute: not a Keras model file", path.display())]
     MissingModelConfig { path: PathBuf },
-    #[error("{}: model_config is not valid JSON: {source}", path.display())]
+    #[error("{}: model_config is not valid JSON", path.display())]
     Json {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{}: model_config: {source}", path.display())]
+    #[error("{}: model_config", path.display())]
     Config { path: PathBuf, source: ConfigError },
     #[error("{}: {location}: {message}", path.display())]
     Format {
@@ -64,9 +64,9 @@ pub enum H5Error {
         layer: String,
         dataset: String,
     },
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Graph { path: PathBuf, source: GraphError },
-    #[error("{}: HDF5 error while {action}: {source}", path.display())]
+    #[error("{}: HDF5 error while {action}", path.display())]
     Hdf5 {
         path: PathBuf,
         action: String,
@@ -538,11 +538,11 @@ mod tests {
         hdf5::File::create(&bare).unwrap();
         let err = read_model(&bare).unwrap_err();
         assert!(matches!(err, H5Error::MissingModelConfig { .. }));
-        assert!(err.to_string().contains("bare.h5"), "{err}");
+        assert!(crate::cli::report(&err).contains("bare.h5"), "{err}");
         let nowhere = temp("no/such/dir/m.h5");
         let err = write_model(&nowhere, &small_model()).unwrap_err();
         assert!(
-            err.to_string().contains("directory does not exist"),
+            crate::cli::report(&err).contains("directory does not exist"),
             "{err}"
         );
         assert!(!nowhere.exists());
@@ -567,7 +567,7 @@ mod tests {
         let err = read_model(&path).unwrap_err();
         assert!(matches!(err, H5Error::Json { .. }), "{err}");
         assert!(
-            err.to_string().starts_with(&path.display().to_string()),
+            crate::cli::report(&err).starts_with(&path.display().to_string()),
             "{err}"
         );
     }
@@ -586,7 +586,10 @@ mod tests {
         });
         let err = read_model(&path).unwrap_err();
         assert!(matches!(err, H5Error::Config { .. }), "{err}");
-        assert!(err.to_string().contains("no `layers` list"), "{err}");
+        assert!(
+            crate::cli::report(&err).contains("no `layers` list"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -632,7 +635,7 @@ mod tests {
             ),
             other => panic!("{other}"),
         }
-        assert!(err.to_string().contains("bias:0"), "{err}");
+        assert!(crate::cli::report(&err).contains("bias:0"), "{err}");
     }
 
     #[test]
@@ -651,6 +654,9 @@ mod tests {
             ds.write_raw(&[0i32; 3]).unwrap();
         });
         let err = read_model(&path).unwrap_err();
-        assert!(err.to_string().contains("expected float32"), "{err}");
+        assert!(
+            crate::cli::report(&err).contains("expected float32"),
+            "{err}"
+        );
     }
 }

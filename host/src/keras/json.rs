@@ -31,14 +31,14 @@ use super::{Layer, Model, RawConfig};
 pub enum ConfigError {
     /// The top level is not a `Functional` or `Sequential` config (the path
     /// names the bad field).
-    #[error("not a Functional or Sequential model config: {0}")]
+    #[error("not a Functional or Sequential model config")]
     Model(#[source] serde_path_to_error::Error<serde_json::Error>),
     #[error("no `layers` list in the model config")]
     NoLayers,
     #[error("a {class} layer has no name")]
     NoName { class: String },
     /// A layer's `config` object is incomplete or invalid.
-    #[error("layer `{layer}` ({class}): {source}")]
+    #[error("layer `{layer}` ({class})")]
     Layer {
         layer: String,
         class: String,
@@ -443,15 +443,14 @@ mod tests {
         let text = r#"{"class_name": "Functional", "config": {"name": "m", "layers": [
             {"class_name": "Conv2D", "config": {"name": "c", "kernel_size": 3}, "name": "c", "inbound_nodes": []}]}}"#;
         let err = parse_model_config(&serde_json::from_str(text).unwrap()).unwrap_err();
-        assert_eq!(err.to_string(), "layer `c` (Conv2D): no `filters`");
+        assert_eq!(crate::cli::report(&err), "layer `c` (Conv2D): no `filters`");
         let err =
             parse_model_config(&json!({"class_name": "Subclassed", "config": {"layers": []}}))
-                .unwrap_err()
-                .to_string();
+                .unwrap_err();
+        let err = crate::cli::report(&err);
         assert!(err.contains("Subclassed"), "{err}");
-        let err = parse_model_config(&json!({"config": {}}))
-            .unwrap_err()
-            .to_string();
+        let err = parse_model_config(&json!({"config": {}})).unwrap_err();
+        let err = crate::cli::report(&err);
         assert!(err.contains("class_name"), "{err}");
     }
 
@@ -573,7 +572,7 @@ mod tests {
                 ),
                 "{err:?}"
             );
-            err.to_string()
+            crate::cli::report(&err)
         };
         let err = with("strides", json!(4294967298u64));
         assert!(
@@ -617,18 +616,16 @@ mod tests {
             {"class_name": "InputLayer", "config": {"batch_input_shape": [null, 4], "name": "in"}},
             {"class_name": "QuantizedDense", "config": {"name": "d", "units": 3, "quantizer":
                 {"class_name": "MaxPerAxisQuantizer", "config": {"bitwidth": 4294967300}}}}]}}"#;
-        let err = parse_model_config(&serde_json::from_str(text).unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = parse_model_config(&serde_json::from_str(text).unwrap()).unwrap_err();
+        let err = crate::cli::report(&err);
         assert!(
             err.starts_with("layer `d` (QuantizedDense): invalid config: quantizer.config.bitwidth: invalid value: integer `4294967300`"),
             "{err}"
         );
         let text = r#"{"class_name": "Sequential", "config": {"name": "s", "layers": [
             {"class_name": "InputLayer", "config": {"batch_input_shape": [null, -4], "name": "in"}}]}}"#;
-        let err = parse_model_config(&serde_json::from_str(text).unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = parse_model_config(&serde_json::from_str(text).unwrap()).unwrap_err();
+        let err = crate::cli::report(&err);
         assert!(
             err.starts_with("layer `in` (InputLayer): invalid config: batch_input_shape[1]"),
             "{err}"

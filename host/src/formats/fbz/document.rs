@@ -368,6 +368,6 @@ mod tests {
             ),
             "{e:?}"
         );
-        assert!(e.to_string().contains("share"), "{e}");
+        assert!(crate::cli::report(&e).contains("share"), "{e}");
     }
 }

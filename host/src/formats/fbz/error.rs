@@ -13,11 +13,11 @@ use crate::formats::fbz::params::ParamsError;
 /// Why a `.fbz` file cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FbzError {
-    #[error("not a Snappy raw block: {0}")]
+    #[error("not a Snappy raw block")]
     Snappy(#[from] snap::Error),
     #[error("the Snappy block is truncated: its header announces {declared} bytes, the file holds {found}")]
     Truncated { declared: u64, found: u64 },
-    #[error("not a FlatBuffers model: {0}")]
+    #[error("not a FlatBuffers model")]
     FlatBuffers(#[from] FlatBuffersError),
     #[error("the {table} table has no `{field}`")]
     MissingField {
@@ -30,7 +30,7 @@ pub enum FbzError {
     Learning,
     #[error("the model has {0} layers, at most {MAX_LAYERS} are supported")]
     TooManyLayers(usize),
-    #[error("layer {index} (`{name}`): {source}")]
+    #[error("layer {index} (`{name}`)")]
     Layer {
         index: usize,
         name: String,
