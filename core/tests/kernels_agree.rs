@@ -265,26 +265,6 @@ fn run(layer: &ValidLayer, input: &[u8], backend: Backend) -> Outputs {
     (potentials, levels, out, prepared.backend)
 }
 
-/// Every fast-kernel instruction set this CPU runs.
-fn simds() -> Vec<Simd> {
-    let mut v = vec![Simd::portable()];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: detected above.
-            v.push(unsafe { Simd::avx2_unchecked() });
-        }
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-        {
-            // SAFETY: detected above.
-            v.push(unsafe { Simd::avx512_vnni_unchecked() });
-        }
-    }
-    v
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
@@ -297,7 +277,7 @@ proptest! {
         prop_assert_eq!(&reference.0, &event.0, "conv potentials differ for {:?}", c);
         prop_assert_eq!(&reference.1, &event.1, "levels differ for {:?}", c);
         prop_assert_eq!(&reference.2, &event.2, "potentials differ for {:?}", c);
-        for simd in simds() {
+        for simd in Simd::available() {
             let (_, levels, out, ran) = run(&l, &b.input, Backend::Fast(simd));
             // Operands beyond 16 bits fall back to the event kernel.
             prop_assert!(ran == Backend::Fast(simd) || ran == Backend::Event);

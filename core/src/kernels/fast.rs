@@ -59,6 +59,36 @@ impl Simd {
         Simd(Isa::Avx512Vnni)
     }
 
+    /// The best instruction set of this CPU (std: it needs the run-time
+    /// CPU feature detection).
+    #[cfg(feature = "std")]
+    pub fn detect() -> Simd {
+        Simd::available().pop().unwrap_or(Simd::portable())
+    }
+
+    /// Every instruction set this CPU runs, portable first, best last.
+    #[cfg(feature = "std")]
+    #[allow(unsafe_code)] // Each constructor's requirement is checked first.
+    pub fn available() -> std::vec::Vec<Simd> {
+        #[allow(unused_mut)]
+        let mut v = std::vec![Simd::portable()];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                // SAFETY: detected on this CPU.
+                v.push(unsafe { Simd::avx2_unchecked() });
+            }
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+            {
+                // SAFETY: detected on this CPU.
+                v.push(unsafe { Simd::avx512_vnni_unchecked() });
+            }
+        }
+        v
+    }
+
     /// Name of the instruction set, for reports.
     pub fn name(&self) -> &'static str {
         match self.0 {

@@ -229,7 +229,7 @@ pub trait Preparation {
 impl Preparation for Backend {
     fn prepare<'s>(
         &'s self,
-        index: usize,
+        _index: usize,
         layer: &ValidLayer,
         _input: &[u8],
         buffers: &'s mut PrepBuffers,
@@ -242,14 +242,13 @@ impl Preparation for Backend {
             cuts,
         } = buffers;
         let weights = unpack_weights(layer, weights);
-        let Backend::Fast(simd) = *self else {
+        let Backend::Fast(_) = *self else {
             return Ok(Prepared {
                 backend: *self,
                 weights,
                 fast: None,
             });
         };
-        let _ = (index, simd);
         match fast::FastPlan::of(layer, &weights) {
             Some(plan) => {
                 need("packed", plan.packed_len, packed.len())?;

@@ -168,17 +168,14 @@ fn convert_layer(
             } else {
                 w
             };
-            let _ = shape;
             (w, None, sf)
         }
         LayerKind::SeparableConvolutional => {
             let dw_q = dw_q.unwrap_or(main_q);
             let (dw, sf_dw, dw_shape) = integer_kernel(neural, WeightRole::DepthwiseKernel, dw_q)?;
-            let (pw, sf_pw, pw_shape) =
-                integer_kernel(neural, WeightRole::PointwiseKernel, main_q)?;
+            let (pw, sf_pw, _) = integer_kernel(neural, WeightRole::PointwiseKernel, main_q)?;
             // A per-tensor depthwise scale factor multiplies each pointwise one.
             let sf: Vec<f32> = sf_pw.iter().map(|&p| sf_dw[0] * p).collect();
-            let _ = pw_shape;
             (flip_kernel(&dw, &dw_shape), Some(pw), sf)
         }
         LayerKind::FullyConnected => {

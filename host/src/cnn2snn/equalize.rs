@@ -131,14 +131,7 @@ mod tests {
     use super::*;
     use akida_core::{Dims, LayerParams, Padding, Pooling, Window};
 
-    fn layer(
-        kind: LayerKind,
-        input: Dims,
-        filters: u32,
-        weights: Vec<i8>,
-        shape: [u32; 4],
-    ) -> ConvertedLayer {
-        let _ = shape;
+    fn layer(kind: LayerKind, input: Dims, filters: u32, weights: Vec<i8>) -> ConvertedLayer {
         let g = LayerParams {
             kind,
             input,
@@ -173,20 +166,13 @@ mod tests {
 
     #[test]
     fn large_act_steps_are_clipped_and_compensated() {
-        let mut first = layer(
-            LayerKind::Convolutional,
-            Dims::new(2, 2, 2),
-            2,
-            vec![1; 4],
-            [1, 1, 2, 2],
-        );
+        let mut first = layer(LayerKind::Convolutional, Dims::new(2, 2, 2), 2, vec![1; 4]);
         first.act_step = [131070.0, 2.0].into_iter().collect(); // twice the CNP limit, and fine
         let second = layer(
             LayerKind::Convolutional,
             Dims::new(2, 2, 2),
             2,
             vec![7, -7, 3, 3],
-            [1, 1, 2, 2],
         );
         let mut layers = vec![first, second];
         let notes = fix_activation_variables(&mut layers);
@@ -215,7 +201,6 @@ mod tests {
             Dims::new(2, 2, 1),
             2,
             vec![1; 2],
-            [1, 1, 1, 2],
         );
         first.threshold = [1 << 24, 5].into_iter().collect();
         let second = layer(
@@ -223,7 +208,6 @@ mod tests {
             Dims::new(2, 2, 2),
             2,
             vec![1; 16],
-            [1, 1, 8, 2],
         );
         let mut layers = vec![first, second];
         let notes = fix_activation_variables(&mut layers);

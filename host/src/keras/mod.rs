@@ -252,11 +252,6 @@ impl Model {
         self.layers.iter_mut().find(|l| l.name == name)
     }
 
-    /// Position of the layer called `name`.
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.layers.iter().position(|l| l.name == name)
-    }
-
     /// Whether the model is a plain chain: one input, one output, and every
     /// layer fed by exactly the layer before it (what the Akida 1.0 converter
     /// accepts).

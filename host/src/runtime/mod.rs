@@ -51,21 +51,7 @@ pub const SEPARABLE_EVENT_DENSITY: f64 = 0.005;
 
 /// The best SIMD instruction set of this CPU for the fast kernel.
 pub fn detect_simd() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx512bw")
-            && is_x86_feature_detected!("avx512vnni")
-        {
-            // SAFETY: the features were detected on this CPU.
-            return unsafe { Simd::avx512_vnni_unchecked() };
-        }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the feature was detected on this CPU.
-            return unsafe { Simd::avx2_unchecked() };
-        }
-    }
-    Simd::portable()
+    Simd::detect()
 }
 
 /// One layer, prepared.

@@ -7,8 +7,8 @@
 
 use planus::{Builder, Offset, ReadAsRoot};
 
-use super::akida_v1_generated as fb;
 use super::{snappy, FbzError, FlatBuffersError, LayerError};
+use akida_fbz_tables as fb;
 
 /// A `.fbz` model: its layers and the engine version that wrote it.
 #[derive(Clone, Debug, PartialEq)]
