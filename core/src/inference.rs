@@ -6,7 +6,8 @@
 //! (the firmware), or the host runtime's prepared layers.
 
 use crate::activation;
-use crate::kernels::{self, fast, Backend, PrepBuffers, Preparation, Prepared};
+use crate::kernels::fast::{self, SimdTask};
+use crate::kernels::{self, Backend, PrepBuffers, Preparation, Prepared};
 use crate::model::{ValidLayer, ValidModel};
 use crate::tail::{self, Activation};
 
@@ -69,23 +70,52 @@ pub fn run_layer(
     kernels::need("scratch", scratch_len, buffers.scratch.len())?;
     kernels::need("a", a_len, buffers.a.len())?;
     kernels::need("row", row_len, buffers.row.len())?;
-    let body = || {
+    let task = LayerTask {
+        layer,
+        prepared,
+        input,
+        buffers,
+        out,
+    };
+    match prepared.backend {
+        Backend::Fast(simd) => fast::with_simd(simd, task),
+        _ => task.run(),
+    }
+    Ok(())
+}
+
+/// One layer's potentials then tail, compiled once per instruction set.
+struct LayerTask<'l, 'p, 'i, 'w, 'o> {
+    layer: &'l ValidLayer<'l>,
+    prepared: &'p Prepared<'p>,
+    input: &'i [u8],
+    buffers: LayerBuffers<'w>,
+    out: LayerOutputMut<'o>,
+}
+
+impl SimdTask for LayerTask<'_, '_, '_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let LayerTask {
+            layer,
+            prepared,
+            input,
+            buffers,
+            out,
+        } = self;
         let LayerBuffers { scratch, a, row } = buffers;
         let grid = kernels::potentials(layer, prepared, input, a, scratch);
         let activation = match &prepared.fast {
-            Some(ops) if p.activation => Activation::Cuts {
+            Some(ops) if layer.params().activation => Activation::Cuts {
                 cuts: ops.cuts,
                 stride: ops.plan.gemm.f_pad,
             },
             _ => Activation::Divide,
         };
         tail::finish(layer, grid, activation, row, out);
-    };
-    match prepared.backend {
-        Backend::Fast(simd) => fast::with_simd(simd, body),
-        _ => body(),
     }
-    Ok(())
 }
 
 /// Caller-provided buffers for [`forward`], sized by

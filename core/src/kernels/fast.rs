@@ -263,18 +263,26 @@ impl<'p> FastOperands<'p> {
     }
 }
 
-/// Runs `body` compiled for `simd`'s instruction set, so that the plain-Rust
+/// Work to compile once per instruction set (see [`with_simd`]). `run`
+/// must be `#[inline(always)]`, and so must what it calls, so that it is
+/// inlined into the instruction set's copy.
+pub trait SimdTask {
+    type Output;
+    fn run(self) -> Self::Output;
+}
+
+/// Runs `task` compiled for `simd`'s instruction set, so that the plain-Rust
 /// stages it inlines (im2col, depthwise, the layer tail) vectorize too.
 #[inline(always)]
-pub fn with_simd<R>(simd: Simd, body: impl FnOnce() -> R) -> R {
+pub fn with_simd<T: SimdTask>(simd: Simd, task: T) -> T::Output {
     match simd.0 {
-        Isa::Portable => body(),
+        Isa::Portable => task.run(),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
-        Isa::Avx2 => unsafe { x86::with_avx2(body) },
+        Isa::Avx2 => unsafe { x86::with_avx2(task) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
-        Isa::Avx512Vnni => unsafe { x86::with_avx512(body) },
+        Isa::Avx512Vnni => unsafe { x86::with_avx512(task) },
     }
 }
 
@@ -414,21 +422,21 @@ fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 mod x86 {
     //! SIMD micro-kernels: a tile of R rows of A times 32 columns of B,
     //! accumulated in registers over the whole K.
-    use super::{Gemm, TILE_F};
+    use super::{Gemm, SimdTask, TILE_F};
     use core::arch::x86_64::*;
 
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2,fma,bmi1,bmi2")]
-    pub unsafe fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
-        body()
+    pub unsafe fn with_avx2<T: SimdTask>(task: T) -> T::Output {
+        task.run()
     }
 
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx2,fma,bmi1,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub unsafe fn with_avx512<R>(body: impl FnOnce() -> R) -> R {
-        body()
+    pub unsafe fn with_avx512<T: SimdTask>(task: T) -> T::Output {
+        task.run()
     }
 
     /// Rows of A per micro-kernel tile.
