@@ -415,14 +415,7 @@ mod tests {
     use super::*;
     use crate::formats::fbz::test_support::tiny_model;
     use crate::formats::npy::Npz;
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("akida-runtime-cli-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_support::scratch;
 
     /// Images for `tiny_model` (6x5x1), deterministic and dense.
     fn tiny_images(n: usize) -> Vec<u8> {
@@ -608,7 +601,8 @@ mod tests {
 
     #[test]
     fn run_files_names_the_file_at_fault_and_writes_nothing() {
-        let dir = temp_dir("files");
+        let tmp = scratch("runtime-cli-files");
+        let dir = tmp.path();
         let model_path = dir.join("m.fbz");
         formats::save(&tiny_model(), &model_path).unwrap();
         let bad_shape = dir.join("bad.npy");
@@ -667,12 +661,12 @@ mod tests {
         assert_eq!(stats.images, 2);
         let (want, _) = run_tensor(&tiny_model(), &batch, RunOptions::default()).unwrap();
         assert_eq!(npy::read_npy(&out).unwrap(), want);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn convert_format_round_trips_and_checks_extensions() {
-        let dir = temp_dir("convert");
+        let tmp = scratch("runtime-cli-convert");
+        let dir = tmp.path();
         let fbz = dir.join("m.fbz");
         formats::save(&tiny_model(), &fbz).unwrap();
         let akd = dir.join("m.akd");
@@ -685,7 +679,6 @@ mod tests {
         let e = convert_format(&fbz, &onnx).unwrap_err();
         assert!(matches!(e, ModelFileError::UnknownExtension { .. }));
         assert!(!onnx.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn reference_dir() -> PathBuf {
