@@ -20,4 +20,6 @@ pub mod formats;
 pub mod fsutil;
 pub mod keras;
 pub mod runtime;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod zoo;

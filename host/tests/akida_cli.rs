@@ -5,20 +5,44 @@
 //! file at fault and write nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod common;
 
 use akida_host::formats;
 use akida_host::formats::npy::{read_npy, write_npy, Npz, Tensor, TensorData};
-use common::{files_in, reference_dir, scratch, stderr, stdout};
+use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::Command;
+use common::{files_in, reference_dir, scratch, stdout};
+use predicates::prelude::*;
+use predicates::str::{contains, starts_with};
 use serde_json::Value;
 
-fn akida(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_akida"))
-        .args(args)
-        .output()
-        .expect("runs akida")
+fn akida() -> Command {
+    cargo_bin_cmd!("akida")
+}
+
+/// `akida run -m MODEL -i INPUT -o OUTPUT`, flags to add.
+fn run(model: &Path, input: &Path, output: &Path) -> Command {
+    let mut cmd = akida();
+    cmd.arg("run")
+        .arg("-m")
+        .arg(model)
+        .arg("-i")
+        .arg(input)
+        .arg("-o")
+        .arg(output);
+    cmd
+}
+
+/// The standard output of a successful `akida summary -m MODEL`.
+fn summary(model: &Path) -> String {
+    let done = akida()
+        .arg("summary")
+        .arg("-m")
+        .arg(model)
+        .assert()
+        .success();
+    stdout(done.get_output())
 }
 
 /// Every set `NAME` with `NAME.fbz`, `NAME.npz` and `NAME.json`; panics if
@@ -70,25 +94,11 @@ fn dims_text(v: &Value) -> String {
 
 /// Runs `akida run` and returns its output array.
 fn run_ok(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Tensor {
-    let mut args: Vec<&Path> = vec![
-        Path::new("run"),
-        Path::new("-m"),
-        model,
-        Path::new("-i"),
-        input,
-        Path::new("-o"),
-        output,
-    ];
-    args.extend(extra.iter().map(Path::new));
-    let out = akida(&args);
-    assert!(
-        out.status.success(),
-        "{} {extra:?}: {}",
-        model.display(),
-        stderr(&out)
-    );
-    let report = stdout(&out);
-    assert!(report.contains(" images/s, kernel "), "{report}");
+    run(model, input, output)
+        .args(extra)
+        .assert()
+        .success()
+        .stdout(contains(" images/s, kernel "));
     read_npy(output).unwrap()
 }
 
@@ -103,6 +113,7 @@ fn f32_bits(t: &Tensor) -> Vec<u32> {
 #[test]
 fn run_gives_the_engine_outputs_on_every_reference_set() {
     let dir = scratch("akida", "parity");
+    let dir = dir.path();
     for name in reference_sets() {
         let input = dir.join(format!("{name}_in.npy"));
         let images = array(&name, "input_uint8");
@@ -112,22 +123,10 @@ fn run_gives_the_engine_outputs_on_every_reference_set() {
         let out = dir.join(format!("{name}_out.npy"));
         let fbz = model_path(&name);
 
-        let report = akida(&[
-            Path::new("run"),
-            Path::new("-m"),
-            &fbz,
-            Path::new("-i"),
-            &input,
-            Path::new("-o"),
-            &out,
-        ]);
-        assert!(report.status.success(), "{name}: {}", stderr(&report));
-        let line = stdout(&report);
-        assert!(
-            line.starts_with(&format!("{} images, ", images.shape[0])),
-            "{line}"
+        run(&fbz, &input, &out).assert().success().stdout(
+            starts_with(format!("{} images, ", images.shape[0]))
+                .and(contains("kernel auto, SIMD ")),
         );
-        assert!(line.contains("kernel auto, SIMD "), "{line}");
         assert_eq!(read_npy(&out).unwrap(), forward, "{name}");
 
         for kernel in ["fast", "event", "reference"] {
@@ -139,28 +138,33 @@ fn run_gives_the_engine_outputs_on_every_reference_set() {
         assert_eq!(f32_bits(&got), f32_bits(&predict), "{name} --predict");
 
         let akd = dir.join(format!("{name}.akd"));
-        let conv = akida(&[Path::new("convert-format"), &fbz, &akd]);
-        assert!(conv.status.success(), "{name}: {}", stderr(&conv));
-        assert_eq!(stdout(&conv), format!("Model saved as {}\n", akd.display()));
+        akida()
+            .arg("convert-format")
+            .arg(&fbz)
+            .arg(&akd)
+            .assert()
+            .success()
+            .stdout(format!("Model saved as {}\n", akd.display()));
         assert_eq!(run_ok(&akd, &input, &out, &[]), forward, "{name} .akd");
         let got = run_ok(&akd, &input, &out, &["--predict"]);
         assert_eq!(f32_bits(&got), f32_bits(&predict), "{name} .akd --predict");
 
         // And back: the .fbz written from the .akd holds the same model.
         let back = dir.join(format!("{name}_back.fbz"));
-        let conv = akida(&[Path::new("convert-format"), &akd, &back]);
-        assert!(conv.status.success(), "{name}: {}", stderr(&conv));
+        akida()
+            .arg("convert-format")
+            .arg(&akd)
+            .arg(&back)
+            .assert()
+            .success();
         assert_eq!(formats::load(&back).unwrap(), formats::load(&fbz).unwrap());
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn summary_shows_every_layer_with_the_engine_shapes() {
     for name in reference_sets() {
-        let out = akida(&[Path::new("summary"), Path::new("-m"), &model_path(&name)]);
-        assert!(out.status.success(), "{name}: {}", stderr(&out));
-        let text = stdout(&out);
+        let text = summary(&model_path(&name));
         let layers = layers_json(&name);
         for l in &layers {
             let layer = l["name"].as_str().unwrap();
@@ -211,8 +215,7 @@ fn summary_of_ds_cnn_kws() {
             reference_dir().display()
         );
     }
-    let out = akida(&[Path::new("summary"), Path::new("-m"), &model_path(name)]);
-    let text = stdout(&out);
+    let text = summary(&model_path(name));
     let row = |layer: &str| -> Vec<String> {
         let line = text
             .lines()
@@ -285,6 +288,7 @@ fn summary_of_ds_cnn_kws() {
 #[test]
 fn one_hwc_image_gives_an_output_without_batch_axis() {
     let dir = scratch("akida", "single");
+    let dir = dir.path();
     for name in reference_sets() {
         let images = array(&name, "input_uint8");
         let forward = array(&name, "akida_forward");
@@ -305,7 +309,6 @@ fn one_hwc_image_gives_an_output_without_batch_axis() {
             "{name}"
         );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A model whose last layer outputs levels: `run` writes uint8 levels of
@@ -313,6 +316,7 @@ fn one_hwc_image_gives_an_output_without_batch_axis() {
 #[test]
 fn a_last_layer_with_activation_gives_levels_and_refuses_predict() {
     let dir = scratch("akida", "levels");
+    let dir = dir.path();
     let name = &reference_sets()[0];
     let mut model = formats::load(model_path(name)).unwrap().into_model();
     let last = model.layers.last_mut().unwrap();
@@ -332,35 +336,22 @@ fn a_last_layer_with_activation_gives_levels_and_refuses_predict() {
     assert!(got.as_u8().expect("uint8").iter().all(|&v| v <= max));
     std::fs::remove_file(&out).unwrap();
 
-    let refused = akida(&[
-        Path::new("run"),
-        Path::new("-m"),
-        &levels_model,
-        Path::new("-i"),
-        &input,
-        Path::new("-o"),
-        &out,
-        Path::new("--predict"),
-    ]);
-    assert_eq!(refused.status.code(), Some(2));
-    let message = stderr(&refused);
-    assert!(
-        message.contains(&levels_model.display().to_string())
-            && message.contains(&format!("`{layer}` outputs {bits}-bit levels")),
-        "{message}"
-    );
+    run(&levels_model, &input, &out)
+        .arg("--predict")
+        .assert()
+        .code(2)
+        .stderr(
+            contains(levels_model.display().to_string())
+                .and(contains(format!("`{layer}` outputs {bits}-bit levels"))),
+        );
     assert!(!out.exists());
-    assert!(summary_text(&levels_model).contains(&format!("(uint8 levels, {bits} bits)")));
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
-fn summary_text(model: &Path) -> String {
-    stdout(&akida(&[Path::new("summary"), Path::new("-m"), model]))
+    assert!(summary(&levels_model).contains(&format!("(uint8 levels, {bits} bits)")));
 }
 
 #[test]
 fn errors_exit_2_name_the_file_and_write_nothing() {
     let dir = scratch("akida", "errors");
+    let dir = dir.path();
     let name = "ds_cnn_kws_iq8_wq4_aq4";
     let sets = reference_sets();
     let name = if sets.iter().any(|n| n == name) {
@@ -403,7 +394,7 @@ fn errors_exit_2_name_the_file_and_write_nothing() {
     let onnx = dir.join("model.onnx");
     std::fs::write(&onnx, &bytes).unwrap();
     let m_onnx = dir.join("m.onnx");
-    let before = files_in(&dir);
+    let before = files_in(dir);
 
     let out = dir.join("out.npy");
     let run = |m: &Path, i: &Path| -> Vec<PathBuf> {
@@ -449,18 +440,11 @@ fn errors_exit_2_name_the_file_and_write_nothing() {
         ),
     ];
     for (args, culprit, text) in cases {
-        let argv: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
-        let o = akida(&argv);
-        let message = stderr(&o);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {message}");
-        assert!(message.starts_with("error: "), "{args:?}: {message}");
-        assert!(
-            message.contains(&culprit.display().to_string()),
-            "{args:?}: {message}"
+        akida().args(&args).assert().code(2).stdout("").stderr(
+            starts_with("error: ")
+                .and(contains(culprit.display().to_string()))
+                .and(contains(text)),
         );
-        assert!(message.contains(text), "{args:?}: {message}");
-        assert!(stdout(&o).is_empty(), "{args:?}");
-        assert_eq!(files_in(&dir), before, "{args:?} wrote a file");
+        assert_eq!(files_in(dir), before, "{args:?} wrote a file");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }

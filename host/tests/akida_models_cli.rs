@@ -2,10 +2,12 @@
 //! summaries; bad models and paths exit with status 2 and write nothing.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 mod common;
-use common::{files_in, scratch, stderr, stdout};
+use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::Command;
+use common::{files_in, scratch, stdout};
+use predicates::str::contains;
 
 const MODELS: [&str; 4] = [
     "ds_cnn_cifar10",
@@ -14,12 +16,16 @@ const MODELS: [&str; 4] = [
     "ds_cnn_kws",
 ];
 
-fn akida_models(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_akida_models"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("runs akida_models")
+/// `akida_models ARGS` run in `dir`.
+fn akida_models(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = cargo_bin_cmd!("akida_models");
+    cmd.current_dir(dir).args(args);
+    cmd
+}
+
+/// The standard output of `akida_models ARGS` in `dir`, which must succeed.
+fn stdout_ok(dir: &Path, args: &[&str]) -> String {
+    stdout(akida_models(dir, args).assert().success().get_output())
 }
 
 /// Names Keras numbers per session (`input_3`, `flatten_1`): their counter
@@ -61,26 +67,28 @@ fn assert_same_summary(model: &str, ours: &str, reference: &str) {
 #[test]
 fn create_then_summary_gives_the_reference_summaries() {
     let dir = scratch("akida_models", "zoo");
+    let dir = dir.path();
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/reference/zoo");
     for model in MODELS {
-        let out = akida_models(&dir, &["create", model]);
-        assert!(out.status.success(), "{model}: {}", stderr(&out));
-        assert_eq!(stdout(&out), format!("Model saved as {model}.h5\n"));
+        akida_models(dir, &["create", model])
+            .assert()
+            .success()
+            .stdout(format!("Model saved as {model}.h5\n"));
         let file = format!("{model}.h5");
-        let out = akida_models(&dir, &["summary", "-m", &file]);
-        assert!(out.status.success(), "{model}: {}", stderr(&out));
+        let ours = stdout_ok(dir, &["summary", "-m", &file]);
         let want = std::fs::read_to_string(reference.join(format!("{model}_summary.txt"))).unwrap();
-        assert_same_summary(model, &stdout(&out), &want);
+        assert_same_summary(model, &ours, &want);
         std::fs::remove_file(dir.join(file)).unwrap();
     }
-    assert!(files_in(&dir).is_empty(), "{:?}", files_in(&dir));
+    assert!(files_in(dir).is_empty(), "{:?}", files_in(dir));
 }
 
 #[test]
 fn save_path_classes_and_seed() {
     let dir = scratch("akida_models", "options");
-    let out = akida_models(
-        &dir,
+    let dir = dir.path();
+    akida_models(
+        dir,
         &[
             "create",
             "-s",
@@ -91,18 +99,18 @@ fn save_path_classes_and_seed() {
             "3",
             "ds_cnn_kws",
         ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "Model saved as sub_kws.h5\n");
-    let out = akida_models(&dir, &["summary", "-m", "sub_kws.h5"]);
-    let text = stdout(&out);
+    )
+    .assert()
+    .success()
+    .stdout("Model saved as sub_kws.h5\n");
+    let text = stdout_ok(dir, &["summary", "-m", "sub_kws.h5"]);
     assert!(text.contains("Total params: 22218 (86.79 KB)"), "{text}");
     assert!(
         text.contains(" dense_5 (Dense)                                 (None, 10)"),
         "{text}"
     );
-    let out = akida_models(
-        &dir,
+    akida_models(
+        dir,
         &[
             "create",
             "--save_model",
@@ -111,21 +119,18 @@ fn save_path_classes_and_seed() {
             "1",
             "ds_cnn_kws",
         ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&akida_models(&dir, &["summary", "-m", "one.h5"]));
+    )
+    .assert()
+    .success();
+    let text = stdout_ok(dir, &["summary", "-m", "one.h5"]);
     assert!(text.contains("act_sigmoid (Activation)"), "{text}");
-    assert_eq!(files_in(&dir), ["one.h5", "sub_kws.h5"]);
+    assert_eq!(files_in(dir), ["one.h5", "sub_kws.h5"]);
     // The same seed gives the same file contents' weights; another seed differs.
-    let a = akida_models(
-        &dir,
-        &["create", "-s", "a.h5", "--seed", "9", "vgg_utk_face"],
-    );
-    let b = akida_models(
-        &dir,
-        &["create", "-s", "b.h5", "--seed", "9", "vgg_utk_face"],
-    );
-    assert!(a.status.success() && b.status.success());
+    for file in ["a.h5", "b.h5"] {
+        akida_models(dir, &["create", "-s", file, "--seed", "9", "vgg_utk_face"])
+            .assert()
+            .success();
+    }
     let (a, b) = (
         std::fs::read(dir.join("a.h5")).unwrap(),
         std::fs::read(dir.join("b.h5")).unwrap(),
@@ -137,9 +142,7 @@ fn save_path_classes_and_seed() {
 fn help_lists_the_models() {
     let dir = scratch("akida_models", "help");
     for args in [&["--help"][..], &["create", "--help"][..]] {
-        let out = akida_models(&dir, args);
-        assert!(out.status.success());
-        let text = stdout(&out);
+        let text = stdout_ok(dir.path(), args);
         for model in MODELS {
             assert!(text.contains(model), "{args:?}: {model} missing in\n{text}");
         }
@@ -149,6 +152,7 @@ fn help_lists_the_models() {
 #[test]
 fn errors_exit_2_and_write_nothing() {
     let dir = scratch("akida_models", "errors");
+    let dir = dir.path();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["create", "mobilenet"], "unknown model `mobilenet`"),
         (
@@ -164,42 +168,34 @@ fn errors_exit_2_and_write_nothing() {
         (vec!["create"], "NAME"),
     ];
     for (args, message) in cases {
-        let out = akida_models(&dir, &args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        akida_models(dir, &args)
+            .assert()
+            .code(2)
+            .stderr(contains(message));
         assert!(
-            files_in(&dir).is_empty(),
+            files_in(dir).is_empty(),
             "{args:?} left {:?}",
-            files_in(&dir)
+            files_in(dir)
         );
     }
     std::fs::write(dir.join("plain.txt"), "text").unwrap();
-    let out = akida_models(&dir, &["summary", "-m", "plain.txt"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("plain.txt: not an HDF5 file"),
-        "{}",
-        stderr(&out)
-    );
-    let out = akida_models(&dir, &["create", "-s", "plain.txt/m.h5", "ds_cnn_kws"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("is not in a directory"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(files_in(&dir), ["plain.txt"]);
+    akida_models(dir, &["summary", "-m", "plain.txt"])
+        .assert()
+        .code(2)
+        .stderr(contains("plain.txt: not an HDF5 file"));
+    akida_models(dir, &["create", "-s", "plain.txt/m.h5", "ds_cnn_kws"])
+        .assert()
+        .code(2)
+        .stderr(contains("is not in a directory"));
+    assert_eq!(files_in(dir), ["plain.txt"]);
     // Unwritable even for root: /proc takes no new files.
     if Path::new("/proc/self").exists() {
-        let out = akida_models(
-            &dir,
+        akida_models(
+            dir,
             &["create", "-s", "/proc/akida_models_test.h5", "ds_cnn_kws"],
-        );
-        assert_eq!(out.status.code(), Some(2));
-        assert!(
-            stderr(&out).contains("/proc/akida_models_test.h5"),
-            "{}",
-            stderr(&out)
-        );
+        )
+        .assert()
+        .code(2)
+        .stderr(contains("/proc/akida_models_test.h5"));
     }
 }

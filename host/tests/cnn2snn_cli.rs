@@ -3,35 +3,42 @@
 //! and its refusals (exit status 2, nothing written).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 mod common;
 
 use akida_host::formats;
 use akida_host::formats::npy::Npz;
+use assert_cmd::assert::Assert;
+use assert_cmd::cargo::cargo_bin_cmd;
 use common::{files_in, reference_dir, scratch, text};
 
 const SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
 
-fn cnn2snn(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cnn2snn"))
+/// Runs `cnn2snn ARGS` in `dir`.
+fn cnn2snn(dir: &Path, args: &[&str]) -> Assert {
+    cargo_bin_cmd!("cnn2snn")
         .args(args)
         .current_dir(dir)
-        .output()
-        .expect("cnn2snn runs")
+        .assert()
+}
+
+/// Standard output then standard error of a successful `cnn2snn ARGS` in `dir`.
+fn cnn2snn_ok(dir: &Path, args: &[&str]) -> String {
+    text(cnn2snn(dir, args).success().get_output())
 }
 
 #[test]
 fn documented_flow_gives_the_engine_variables() {
     let dir = scratch("cnn2snn", "flow");
+    let dir = dir.path();
     std::fs::copy(
         reference_dir().join(format!("{SET}_float.h5")),
         dir.join("ds_cnn_kws.h5"),
     )
     .unwrap();
     // -m after the action, as BrainChip's command takes it.
-    let o = cnn2snn(
-        &dir,
+    let out = cnn2snn_ok(
+        dir,
         &[
             "quantize",
             "-m",
@@ -44,20 +51,13 @@ fn documented_flow_gives_the_engine_variables() {
             "4",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("saved as ds_cnn_kws_iq8_wq4_aq4.h5"),
-        "{}",
-        text(&o)
-    );
+    assert!(out.contains("saved as ds_cnn_kws_iq8_wq4_aq4.h5"), "{out}");
     // -m before the action.
-    let o = cnn2snn(&dir, &["-m", "ds_cnn_kws_iq8_wq4_aq4.h5", "check"]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("0 error(s)"), "{}", text(&o));
-    let o = cnn2snn(&dir, &["-m", "ds_cnn_kws_iq8_wq4_aq4.h5", "convert"]);
-    assert!(o.status.success(), "{}", text(&o));
-    let o = cnn2snn(
-        &dir,
+    let out = cnn2snn_ok(dir, &["-m", "ds_cnn_kws_iq8_wq4_aq4.h5", "check"]);
+    assert!(out.contains("0 error(s)"), "{out}");
+    cnn2snn(dir, &["-m", "ds_cnn_kws_iq8_wq4_aq4.h5", "convert"]).success();
+    cnn2snn(
+        dir,
         &[
             "-m",
             "ds_cnn_kws_iq8_wq4_aq4.h5",
@@ -65,8 +65,8 @@ fn documented_flow_gives_the_engine_variables() {
             "-s",
             "kws.fbz",
         ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    )
+    .success();
 
     let akd = formats::load(dir.join("ds_cnn_kws_iq8_wq4_aq4.akd")).unwrap();
     let fbz = formats::load(dir.join("kws.fbz")).unwrap();
@@ -97,25 +97,25 @@ fn documented_flow_gives_the_engine_variables() {
         compared += w.len() + th.len() + st.len();
     }
     assert!(compared > 20_000);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn quantizing_again_replaces_the_suffix_and_laq_appends_one() {
     let dir = scratch("cnn2snn", "names");
+    let dir = dir.path();
     std::fs::copy(
         reference_dir().join(format!("{SET}_q.h5")),
         dir.join("x_iq4_wq4_aq4.h5"),
     )
     .unwrap();
-    let o = cnn2snn(
-        &dir,
+    cnn2snn(
+        dir,
         &["-m", "x_iq4_wq4_aq4.h5", "quantize", "-wq", "2", "-aq", "2"],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    )
+    .success();
     assert!(dir.join("x_iq2_wq2_aq2.h5").exists());
-    let o = cnn2snn(
-        &dir,
+    cnn2snn(
+        dir,
         &[
             "-m",
             "x_iq4_wq4_aq4.h5",
@@ -125,15 +125,15 @@ fn quantizing_again_replaces_the_suffix_and_laq_appends_one() {
             "-laq",
             "1",
         ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    )
+    .success();
     assert!(dir.join("x_iq8_wq4_aq4_laq1.h5").exists());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn refusals_exit_2_and_write_nothing() {
     let dir = scratch("cnn2snn", "refuse");
+    let dir = dir.path();
     std::fs::copy(
         reference_dir().join(format!("{SET}_float.h5")),
         dir.join("float.h5"),
@@ -148,17 +148,17 @@ fn refusals_exit_2_and_write_nothing() {
         (&["-m", "float.h5", "convert", "-s", "out.txt"], "out.txt"),
     ];
     for (args, named) in cases {
-        let o = cnn2snn(&dir, args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
-        assert!(text(&o).contains(named), "{args:?}: {}", text(&o));
+        let refused = text(cnn2snn(dir, args).code(2).get_output());
+        assert!(refused.contains(named), "{args:?}: {refused}");
     }
-    assert_eq!(files_in(&dir), ["bad.h5", "float.h5"]);
-    let o = cnn2snn(&dir, &["-m", "float.h5", "check"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        text(&o).contains("error [not-quantized] layer `separable_1`"),
-        "{}",
-        text(&o)
+    assert_eq!(files_in(dir), ["bad.h5", "float.h5"]);
+    let found = text(
+        cnn2snn(dir, &["-m", "float.h5", "check"])
+            .code(2)
+            .get_output(),
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        found.contains("error [not-quantized] layer `separable_1`"),
+        "{found}"
+    );
 }

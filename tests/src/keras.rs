@@ -1,5 +1,5 @@
 //! Helpers of the Keras `.h5` and zoo tests: models holding every layer kind
-//! the graph models, a scratch directory, the reference summaries, and a
+//! the graph models, the reference summaries, and a
 //! bridge to python3 + h5py (installed by `scripts/setup.sh`) to look at our
 //! files with the reader Keras itself uses.
 
@@ -44,14 +44,6 @@ impl Net {
     pub fn build(self, name: &str) -> Model {
         self.g.build(name, &[&self.last]).unwrap()
     }
-}
-
-/// A fresh scratch directory for one test (removed first if left over).
-pub fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("akida-tests-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    dir
 }
 
 /// A float model with every Keras layer kind of the graph, in one chain.

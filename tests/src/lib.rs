@@ -1,5 +1,6 @@
 //! Shared helpers of the cross-crate tests: finding and loading the reference
-//! vector sets made with BrainChip's cnn2snn and akida engine.
+//! vector sets made with BrainChip's cnn2snn and akida engine, and scratch
+//! folders.
 //!
 //! A set `NAME` is `NAME.json` (layer params, bits) and `NAME.npz` (inputs,
 //! variables as the engine stores them, every layer's output). The directory
@@ -14,6 +15,15 @@ use akida_host::formats::akd::{self, ConvertedLayer, ConvertedModel};
 use akida_host::formats::fbz::params::{self, EngineParams};
 use akida_host::formats::npy::{Npz, Tensor};
 use serde_json::Value;
+
+/// A fresh scratch folder for one test, named after `test`; removed when
+/// dropped (also when the test panics).
+pub fn scratch_dir(test: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("akida-tests-{test}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("scratch folder for {test}: {e}"))
+}
 
 /// The repository's copy of the fixtures.
 pub fn data_dir() -> PathBuf {

@@ -25,8 +25,8 @@ use akida_host::keras::{
     WeightRole,
 };
 use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
-use akida_tests::keras::{scratch_dir, Net};
-use akida_tests::reference_sets;
+use akida_tests::keras::Net;
+use akida_tests::{reference_sets, scratch_dir};
 
 // ---------------------------------------------------------------------------
 // Building small models
@@ -629,7 +629,7 @@ fn assert_convert_error_names(err: &Cnn2snnError, rule: Rule, layer: &str) {
 /// matches the check in memory.
 fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
     let dir = scratch_dir(&format!("check-{}", rule.name()));
-    let h5 = dir.join("model.h5");
+    let h5 = dir.path().join("model.h5");
     keras::write_model(&h5, model).unwrap_or_else(|e| panic!("{rule:?}: saving: {e}"));
     let from_file = akida_host::commands::cnn2snn::check_file(&h5, None).unwrap();
     assert_eq!(
@@ -640,9 +640,8 @@ fn convert_flow(model: &Model, rule: Rule) -> Result<(), String> {
     let result = akida_host::commands::cnn2snn::convert_file(&h5, &ConvertOptions::default(), None)
         .map(|_| ())
         .map_err(|e| akida_host::cli::report(&e));
-    let akd = dir.join("model.akd");
+    let akd = dir.path().join("model.akd");
     assert_eq!(akd.exists(), result.is_ok(), "{rule:?}: {}", akd.display());
-    let _ = std::fs::remove_dir_all(&dir);
     result
 }
 

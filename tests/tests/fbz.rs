@@ -22,7 +22,9 @@ use akida_host::formats::fbz::{
     self, from_fbz_bytes, snappy, to_fbz_bytes, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError,
 };
 use akida_host::formats::npy::{Tensor, TensorData};
-use akida_tests::{assert_all_equal, reference_dir, reference_sets, Buffers, ReferenceSet};
+use akida_tests::{
+    assert_all_equal, reference_dir, reference_sets, scratch_dir, Buffers, ReferenceSet,
+};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -218,18 +220,18 @@ fn the_engine_runs_our_fbz_files() {
         );
         return;
     }
-    let dir = std::env::temp_dir().join(format!("akida-fbz-engine-{}", std::process::id()));
-    write_our_fbz_files(&dir);
+    let dir = scratch_dir("fbz-engine");
+    write_our_fbz_files(dir.path());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/check_fbz_with_engine.py");
     let out = Command::new(&python)
         .arg(&script)
         .arg("--fbz-dir")
-        .arg(&dir)
+        .arg(dir.path())
         .arg("--reference-dir")
         .arg(reference_dir())
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(dir);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

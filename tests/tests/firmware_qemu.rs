@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use akida_core::inference::{forward, LayerOutput};
 use akida_core::{decode, Backend};
-use akida_tests::{assert_all_equal, data_dir, Buffers, ReferenceSet};
+use akida_tests::{assert_all_equal, data_dir, scratch_dir, Buffers, ReferenceSet};
 
 const FIRMWARE_SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
 
@@ -93,10 +93,10 @@ fn firmware_under_qemu_equals_host_and_engine() {
     let engine = set.array("akida_forward");
     let images = inputs.shape[0];
 
-    let work = std::env::temp_dir().join(format!("akida-qemu-{}", std::process::id()));
-    std::fs::create_dir_all(&work).unwrap();
+    let scratch = scratch_dir("qemu");
+    let work = scratch.path();
     std::fs::write(work.join("input.bin"), inputs.as_u8().unwrap()).unwrap();
-    let out = run_qemu(&elf, &work, "input.bin output.bin");
+    let out = run_qemu(&elf, work, "input.bin output.bin");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -105,7 +105,6 @@ fn firmware_under_qemu_equals_host_and_engine() {
     );
     assert!(stdout.contains(&format!("{images} image(s)")), "{stdout}");
     let raw = std::fs::read(work.join("output.bin")).unwrap();
-    std::fs::remove_dir_all(&work).unwrap();
     let firmware: Vec<i32> = raw
         .chunks_exact(4)
         .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))

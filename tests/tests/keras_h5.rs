@@ -8,9 +8,9 @@ use std::path::Path;
 use akida_host::formats::npy::Npz;
 use akida_host::keras::{read_model, write_model, LayerConfig, Model, QuantizerKind, WeightRole};
 use akida_tests::keras::{
-    all_float_kinds, all_quantized_kinds, python, scratch_dir, without_raw, zoo_dir, H5PY_DUMP,
+    all_float_kinds, all_quantized_kinds, python, without_raw, zoo_dir, H5PY_DUMP,
 };
-use akida_tests::{assert_all_equal, reference_dir, reference_sets};
+use akida_tests::{assert_all_equal, reference_dir, reference_sets, scratch_dir};
 use serde_json::Value;
 
 /// A weight as its shape and the bits of its float32 values.
@@ -195,7 +195,7 @@ fn akida2_zoo_file_with_slashed_names_reads_and_round_trips() {
         other => panic!("{other:?}"),
     }
     let dir = scratch_dir("akida2");
-    let path = dir.join("rewritten.h5");
+    let path = dir.path().join("rewritten.h5");
     write_model(&path, &model).unwrap();
     let back = read_model(&path).unwrap();
     assert_eq!(without_raw(back), without_raw(model));
@@ -205,7 +205,7 @@ fn akida2_zoo_file_with_slashed_names_reads_and_round_trips() {
 fn every_layer_kind_round_trips_bit_for_bit() {
     let dir = scratch_dir("kinds");
     for model in [all_float_kinds(11), all_quantized_kinds(12)] {
-        let path = dir.join(format!("{}.h5", model.name));
+        let path = dir.path().join(format!("{}.h5", model.name));
         write_model(&path, &model).unwrap();
         let back = without_raw(read_model(&path).unwrap());
         assert_eq!(back.layers.len(), model.layers.len());
@@ -229,7 +229,7 @@ fn rewriting_a_read_file_keeps_unmodelled_fields() {
     let src = reference_dir().join("conv_pool_w2a2_q.h5");
     let model = read_model(&src).unwrap();
     let dir = scratch_dir("rewrite");
-    let out = dir.join("q.h5");
+    let out = dir.path().join("q.h5");
     write_model(&out, &model).unwrap();
     let again = read_model(&out).unwrap();
     assert_eq!(again, model);
@@ -333,7 +333,7 @@ fn check_with_h5py(path: &Path, model: &Model) {
 fn h5py_sees_the_keras_layout_in_our_files() {
     let dir = scratch_dir("h5py");
     for model in [all_float_kinds(5), all_quantized_kinds(6)] {
-        let path = dir.join(format!("{}.h5", model.name));
+        let path = dir.path().join(format!("{}.h5", model.name));
         write_model(&path, &model).unwrap();
         check_with_h5py(&path, &model);
     }
@@ -346,7 +346,8 @@ fn our_config_matches_the_tf_keras_dialect_of_the_reference_json() {
     let dir = reference_dir();
     let set = "ds_cnn_kws_iq8_wq4_aq4";
     let model = without_raw(read_model(&dir.join(format!("{set}_float.h5"))).unwrap());
-    let out = scratch_dir("dialect").join("f.h5");
+    let scratch = scratch_dir("dialect");
+    let out = scratch.path().join("f.h5");
     write_model(&out, &model).unwrap();
     let dump: Value = serde_json::from_str(&python(H5PY_DUMP, &[&out])).unwrap();
     let ours: Value = serde_json::from_str(dump["root"]["model_config"].as_str().unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! Parity with BrainChip's Akida engine: every layer output of every
-//! reference vector set, with both kernels, every element.
+//! reference vector set, with both kernels, every element; the host runtime
+//! and `akida run`'s `run_tensor` on the final outputs.
 
 use akida_core::inference::{forward, rescale_output, LayerOutput};
 use akida_core::{decode, Backend};
@@ -132,4 +133,41 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
         "host runtime: {compared} elements of {} sets equal to the engine",
         names.len()
     );
+}
+
+/// `akida run`'s library side: `run_tensor` on the engine's inputs gives the
+/// engine's `forward` and `predict` outputs exactly, from BrainChip's own
+/// `.fbz` of every set that has one (and there must be one).
+#[test]
+fn run_tensor_matches_the_engine_on_every_reference_set() {
+    use akida_host::commands::akida::{run_tensor, RunOptions};
+    use akida_host::formats::npy::Tensor;
+
+    let (dir, names) = reference_sets();
+    let mut sets = 0;
+    for name in &names {
+        let path = dir.join(format!("{name}.fbz"));
+        if !path.exists() {
+            continue;
+        }
+        let model = akida_host::formats::load(&path).unwrap();
+        let mut set = ReferenceSet::open(&dir, name);
+        let input = set.array("input_uint8");
+        let forward = set.array("akida_forward");
+        let predict = set.array("akida_predict");
+        let (out, stats) = run_tensor(&model, &input, RunOptions::default()).unwrap();
+        assert_eq!(stats.images, input.shape[0]);
+        assert_eq!(out, forward, "{}", path.display());
+        let options = RunOptions {
+            predict: true,
+            ..RunOptions::default()
+        };
+        let (out, _) = run_tensor(&model, &input, options).unwrap();
+        let bits =
+            |t: &Tensor| -> Vec<u32> { t.as_f32().unwrap().iter().map(|v| v.to_bits()).collect() };
+        assert_eq!(out.shape, predict.shape, "{}", path.display());
+        assert_eq!(bits(&out), bits(&predict), "{}", path.display());
+        sets += 1;
+    }
+    assert!(sets > 0, "no reference set (.fbz) in {}", dir.display());
 }

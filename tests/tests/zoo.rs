@@ -4,9 +4,8 @@
 
 use akida_host::keras::{read_model, write_model, LayerConfig};
 use akida_host::zoo::ZooModel;
-use akida_tests::keras::{
-    auto_name_stem, is_auto_named, parse_summary, scratch_dir, without_raw, zoo_dir,
-};
+use akida_tests::keras::{auto_name_stem, is_auto_named, parse_summary, without_raw, zoo_dir};
+use akida_tests::scratch_dir;
 
 /// Compares our summary to the reference one, allowing another counter on
 /// names Keras numbers automatically.
@@ -31,7 +30,8 @@ fn assert_summary_matches(model: &str, ours: &str, reference: &str) {
 
 #[test]
 fn created_models_match_the_reference_summaries() {
-    let dir = scratch_dir("zoo");
+    let scratch = scratch_dir("zoo");
+    let dir = scratch.path();
     for zoo in ZooModel::ALL {
         let name = zoo.name();
         let model = zoo.build(42).unwrap();

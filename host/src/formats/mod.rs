@@ -99,17 +99,12 @@ pub fn save(model: &ConvertedModel, path: impl AsRef<Path>) -> Result<(), ModelF
 mod tests {
     use super::*;
     use crate::formats::fbz::test_support::{tiny_layers, tiny_model};
-
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("akida-model-file-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_support::scratch;
 
     #[test]
     fn both_formats_save_and_load_the_same_model() {
-        let dir = temp_dir("both");
+        let tmp = scratch("model-file-both");
+        let dir = tmp.path();
         let model = tiny_model();
         for name in ["m.akd", "m.fbz", "M.FBZ"] {
             let path = dir.join(name);
@@ -127,7 +122,6 @@ mod tests {
             load(dir.join("fbz_bytes.akd")),
             Err(ModelFileError::Akd { .. })
         ));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -146,7 +140,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_file() {
-        let dir = temp_dir("errors");
+        let tmp = scratch("model-file-errors");
+        let dir = tmp.path();
         let missing = dir.join("absent.fbz");
         let e = load(&missing).unwrap_err();
         assert!(matches!(e, ModelFileError::Io { .. }));
@@ -160,12 +155,12 @@ mod tests {
             crate::cli::report(&e).starts_with(&garbage.display().to_string()),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_refused_save_keeps_the_old_file() {
-        let dir = temp_dir("refused");
+        let tmp = scratch("model-file-refused");
+        let dir = tmp.path();
         let path = dir.join("m.fbz");
         save(&tiny_model(), &path).unwrap();
         let before = std::fs::read(&path).unwrap();
@@ -187,7 +182,6 @@ mod tests {
             Err(ModelFileError::Io { .. })
         ));
         assert_eq!(std::fs::read(&path).unwrap(), before);
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 2);
     }
 }

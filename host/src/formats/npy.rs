@@ -223,8 +223,7 @@ mod tests {
 
     #[test]
     fn npy_round_trip_keeps_shape_and_values() {
-        let dir = std::env::temp_dir().join(format!("akida-npy-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_support::scratch("npy");
         for t in [
             Tensor {
                 shape: vec![2, 3],
@@ -243,10 +242,9 @@ mod tests {
                 data: TensorData::I8(vec![-128, 127]),
             },
         ] {
-            let p = dir.join("t.npy");
+            let p = dir.path().join("t.npy");
             write_npy(&p, &t).unwrap();
             assert_eq!(read_npy(&p).unwrap(), t);
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

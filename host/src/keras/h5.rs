@@ -458,10 +458,12 @@ mod tests {
     use crate::keras::layers::{Conv2DConfig, LayerConfig};
     use crate::keras::GraphBuilder;
 
-    fn temp(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("akida-h5-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join(name)
+    /// A scratch folder and the path `name` in it (the folder goes when the
+    /// first is dropped).
+    fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = crate::test_support::scratch("h5");
+        let path = dir.path().join(name);
+        (dir, path)
     }
 
     fn small_model() -> Model {
@@ -479,7 +481,7 @@ mod tests {
 
     #[test]
     fn write_then_read_is_identical_and_leaves_no_temporary() {
-        let path = temp("small.h5");
+        let (_dir, path) = temp("small.h5");
         let model = small_model();
         write_model(&path, &model).unwrap();
         let mut back = read_model(&path).unwrap();
@@ -490,7 +492,7 @@ mod tests {
 
     #[test]
     fn fixed_length_and_chunked_string_attributes_are_read() {
-        let path = temp("fixed.h5");
+        let (_dir, path) = temp("fixed.h5");
         let file = hdf5::File::create(&path).unwrap();
         let names: Vec<FixedAscii<8>> = ["a", "bb"]
             .iter()
@@ -529,17 +531,17 @@ mod tests {
 
     #[test]
     fn bad_files_give_typed_errors() {
-        let text = temp("text.h5");
+        let (dir, text) = temp("text.h5");
         std::fs::write(&text, "not hdf5").unwrap();
         assert!(matches!(read_model(&text), Err(H5Error::NotHdf5 { .. })));
-        let missing = temp("missing.h5");
+        let missing = dir.path().join("missing.h5");
         assert!(matches!(read_model(&missing), Err(H5Error::Io { .. })));
-        let bare = temp("bare.h5");
+        let bare = dir.path().join("bare.h5");
         hdf5::File::create(&bare).unwrap();
         let err = read_model(&bare).unwrap_err();
         assert!(matches!(err, H5Error::MissingModelConfig { .. }));
         assert!(crate::cli::report(&err).contains("bare.h5"), "{err}");
-        let nowhere = temp("no/such/dir/m.h5");
+        let nowhere = dir.path().join("no/such/dir/m.h5");
         let err = write_model(&nowhere, &small_model()).unwrap_err();
         assert!(
             crate::cli::report(&err).contains("directory does not exist"),
@@ -548,19 +550,20 @@ mod tests {
         assert!(!nowhere.exists());
     }
 
-    /// Writes the small model to `name`, then lets `damage` edit the file.
-    fn damaged(name: &str, damage: impl FnOnce(&hdf5::File)) -> PathBuf {
-        let path = temp(name);
+    /// Writes the small model to `name` in a scratch folder, then lets
+    /// `damage` edit the file.
+    fn damaged(name: &str, damage: impl FnOnce(&hdf5::File)) -> (tempfile::TempDir, PathBuf) {
+        let (dir, path) = temp(name);
         write_model(&path, &small_model()).unwrap();
         let file = hdf5::File::open_rw(&path).unwrap();
         damage(&file);
         file.close().unwrap();
-        path
+        (dir, path)
     }
 
     #[test]
     fn malformed_json_is_a_json_error() {
-        let path = damaged("json.h5", |f| {
+        let (_dir, path) = damaged("json.h5", |f| {
             f.delete_attr("model_config").unwrap();
             write_str(f, "model_config", "{\"class_name\": ", false).unwrap();
         });
@@ -574,7 +577,7 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_problem() {
-        let path = damaged("config.h5", |f| {
+        let (_dir, path) = damaged("config.h5", |f| {
             f.delete_attr("model_config").unwrap();
             write_str(
                 f,
@@ -594,7 +597,7 @@ mod tests {
 
     #[test]
     fn missing_weight_dataset_is_named() {
-        let path = damaged("noweight.h5", |f| {
+        let (_dir, path) = damaged("noweight.h5", |f| {
             f.group("model_weights/conv_0/x/conv_0/x")
                 .unwrap()
                 .unlink("bias:0")
@@ -611,7 +614,7 @@ mod tests {
 
     #[test]
     fn wrong_weight_shape_is_a_graph_error() {
-        let path = damaged("shape.h5", |f| {
+        let (_dir, path) = damaged("shape.h5", |f| {
             let g = f.group("model_weights/conv_0/x/conv_0/x").unwrap();
             g.unlink("bias:0").unwrap();
             let ds = g
@@ -640,10 +643,10 @@ mod tests {
 
     #[test]
     fn missing_weights_group_and_wrong_dtype_are_format_errors() {
-        let path = damaged("nogroup.h5", |f| f.unlink("model_weights").unwrap());
+        let (_dir, path) = damaged("nogroup.h5", |f| f.unlink("model_weights").unwrap());
         let err = read_model(&path).unwrap_err();
         assert!(matches!(err, H5Error::Format { .. }), "{err}");
-        let path = damaged("dtype.h5", |f| {
+        let (_dir, path) = damaged("dtype.h5", |f| {
             let g = f.group("model_weights/conv_0/x/conv_0/x").unwrap();
             g.unlink("bias:0").unwrap();
             let ds = g

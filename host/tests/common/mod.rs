@@ -1,16 +1,20 @@
 //! What the command-line tests share: scratch folders, their listings, the
-//! output of a run, and where the reference vectors are.
+//! text of a run's output, and where the reference vectors are. The
+//! commands themselves run through `assert_cmd`.
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// A fresh scratch folder for one test of one binary (removed first if left over).
-pub fn scratch(binary: &str, test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("akida-{binary}-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+use tempfile::TempDir;
+
+/// A fresh scratch folder for one test of one binary, removed when dropped
+/// (also when the test panics).
+pub fn scratch(binary: &str, test: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("akida-{binary}-{test}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("scratch folder for {binary} {test}: {e}"))
 }
 
 /// The names in a folder, sorted.
