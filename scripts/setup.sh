@@ -23,6 +23,25 @@ else
   say "Debian packages present"
 fi
 
+# CMake >= 3.26 builds the HDF5 2.x that hdf5-metno's `static` feature
+# bundles (Debian 12 ships 3.25): from PyPI when the system one is older,
+# linked into /usr/local/bin so every build finds it first.
+cmake_ok() {
+  local v
+  v=$(cmake --version 2>/dev/null | sed -n 's/^cmake version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+  [ -n "$v" ] && set -- $v && { [ "$1" -gt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -ge 26 ]; }; }
+}
+if cmake_ok; then
+  say "cmake $(cmake --version | head -1 | cut -d' ' -f3) present"
+else
+  say "installing cmake >= 3.26 (pip)"
+  python3 -m pip install --quiet "cmake>=3.26,<4"
+  bin=$(python3 -c 'import cmake, os; print(os.path.join(cmake.CMAKE_BIN_DIR, "cmake"))')
+  $SUDO ln -sf "$bin" /usr/local/bin/cmake
+  hash -r
+  cmake_ok || { say "cmake >= 3.26 is still not the first cmake on PATH"; exit 1; }
+fi
+
 # Rust target of the firmware (Cortex-M4F).
 if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   say "adding rust target thumbv7em-none-eabihf"

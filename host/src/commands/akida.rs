@@ -358,18 +358,17 @@ pub fn run_tensor(
     Ok((Tensor { shape, data }, stats))
 }
 
-/// Reads the input `.npy`; a dtype the tensor reader does not know is
-/// reported like any other non-uint8 dtype.
+/// Reads the input `.npy`, which must be uint8: any other dtype is reported
+/// as the file spells it (`<i8`, `>f4`, ...) before its data is read.
 fn read_input(path: &Path) -> Result<Tensor, RunError> {
-    npy::read_npy(path).map_err(|e| match e {
-        TensorError::DType { path, dtype, .. } => RunError::Batch {
-            path,
-            source: BatchError::DType {
-                found: dtype.trim_matches('\'').to_owned(),
-            },
-        },
-        e => RunError::Tensor(e),
-    })
+    let dtype = npy::npy_dtype(path)?;
+    if dtype != "|u1" {
+        return Err(RunError::Batch {
+            path: path.to_owned(),
+            source: BatchError::DType { found: dtype },
+        });
+    }
+    Ok(npy::read_npy(path)?)
 }
 
 /// `akida run`: loads the model (`.akd` or `.fbz`) and the uint8 `.npy`

@@ -56,14 +56,50 @@ impl ModelFormat {
     }
 }
 
+/// Largest model file read (1 GiB; the largest zoo model, `vgg_cifar10`
+/// 4-bit, is about 11 MB): a bigger file is refused before it is read.
+pub const MAX_MODEL_BYTES: u64 = 1 << 30;
+
+/// The bytes of a model file: a regular file of at most [`MAX_MODEL_BYTES`],
+/// whose first bytes are checked before the rest is read (the `.akd` magic,
+/// the `.fbz` Snappy header), so that a large file of another kind is
+/// refused at once.
+fn read_model_bytes(path: &Path, format: ModelFormat) -> Result<Vec<u8>, ModelFileError> {
+    use std::io::Read;
+    let io = |source| ModelFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let (file, size) = crate::fsutil::open_regular(path, MAX_MODEL_BYTES).map_err(io)?;
+    let mut file = file.take(MAX_MODEL_BYTES);
+    let mut head = Vec::with_capacity(16);
+    (&mut file).take(16).read_to_end(&mut head).map_err(io)?;
+    match format {
+        ModelFormat::Akd if head.len() >= 4 && head[..4] != akida_core::format::MAGIC => {
+            return Err(ModelFileError::Akd {
+                path: path.to_owned(),
+                source: akida_core::FormatError::Magic,
+            })
+        }
+        ModelFormat::Fbz => {
+            snap::raw::decompress_len(&head).map_err(|e| ModelFileError::Fbz {
+                path: path.to_owned(),
+                source: FbzError::Snappy(e),
+            })?;
+        }
+        _ => {}
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    bytes.extend_from_slice(&head);
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(bytes)
+}
+
 /// Loads (and validates) a converted model from a `.akd` or `.fbz` file.
 pub fn load(path: impl AsRef<Path>) -> Result<ConvertedModel, ModelFileError> {
     let path = path.as_ref();
     let format = ModelFormat::of_path(path)?;
-    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes = read_model_bytes(path, format)?;
     match format {
         ModelFormat::Akd => akd::from_bytes(&bytes).map_err(|source| ModelFileError::Akd {
             path: path.to_owned(),

@@ -2,7 +2,7 @@
 //! vectors and of `akida run`), read and written with the `npyz` crate.
 
 use std::fs::File;
-use std::io::{BufReader, Cursor};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use npyz::{DType, NpyFile, TypeChar, WriterBuilder};
@@ -23,6 +23,10 @@ pub struct Tensor {
     pub data: TensorData,
 }
 
+/// Largest array data a `.npy` file or `.npz` member may declare (16 GiB),
+/// checked from its header before anything is allocated.
+pub const MAX_ARRAY_BYTES: u64 = 1 << 34;
+
 /// Why a tensor file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
@@ -33,7 +37,9 @@ pub enum TensorError {
     },
     #[error("{path}: array `{name}` is missing")]
     Missing { path: PathBuf, name: String },
-    #[error("{path}: array `{name}` has dtype {dtype}; supported: u1, i1, <i4, <f4")]
+    #[error(
+        "{path}: array `{name}` has dtype {dtype}; supported: u1, i1, <i4, <f4 (either byte order)"
+    )]
     DType {
         path: PathBuf,
         name: String,
@@ -45,6 +51,31 @@ pub enum TensorError {
         name: String,
         expected: String,
         found: String,
+    },
+    #[error("{path}: not a .npy array (bad header)")]
+    Header {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: the header declares {declared} bytes of data (shape {shape:?}), over the {MAX_ARRAY_BYTES}-byte limit")]
+    TooLarge {
+        path: PathBuf,
+        shape: Vec<u64>,
+        declared: u128,
+    },
+    #[error("{path}: truncated: the header declares {declared} bytes of data (shape {shape:?}), the file holds {found}")]
+    Truncated {
+        path: PathBuf,
+        shape: Vec<u64>,
+        declared: u64,
+        found: u64,
+    },
+    #[error("{path}: {extra} bytes after the {declared} bytes of data the header declares (shape {shape:?})")]
+    Trailing {
+        path: PathBuf,
+        shape: Vec<u64>,
+        declared: u64,
+        extra: u64,
     },
 }
 
@@ -68,51 +99,201 @@ impl Tensor {
     }
 }
 
+/// Bytes of one element of a supported dtype.
+fn element_size(ts: &npyz::TypeStr) -> Option<u64> {
+    match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Uint, 1) | (TypeChar::Int, 1) => Some(1),
+        (TypeChar::Int, 4) | (TypeChar::Float, 4) => Some(4),
+        _ => None,
+    }
+}
+
+/// The plain dtype of an array and the bytes of data its header declares
+/// (checked against [`MAX_ARRAY_BYTES`] before anything is allocated).
+fn declared<R: std::io::Read>(
+    npy: &NpyFile<R>,
+    path: &Path,
+    name: &str,
+) -> Result<(npyz::TypeStr, u64), TensorError> {
+    let dtype = npy.dtype();
+    let unsupported = || TensorError::DType {
+        path: path.to_owned(),
+        name: name.to_owned(),
+        dtype: dtype.descr(),
+    };
+    let DType::Plain(ts) = &dtype else {
+        return Err(unsupported());
+    };
+    let size = element_size(ts).ok_or_else(unsupported)?;
+    let bytes = npy
+        .shape()
+        .iter()
+        .fold(size as u128, |acc, &d| acc.saturating_mul(d as u128));
+    if bytes > MAX_ARRAY_BYTES as u128 {
+        return Err(TensorError::TooLarge {
+            path: path.to_owned(),
+            shape: npy.shape().to_vec(),
+            declared: bytes,
+        });
+    }
+    Ok((ts.clone(), bytes as u64))
+}
+
+/// Reads the values, growing the vector only as data arrives (a header
+/// cannot make us allocate what the file does not hold).
+fn collect<T: npyz::Deserialize, R: std::io::Read>(
+    npy: NpyFile<R>,
+    path: &Path,
+    declared: u64,
+) -> Result<Vec<T>, TensorError> {
+    let shape = npy.shape().to_vec();
+    let count = npy.len();
+    let values = npy.data::<T>().map_err(|e| TensorError::Header {
+        path: path.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?;
+    let mut out = Vec::with_capacity(count.min(1 << 24) as usize);
+    for value in values {
+        match value {
+            Ok(v) => out.push(v),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let size = declared / count.max(1);
+                return Err(TensorError::Truncated {
+                    path: path.to_owned(),
+                    shape,
+                    declared,
+                    found: out.len() as u64 * size,
+                });
+            }
+            Err(source) => {
+                return Err(TensorError::Io {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fortran-order (column-major) values of `shape` in C order.
+fn fortran_to_c<T: Copy>(values: Vec<T>, shape: &[usize]) -> Vec<T> {
+    if shape.len() < 2 || values.is_empty() {
+        return values;
+    }
+    let mut out = Vec::with_capacity(values.len());
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..values.len() {
+        // Fortran offset of the C-order index: the first axis moves fastest.
+        let mut offset = 0;
+        for (&i, &n) in index.iter().zip(shape).rev() {
+            offset = offset * n + i;
+        }
+        out.push(values[offset]);
+        for (i, &n) in index.iter_mut().zip(shape).rev() {
+            *i += 1;
+            if *i < n {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    out
+}
+
 fn read_npy_file<R: std::io::Read>(
     npy: NpyFile<R>,
     path: &Path,
     name: &str,
 ) -> Result<Tensor, TensorError> {
-    let io = |source| TensorError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let (ts, bytes) = declared(&npy, path, name)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let dtype = npy.dtype();
-    let ts = match &dtype {
-        DType::Plain(ts) => ts.clone(),
-        _ => {
-            return Err(TensorError::DType {
-                path: path.to_owned(),
-                name: name.to_owned(),
-                dtype: dtype.descr(),
-            })
-        }
-    };
+    let fortran = npy.order() == npyz::Order::Fortran;
+    macro_rules! values {
+        ($variant:ident, $t:ty) => {{
+            let v = collect::<$t, R>(npy, path, bytes)?;
+            TensorData::$variant(if fortran { fortran_to_c(v, &shape) } else { v })
+        }};
+    }
     let data = match (ts.type_char(), ts.size_field()) {
-        (TypeChar::Uint, 1) => TensorData::U8(npy.into_vec::<u8>().map_err(io)?),
-        (TypeChar::Int, 1) => TensorData::I8(npy.into_vec::<i8>().map_err(io)?),
-        (TypeChar::Int, 4) => TensorData::I32(npy.into_vec::<i32>().map_err(io)?),
-        (TypeChar::Float, 4) => TensorData::F32(npy.into_vec::<f32>().map_err(io)?),
-        _ => {
-            return Err(TensorError::DType {
-                path: path.to_owned(),
-                name: name.to_owned(),
-                dtype: dtype.descr(),
-            })
-        }
+        (TypeChar::Uint, 1) => values!(U8, u8),
+        (TypeChar::Int, 1) => values!(I8, i8),
+        (TypeChar::Int, 4) => values!(I32, i32),
+        _ => values!(F32, f32),
     };
     Ok(Tensor { shape, data })
 }
 
-/// Reads one `.npy` file.
+/// Counts the bytes read through it (the length of a `.npy` header).
+struct Counting<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The dtype of a `.npy` file as its header spells it (`|u1`, `>f4`, ...),
+/// read without its data.
+pub fn npy_dtype(path: &Path) -> Result<String, TensorError> {
+    let (file, _) =
+        crate::fsutil::open_regular(path, u64::MAX).map_err(|source| TensorError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    let header = npyz::NpyHeader::from_reader(BufReader::new(file)).map_err(|source| {
+        TensorError::Header {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    Ok(header.dtype().descr().trim_matches('\'').to_owned())
+}
+
+/// Reads one `.npy` file (C or Fortran order, either byte order): a regular
+/// file whose size must match what its header declares.
 pub fn read_npy(path: &Path) -> Result<Tensor, TensorError> {
-    let io = |source| TensorError::Io {
-        path: path.to_owned(),
-        source,
+    let (file, size) =
+        crate::fsutil::open_regular(path, MAX_ARRAY_BYTES + (1 << 20)).map_err(|source| {
+            TensorError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    let mut reader = Counting {
+        inner: BufReader::new(file),
+        read: 0,
     };
-    let bytes = std::fs::read(path).map_err(io)?;
-    let npy = NpyFile::new(Cursor::new(bytes)).map_err(io)?;
+    let header =
+        npyz::NpyHeader::from_reader(&mut reader).map_err(|source| TensorError::Header {
+            path: path.to_owned(),
+            source,
+        })?;
+    let npy = NpyFile::with_header(header, reader.inner);
+    let (_, declared) = declared(&npy, path, "")?;
+    let data = size - reader.read;
+    let shape = npy.shape().to_vec();
+    if data < declared {
+        return Err(TensorError::Truncated {
+            path: path.to_owned(),
+            shape,
+            declared,
+            found: data,
+        });
+    }
+    if data > declared {
+        return Err(TensorError::Trailing {
+            path: path.to_owned(),
+            shape,
+            declared,
+            extra: data - declared,
+        });
+    }
     read_npy_file(npy, path, "")
 }
 
@@ -220,6 +401,96 @@ typed_getters!(as_u8, U8, u8; as_i8, I8, i8; as_i32, I32, i32; as_f32, F32, f32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A version 1.0 `.npy` file with the given header fields and data.
+    fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let dict = format!(
+            "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape}, }}",
+            if fortran { "True" } else { "False" }
+        );
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(data);
+        out
+    }
+
+    #[test]
+    fn fortran_order_and_big_endian_files_read_as_numpy_reads_them() {
+        let dir = crate::test_support::scratch("npy-order");
+        let p = dir.path().join("f.npy");
+        // numpy: np.asfortranarray([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+        std::fs::write(&p, npy_bytes("|u1", true, "(2, 3)", &[1, 4, 2, 5, 3, 6])).unwrap();
+        let t = read_npy(&p).unwrap();
+        assert_eq!(t.shape, [2, 3]);
+        assert_eq!(t.as_u8().unwrap(), [1, 2, 3, 4, 5, 6]);
+        // A 2x2x2 Fortran array: element (i, j, k) at i + 2j + 4k.
+        let data: Vec<u8> = (0..8).collect();
+        std::fs::write(&p, npy_bytes("|u1", true, "(2, 2, 2)", &data)).unwrap();
+        let t = read_npy(&p).unwrap();
+        assert_eq!(t.as_u8().unwrap(), [0, 4, 2, 6, 1, 5, 3, 7]);
+        // Big-endian float32 and int32.
+        let mut be = 1.5f32.to_be_bytes().to_vec();
+        be.extend_from_slice(&(-2.0f32).to_be_bytes());
+        std::fs::write(&p, npy_bytes(">f4", false, "(2,)", &be)).unwrap();
+        assert_eq!(read_npy(&p).unwrap().as_f32().unwrap(), [1.5, -2.0]);
+        assert_eq!(npy_dtype(&p).unwrap(), ">f4");
+        std::fs::write(&p, npy_bytes(">i4", false, "(1,)", &(-7i32).to_be_bytes())).unwrap();
+        assert_eq!(read_npy(&p).unwrap().as_i32().unwrap(), [-7]);
+    }
+
+    #[test]
+    fn sizes_are_checked_against_the_header_before_reading() {
+        let dir = crate::test_support::scratch("npy-sizes");
+        let p = dir.path().join("t.npy");
+        std::fs::write(&p, npy_bytes("|u1", false, "(4, 3)", &[7; 10])).unwrap();
+        let e = read_npy(&p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TensorError::Truncated {
+                    declared: 12,
+                    found: 10,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(crate::cli::report(&e).contains("truncated: the header declares 12 bytes"));
+        std::fs::write(&p, npy_bytes("|u1", false, "(2,)", &[7; 5])).unwrap();
+        let e = read_npy(&p).unwrap_err();
+        assert!(matches!(e, TensorError::Trailing { extra: 3, .. }), "{e:?}");
+        // A header declaring 2^60 values is refused before any allocation.
+        std::fs::write(
+            &p,
+            npy_bytes("<f4", false, "(1073741824, 1073741824)", &[0; 8]),
+        )
+        .unwrap();
+        let e = read_npy(&p).unwrap_err();
+        assert!(matches!(e, TensorError::TooLarge { .. }), "{e:?}");
+        std::fs::write(&p, b"not numpy at all").unwrap();
+        assert!(matches!(read_npy(&p), Err(TensorError::Header { .. })));
+        std::fs::write(&p, npy_bytes("<f8", false, "(1,)", &[0; 8])).unwrap();
+        assert!(matches!(read_npy(&p), Err(TensorError::DType { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_and_directories_are_refused_without_reading() {
+        let e = read_npy(Path::new("/dev/zero")).unwrap_err();
+        assert!(
+            crate::cli::report(&e).contains("not a regular file"),
+            "{}",
+            crate::cli::report(&e)
+        );
+        let dir = crate::test_support::scratch("npy-dir");
+        assert!(read_npy(dir.path()).is_err());
+    }
 
     #[test]
     fn npy_round_trip_keeps_shape_and_values() {
