@@ -58,6 +58,57 @@ impl LayerKind {
     }
 }
 
+/// The engine's `InputData` layer: the model's input goes as it is to the
+/// first neural layer (a Convolutional, SeparableConvolutional or
+/// FullyConnected layer, never an InputConvolutional one), as levels of
+/// `bits` bits. cnn2snn puts one in front of every model whose input has
+/// neither 1 nor 3 channels, with 4 bits; the engine refuses an input value
+/// above `2^bits - 1`, and a neural layer behind more than 4 bits. No
+/// weights, no variables, no computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputData<S> {
+    pub name: S,
+    /// Size of the input (HWC); a feature vector is 1x1xN.
+    pub dims: Dims,
+    /// Bits of the input values (1 to 4; cnn2snn writes 4).
+    pub bits: u8,
+}
+
+/// Input bit widths of an [`InputData`] layer a neural layer takes (the
+/// engine refuses a Convolutional, SeparableConvolutional or FullyConnected
+/// layer behind 5 bits or more: "only accepts unsigned inputs").
+pub const INPUT_BITS: core::ops::RangeInclusive<u8> = 1..=4;
+
+impl<S: AsRef<str>> InputData<S> {
+    pub fn name(&self) -> &str {
+        self.name.as_ref()
+    }
+
+    /// Highest input value, `2^bits - 1`.
+    pub fn max_value(&self) -> u8 {
+        ((1u16 << self.bits.min(8)) - 1) as u8
+    }
+
+    /// The same layer with a borrowed name.
+    pub fn view(&self) -> InputData<&str> {
+        InputData {
+            name: self.name.as_ref(),
+            dims: self.dims,
+            bits: self.bits,
+        }
+    }
+
+    /// A copy owning its name (host).
+    #[cfg(feature = "std")]
+    pub fn to_owned_input(&self) -> InputData<std::string::String> {
+        InputData {
+            name: self.name.as_ref().into(),
+            dims: self.dims,
+            bits: self.bits,
+        }
+    }
+}
+
 /// Pooling applied to the potentials of the neural part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Pooling {
