@@ -243,6 +243,13 @@ fn broadcast(sf: &[f32], f: usize) -> Vec<f32> {
     (0..f).map(|i| sf[i % sf.len()]).collect()
 }
 
+/// `S * (thr - bias)` as cnn2snn computes it: numpy promotes the float32
+/// `S`, `thr` and `bias` to float64 (the activation threshold is multiplied
+/// by a float64 `np.ones`), so the subtraction and the product are float64.
+fn threshold_product(s: f32, thr: f32, bias: f32) -> f64 {
+    s as f64 * (thr as f64 - bias as f64)
+}
+
 /// Thresholds and act_steps of one layer, in cnn2snn's order and precision
 /// (see the module documentation).
 fn thresholds(
@@ -276,11 +283,11 @@ fn thresholds(
                 // float64 from the float32 values; the act_step product is
                 // exact in float64, so rounding it to float32 is the float32 product.
                 (
-                    s as f64 * (half as f64 - bias[c] as f64),
+                    threshold_product(s, half, bias[c]),
                     (s as f64 * astep as f64) as f32,
                 )
             }
-            None => (s as f64 * -(bias[c] as f64), s),
+            None => (threshold_product(s, 0.0, bias[c]), s),
         };
         if is_input && input_shift != 0.0 {
             let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
@@ -294,4 +301,26 @@ fn thresholds(
         act_step.push(step);
     }
     Ok((threshold, act_step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter whose threshold float32 arithmetic gets wrong by one: with
+    /// `S = 1951.0905` and `bias = 1.9984815` (float32), a ReLU6 4-bit
+    /// activation (`thr = 0.2`), numpy gives `floor(S * (thr - bias)) =
+    /// -3510` in float64; the same in float32 rounds to -3509.
+    #[test]
+    fn thresholds_are_float64_products_of_float32_values() {
+        let s = f32::from_bits(1156834021);
+        let bias = f32::from_bits(1073729086);
+        let thr = 0.4f32 * 0.5;
+        assert_eq!(threshold_product(s, thr, bias).floor(), -3510.0);
+        assert_eq!((s * (thr - bias)).floor(), -3509.0);
+        // Another: S = 1178.5585, bias = 1.147768 give -1118 (float32: -1117).
+        let (s, bias) = (f32::from_bits(1150505439), f32::from_bits(1066592784));
+        assert_eq!(threshold_product(s, thr, bias).floor(), -1118.0);
+        assert_eq!((s * (thr - bias)).floor(), -1117.0);
+    }
 }
