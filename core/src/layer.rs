@@ -18,7 +18,7 @@ use crate::weights::{self, F32Values, I32Values, PackError, PackedWeights};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LayerKind {
     /// First layer: uint8 image input, cross-correlation, padding filled with
-    /// `padding_value` (the "HRC"); its potentials are not saturated.
+    /// `padding_value` (the "HRC").
     InputConvolutional,
     /// True convolution with the stored (flipped) kernel, zero padding.
     Convolutional,
@@ -45,11 +45,6 @@ impl LayerKind {
             LayerKind::SeparableConvolutional => "SeparableConvolutional",
             LayerKind::FullyConnected => "FullyConnected",
         }
-    }
-
-    /// Whether potentials saturate to 20 bits (every kind but the input layer).
-    pub fn saturates(&self) -> bool {
-        !matches!(self, LayerKind::InputConvolutional)
     }
 
     /// Whether the kind slides a window over its input (all but fully connected).
@@ -226,6 +221,15 @@ impl LayerParams {
                 ([1, 1, inputs, self.filters], None)
             }
         }
+    }
+
+    /// Whether the layer's potentials saturate to 20 bits once pooled, as the
+    /// engine's do: a fully connected layer's always, a (separable, input)
+    /// convolution's only behind a max pooling or a global average pooling
+    /// (whose sum saturates at every cell it adds, in row-major order, see
+    /// [`crate::tail`]); without pooling they stay exact 32-bit sums.
+    pub fn saturates(&self) -> bool {
+        self.kind == LayerKind::FullyConnected || self.pooling != Pooling::None
     }
 
     /// Number of i32 cells the reference and event kernels need: the

@@ -473,7 +473,7 @@ fn layer_rules(e: usize, layer: &LayerRef, max_input: i64) -> Result<LayerShapes
     let shapes = validate_geometry(e, p)?;
     validate_weights(e, layer)?;
     validate_variables(e, layer)?;
-    validate_potential_range(e, layer, &shapes, max_input)?;
+    validate_potential_range(e, layer, max_input)?;
     Ok(shapes)
 }
 
@@ -588,23 +588,13 @@ fn validate_variables(e: usize, layer: &LayerRef) -> Result<(), ModelError> {
 
 /// Worst-case |potential| of every filter must fit in i32, so that kernels
 /// may accumulate in any order without overflow.
-fn validate_potential_range(
-    e: usize,
-    layer: &LayerRef,
-    shapes: &LayerShapes,
-    max_input: i64,
-) -> Result<(), ModelError> {
+fn validate_potential_range(e: usize, layer: &LayerRef, max_input: i64) -> Result<(), ModelError> {
     let p = &layer.params;
     let f = p.filters as usize;
     let w = layer.weights();
     let limit = i32::MAX as i64;
-    let cells = match (p.kind, p.pooling) {
-        // The input layer does not saturate: a global sum must fit too.
-        (LayerKind::InputConvolutional, Pooling::GlobalAverage) => {
-            shapes.conv.len() as i64 / f as i64
-        }
-        _ => 1,
-    };
+    // A global sum saturates at every step (see `crate::tail`): only each
+    // cell's potential must fit.
     let overflow = |filter| ModelError::PotentialOverflow { layer: e, filter };
     match (p.kind, layer.pointwise()) {
         (LayerKind::SeparableConvolutional, Some(pw)) => {
@@ -644,7 +634,7 @@ fn validate_potential_range(
                 for r in 0..rows {
                     total += (w.get(r * f + filter) as i64).abs() * max_input;
                 }
-                if total.saturating_mul(cells) > limit {
+                if total > limit {
                     return Err(overflow(filter));
                 }
             }
