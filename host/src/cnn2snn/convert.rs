@@ -19,6 +19,7 @@
 //!
 //! Then act_steps beyond the hardware range are equalized ([`super::equalize`]).
 
+use akida_core::activation::MIN_ACT_STEP;
 use akida_core::{Dims, LayerKind};
 
 use crate::formats::akd::{self, ConvertedInputData, ConvertedLayer, ConvertedModel};
@@ -90,6 +91,19 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
             _ => 0.0,
         };
         let layer = convert_layer(&chain, planned, input_scale, shift)?;
+        // The engine refuses the layer when cnn2snn sets such an act_step.
+        let small = layer
+            .act_step
+            .iter()
+            .enumerate()
+            .find(|&(_, v)| !(v >= MIN_ACT_STEP));
+        if let Some((filter, value)) = small {
+            return Err(Cnn2snnError::ActStep {
+                layer: planned.name.clone(),
+                filter,
+                value,
+            });
+        }
         if let Some(a) = planned.activation {
             // The next layer sees integer levels: its input scale is 1 / step.
             input_scale = (1.0 / activation_step(&chain.layers[a])? as f64) as f32;

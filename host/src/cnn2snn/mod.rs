@@ -70,6 +70,12 @@ pub enum Cnn2snnError {
     Incompatible(Report),
     #[error("{0}")]
     Unsupported(String),
+    #[error("layer `{layer}`: act_step {value} of filter {filter} is below 1/16, which the engine refuses (\"Unsupported act_step, it should be equal or greater than 1/16.\"))")]
+    ActStep {
+        layer: String,
+        filter: usize,
+        value: f32,
+    },
     #[error("converted model is inconsistent")]
     Model(#[source] crate::formats::akd::BuildError),
 }
