@@ -110,7 +110,7 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
         }
         layers.push(layer);
     }
-    notes.extend(equalize::fix_activation_variables(&mut layers));
+    notes.extend(equalize::fix_activation_variables(&mut layers)?);
     let model = akd::build_with_input(input_data, layers).map_err(Cnn2snnError::Model)?;
     Ok(Conversion {
         model,

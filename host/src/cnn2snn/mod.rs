@@ -76,6 +76,12 @@ pub enum Cnn2snnError {
         filter: usize,
         value: f32,
     },
+    #[error("layer `{layer}`: its act_steps above the hardware limit move into the weights of the next layer `{next}`, which cnn2snn cannot do for a fully connected layer on a {}x{}x{} input (numpy: \"operands could not be broadcast together\"; a 1x1xC input works)", input.rows, input.cols, input.channels)]
+    Equalization {
+        layer: String,
+        next: String,
+        input: akida_core::Dims,
+    },
     #[error("converted model is inconsistent")]
     Model(#[source] crate::formats::akd::BuildError),
 }
