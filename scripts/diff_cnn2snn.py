@@ -119,9 +119,9 @@ def spec_of(seed):
         if r.random() < 0.03:
             spec["rescaling"] = [1 / 15, -0.5]
     # Bits: mostly what the converter takes, a few it refuses.
-    spec["wq"] = r.choices([2, 4, 8, 3, 6], weights=[6, 12, 6, 0.5, 0.5])[0]
-    spec["aq"] = r.choices([1, 2, 4, 3], weights=[5, 6, 10, 0.5])[0]
-    spec["iq"] = r.choices([2, 4, 8, 5], weights=[4, 6, 8, 0.5])[0]
+    spec["wq"] = r.choices([2, 4, 8, 1, 3, 5, 6, 7], weights=[6, 12, 6, 0.2, 0.2, 0.2, 0.2, 0.2])[0]
+    spec["aq"] = r.choices([1, 2, 4, 3, 8], weights=[5, 6, 10, 0.3, 0.3])[0]
+    spec["iq"] = r.choices([2, 4, 8, 5, 7], weights=[4, 6, 8, 0.3, 0.3])[0]
     n_layers = r.choices(range(1, 9), weights=[3, 5, 5, 4, 3, 2, 2, 1])[0]
     layers = []
     spatial = len(shape) == 3

@@ -504,7 +504,8 @@ fn input_data_layers_follow_the_engine_rules() {
         ("input_width", 12),
         ("layer_type", 1),
     ];
-    let with = |edit: &dyn Fn(&mut Vec<(&'static str, i32)>)| {
+    type Params = Vec<(&'static str, i32)>;
+    let with = |edit: &dyn Fn(&mut Params)| {
         let mut params = good.to_vec();
         edit(&mut params);
         let mut d = doc.clone();

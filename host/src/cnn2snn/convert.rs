@@ -96,7 +96,7 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
             .act_step
             .iter()
             .enumerate()
-            .find(|&(_, v)| !(v >= MIN_ACT_STEP));
+            .find(|&(_, v)| v.is_nan() || v < MIN_ACT_STEP);
         if let Some((filter, value)) = small {
             return Err(Cnn2snnError::ActStep {
                 layer: planned.name.clone(),
