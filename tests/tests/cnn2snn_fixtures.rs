@@ -161,3 +161,46 @@ fn vector_and_five_channel_models_start_with_input_data() {
         );
     }
 }
+
+/// `akida run` on a batch with a value above the InputData bits: refused,
+/// naming the first offending image, its position and value (the engine
+/// refuses the whole batch too: "Input values must be in the range (0, 15).
+/// Got 16."); `akida summary` shows the InputData row.
+#[test]
+fn akida_run_and_summary_of_an_input_data_model() {
+    use akida_host::commands::akida::{run_tensor, summary_table, RunOptions};
+    use akida_host::formats::npy::{Tensor, TensorData};
+
+    let f = fixture("input_data_5_channels");
+    let model = f.engine_model();
+    let inputs = f.io("inputs").unwrap();
+    let mut values = inputs.as_u8().unwrap().to_vec();
+    let dims = model.input();
+    // Image 3, row 2, col 7, channel 4 gets 16; image 5 gets 200 earlier in its cell order.
+    values[3 * dims.len() + dims.index(2, 7, 4)] = 16;
+    values[5 * dims.len()] = 200;
+    let batch = Tensor {
+        shape: inputs.shape.clone(),
+        data: TensorData::U8(values),
+    };
+    let e = run_tensor(&model, &batch, RunOptions::default()).unwrap_err();
+    let message = akida_host::cli::report(&e);
+    assert_eq!(
+        message,
+        "image 3: input value 16 at (row 2, col 7, channel 4) is out of range: the model's InputData layer takes 4-bit values, 0 to 15"
+    );
+    let (out, _) = run_tensor(&model, &inputs, RunOptions::default()).unwrap();
+    assert_eq!(out.shape, vec![16, 1, 1, 6]);
+
+    let text = summary_table(&model);
+    let row = text.lines().nth(2).unwrap();
+    assert!(
+        row.contains("InputData") && row.contains("12x10x5"),
+        "{text}"
+    );
+    assert!(text.contains("Layers: 5"), "{text}");
+    assert!(
+        text.contains("Input: 12x10x5 (uint8, 4-bit values 0 to 15)"),
+        "{text}"
+    );
+}
