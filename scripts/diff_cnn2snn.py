@@ -685,8 +685,15 @@ def named_specs():
                   "weight_scale": 3.0, "softmax": False, "refused_layer": "l0", "layers": [
                       dict(dense, units=4, bias=True, bn=False, relu=True, relu_max=0.75),
                       dict(dense, units=2, bias=True, bn=False, relu=False)]}
+    # cnn2snn does not check the first layer's weight bits: 5 bits convert
+    # (the engine holds them as int8), while a hidden layer needs 2, 4 or 8.
+    odd_bits = {"seed": 900_004, "input": [9, 8, 3], "rescaling": [1 / 255, 0.0], "wq": 4, "aq": 4,
+                "iq": 5, "weight_scale": 1.0, "softmax": False, "layers": [
+                    dict(conv, type="conv", filters=8, bias=True),
+                    dict(conv, type="conv", filters=4, pool={"type": "gap"}),
+                    dict(dense, type="dense", units=3, bias=True, bn=False, relu=False)]}
     return {"input_data_vector": vector, "input_data_5_channels": image,
-            "act_step_below_a_sixteenth": small_step}
+            "act_step_below_a_sixteenth": small_step, "input_conv_5_bit_weights": odd_bits}
 
 
 def write_fixture(directory, name, spec, inputs_count=16):

@@ -138,7 +138,8 @@ pub struct LayerParams {
     pub activation: bool,
     /// Bits of the output levels (1, 2 or 4); kept but unused without activation.
     pub act_bits: u8,
-    /// Bits of the weights (2, 4 or 8), pointwise ones included.
+    /// Bits of the weights (2, 4 or 8; 2 to 8 on an input convolution, packed
+    /// as int8 unless 2 or 4: see [`weights::storage_bits`]), pointwise ones included.
     pub weights_bits: u8,
 }
 
@@ -260,7 +261,7 @@ impl LayerParams {
 pub struct Layer<B, S> {
     pub name: S,
     pub params: LayerParams,
-    /// The kernel packed at `params.weights_bits`, in the engine's order and
+    /// The kernel packed at `storage_bits(params.weights_bits)`, in the engine's order and
     /// shape (see [`LayerParams::weight_shapes`]).
     pub weights: B,
     /// The pointwise kernel of a separable layer, packed likewise.
@@ -298,7 +299,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
     /// The main kernel (depthwise for a separable layer).
     pub fn weights(&self) -> PackedWeights<'_> {
         PackedWeights {
-            bits: self.params.weights_bits,
+            bits: weights::storage_bits(self.params.weights_bits),
             shape: self.params.weight_shapes().0,
             data: self.weights.as_ref(),
         }
@@ -309,7 +310,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
         let shape = self.params.weight_shapes().1?;
         let data = self.weights_pw.as_ref()?.as_ref();
         Some(PackedWeights {
-            bits: self.params.weights_bits,
+            bits: weights::storage_bits(self.params.weights_bits),
             shape,
             data,
         })
@@ -329,7 +330,8 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
 impl<B: AsMut<[u8]>, S> Layer<B, S> {
     /// Overwrites the `k`-th weight of the main kernel (in the stored order).
     pub fn set_weight(&mut self, k: usize, value: i8) -> Result<(), PackError> {
-        weights::set_one(self.weights.as_mut(), self.params.weights_bits, k, value)
+        let bits = weights::storage_bits(self.params.weights_bits);
+        weights::set_one(self.weights.as_mut(), bits, k, value)
     }
 }
 
@@ -346,7 +348,7 @@ impl OwnedLayer {
         threshold: &[i32],
         act_step: &[f32],
     ) -> Result<OwnedLayer, PackError> {
-        let bits = params.weights_bits;
+        let bits = weights::storage_bits(params.weights_bits);
         Ok(Layer {
             name: name.into(),
             params,

@@ -15,7 +15,7 @@ use crate::kernels::fast::FastPlan;
 use crate::layer::{
     InputData, Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling, INPUT_BITS,
 };
-use crate::weights::{checked_count, packed_len, PackedWeights, WEIGHT_BITS};
+use crate::weights::{checked_count, packed_len, PackedWeights, INPUT_WEIGHT_BITS, WEIGHT_BITS};
 
 /// Most layers a model may hold (the AKD1000 has 80 neural processors; Akida
 /// 1.0 models of the zoo use at most 12 layers).
@@ -84,7 +84,7 @@ pub enum ModelError {
     },
     #[error("layer {layer}: only the last layer may output potentials (activation off)")]
     HiddenWithoutActivation { layer: usize },
-    #[error("layer {layer}: weight bit width {bits} is not one of 2, 4, 8")]
+    #[error("layer {layer}: weight bit width {bits} is not one of 2, 4, 8 (2 to 8 on an input convolution)")]
     WeightBits { layer: usize, bits: u8 },
     #[error("layer {layer}: activation bit width {bits} is not one of 1, 2, 4")]
     ActBits { layer: usize, bits: u8 },
@@ -461,7 +461,11 @@ fn layer_rules(e: usize, layer: &LayerRef, max_input: i64) -> Result<LayerShapes
             bits: p.act_bits,
         });
     }
-    if !WEIGHT_BITS.contains(&p.weights_bits) {
+    let bits_ok = match p.kind {
+        LayerKind::InputConvolutional => INPUT_WEIGHT_BITS.contains(&p.weights_bits),
+        _ => WEIGHT_BITS.contains(&p.weights_bits),
+    };
+    if !bits_ok {
         return Err(ModelError::WeightBits {
             layer: e,
             bits: p.weights_bits,

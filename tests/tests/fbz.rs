@@ -451,12 +451,13 @@ fn inconsistent_files_give_typed_errors() {
     assert!(matches!(e, Err(FbzError::Model(_))), "{e:?}");
 }
 
-/// cnn2snn's InputData models (the fixtures of `tests/data/cnn2snn/`):
-/// read, they write back the engine's tables exactly (InputData first,
-/// with its params and no variable, the next layer fed by it).
+/// cnn2snn's models (the fixtures of `tests/data/cnn2snn/`, InputData and
+/// 5-bit input weights among them): read, they write back the engine's
+/// tables exactly (InputData first, with its params and no variable, the
+/// next layer fed by it; 5-bit weights as int8).
 #[test]
-fn input_data_models_read_and_write_like_the_engine() {
-    let mut seen = 0;
+fn cnn2snn_fixtures_read_and_write_like_the_engine() {
+    let (mut seen, mut input_data) = (0, 0);
     for f in akida_tests::fixtures::fixtures() {
         if f.refused().is_some() {
             continue;
@@ -464,11 +465,11 @@ fn input_data_models_read_and_write_like_the_engine() {
         let bytes = std::fs::read(f.dir.join("engine.fbz")).unwrap();
         let engine = FbzModel::parse(&bytes).unwrap();
         let model = from_fbz_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.name));
-        let Some(d) = model.input_data() else {
-            continue;
-        };
-        assert_eq!(engine.layers[0].name, d.name);
-        assert_eq!(engine.layers[1].inbounds, vec![d.name.to_owned()]);
+        if let Some(d) = model.input_data() {
+            assert_eq!(engine.layers[0].name, d.name);
+            assert_eq!(engine.layers[1].inbounds, vec![d.name.to_owned()]);
+            input_data += 1;
+        }
         let ours = FbzModel::from_model(&model).unwrap();
         assert_eq!(
             ours, engine,
@@ -481,7 +482,10 @@ fn input_data_models_read_and_write_like_the_engine() {
         );
         seen += 1;
     }
-    assert!(seen >= 2, "{seen} InputData fixtures");
+    assert!(
+        seen >= 5 && input_data >= 2,
+        "{seen} fixtures, {input_data} with InputData"
+    );
 }
 
 /// The engine's rules on an InputData layer, each a typed error: first

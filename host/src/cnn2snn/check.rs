@@ -322,10 +322,11 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
         let cfg = &layer.config;
         data_format_errors(layer, report);
         if chain::is_neural(cfg) {
-            if !seen_neural && image {
+            let input_conv = !seen_neural && image;
+            if input_conv {
                 first_layer_errors(layer, report);
             }
-            neural_errors(layer, &shapes[i], report);
+            neural_errors(layer, &shapes[i], input_conv, report);
             if let Some(prev) = last_neural {
                 report.error(
                     Rule::NeuralWithoutActivation,
@@ -479,7 +480,9 @@ fn data_format_errors(layer: &keras::Layer, report: &mut Report) {
     }
 }
 
-fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
+/// `input_conv`: the layer becomes the InputConvolutional one, whose weight
+/// bits cnn2snn does not check (the engine takes 2 to 8 there).
+fn neural_errors(layer: &keras::Layer, input: &Shape, input_conv: bool, report: &mut Report) {
     let name = layer.name.as_str();
     let (dilation, dense) = match &layer.config {
         LayerConfig::Conv2D(c) | LayerConfig::QuantizedConv2D { conv: c, .. } => {
@@ -531,7 +534,16 @@ fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
             );
         }
     }
-    if !matches!(main.bitwidth, 2 | 4 | 8) {
+    if input_conv && !(2..=8).contains(&main.bitwidth) {
+        report.error(
+            Rule::WeightBits,
+            name,
+            format!(
+                "the input convolution's weight bitwidth must be 2 to 8, found {}",
+                main.bitwidth
+            ),
+        );
+    } else if !input_conv && !matches!(main.bitwidth, 2 | 4 | 8) {
         report.error(
             Rule::WeightBits,
             name,

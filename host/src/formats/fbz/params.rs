@@ -265,7 +265,13 @@ pub fn from_params(
     }
     let act_bits = small(p, "act_bits", &[1, 2, 4])?;
     let activation = small(p, "activation", &[0, 1])? == 1;
-    let weights_bits = small(p, "weights_bits", &[1, 2, 4, 8])?;
+    // The engine's CNP layers take 1, 2, 4 or 8 bits, its input
+    // convolution any width (held as int8 but 1, 2 and 4).
+    let widths: &[i32] = match kind {
+        LayerKind::InputConvolutional => &[1, 2, 3, 4, 5, 6, 7, 8],
+        _ => &[1, 2, 4, 8],
+    };
+    let weights_bits = small(p, "weights_bits", widths)?;
     let input = match kind {
         LayerKind::InputConvolutional => Dims::new(
             positive(p, "input_width")?,

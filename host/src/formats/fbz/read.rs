@@ -234,6 +234,11 @@ fn read_weights(
     let Some(t) = vars.get(variable) else {
         return Ok(None);
     };
+    // Widths but 1, 2 and 4 are int8 in the file, without a range check.
+    let bits = match bits {
+        1 | 2 | 4 => bits,
+        _ => 8,
+    };
     let dtype = weights_dtype(bits).ok_or(LayerError::WeightBits(bits))?;
     let shape = check_tensor(variable, t, dtype, 1)?;
     let shape: [u32; 4] = shape.try_into().map_err(|s: Vec<u32>| LayerError::Rank {
