@@ -3,25 +3,33 @@
 //! ```text
 //! offset size
 //!      0    4  magic "AKD1"
-//!      4    2  format version (little-endian u16), currently 2
+//!      4    2  format version (little-endian u16): 2 or 3
 //!      6    2  reserved, zero
 //!      8    4  payload length in bytes (little-endian u32)
 //!     12    4  CRC-32 (ISO-HDLC) of the payload (little-endian u32)
-//!     16    …  payload: postcard encoding of `Model`
+//!     16    …  payload: postcard encoding of the model
 //! ```
+//! Version 3 (a model behind an InputData layer) encodes the whole
+//! [`crate::Model`]: its layers, then its optional InputData layer. Version 2
+//! encodes the layers alone; a model without InputData is written as
+//! version 2, so its files stay byte for byte what earlier builds wrote and
+//! read.
 //! Decoding borrows names and weights from the file bytes (no copy, no heap),
 //! so the same code runs on the host and on the firmware; every decoded model
 //! is validated before it is returned.
 
-use crate::model::{ModelError, ModelRef, ValidModel};
+use crate::model::{Model, ModelError, ModelRef, ValidModel};
 
 /// First four bytes of every `.akd` file.
 pub const MAGIC: [u8; 4] = *b"AKD1";
-/// The format version this code reads and writes.
+/// The newest format version, written for models with an InputData layer.
+/// Version 3: the layers, then the optional [`crate::layer::InputData`].
 /// Version 2: a layer is its name, its [`crate::LayerParams`] and its variables
 /// (weight shapes follow from the params). Version 1 stored shapes and bits
 /// with every tensor.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
+/// The version of models without an InputData layer (the layers alone).
+pub const LAYERS_ONLY_VERSION: u16 = 2;
 /// Header size in bytes.
 pub const HEADER_LEN: usize = 16;
 
@@ -34,7 +42,7 @@ pub enum FormatError {
     Truncated(usize),
     #[error("not an .akd model (bad magic number)")]
     Magic,
-    #[error("format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error("format version {0} is not supported (this build reads versions {LAYERS_ONLY_VERSION} and {FORMAT_VERSION})")]
     Version(u16),
     #[error("header reserved field is {0}, expected 0")]
     Reserved(u16),
@@ -70,7 +78,7 @@ pub fn decode(bytes: &[u8]) -> Result<ValidModel<&[u8], &str>, FormatError> {
         return Err(FormatError::Magic);
     }
     let version = le_u16(&header[4..6]);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != LAYERS_ONLY_VERSION {
         return Err(FormatError::Version(version));
     }
     let reserved = le_u16(&header[6..8]);
@@ -89,8 +97,16 @@ pub fn decode(bytes: &[u8]) -> Result<ValidModel<&[u8], &str>, FormatError> {
     if stored != computed {
         return Err(FormatError::Checksum { stored, computed });
     }
-    let (model, rest): (ModelRef, _) =
-        postcard::take_from_bytes(payload).map_err(FormatError::Payload)?;
+    let (model, rest): (ModelRef, _) = if version == LAYERS_ONLY_VERSION {
+        let (layers, rest) = postcard::take_from_bytes(payload).map_err(FormatError::Payload)?;
+        let model = Model {
+            layers,
+            input_data: None,
+        };
+        (model, rest)
+    } else {
+        postcard::take_from_bytes(payload).map_err(FormatError::Payload)?
+    };
     if !rest.is_empty() {
         return Err(FormatError::Trailing(rest.len()));
     }
@@ -107,18 +123,29 @@ where
         return Err(FormatError::Buffer);
     }
     let (header, body) = out.split_at_mut(HEADER_LEN);
-    let n = postcard::to_slice(model.model(), body)
-        .map_err(|_| FormatError::Buffer)?
-        .len();
-    write_header(header, &body[..n]);
+    let m = model.model();
+    let written = match m.input_data {
+        None => postcard::to_slice(&m.layers, body),
+        Some(_) => postcard::to_slice(m, body),
+    };
+    let n = written.map_err(|_| FormatError::Buffer)?.len();
+    write_header(header, version_of(m), &body[..n]);
     Ok(HEADER_LEN + n)
 }
 
-/// Writes the 16-byte header framing `payload` (magic, version, length,
+/// The version a model is written in: 2 without InputData, else 3.
+pub fn version_of<B, S>(model: &Model<B, S>) -> u16 {
+    match model.input_data {
+        None => LAYERS_ONLY_VERSION,
+        Some(_) => FORMAT_VERSION,
+    }
+}
+
+/// Writes the 16-byte header framing `payload` (magic, `version`, length,
 /// checksum) into `header`.
-pub fn write_header(header: &mut [u8], payload: &[u8]) {
+pub fn write_header(header: &mut [u8], version: u16, payload: &[u8]) {
     header[..4].copy_from_slice(&MAGIC);
-    header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    header[4..6].copy_from_slice(&version.to_le_bytes());
     header[6..8].copy_from_slice(&0u16.to_le_bytes());
     header[8..12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     header[12..16].copy_from_slice(&CRC.checksum(payload).to_le_bytes());
@@ -131,9 +158,14 @@ where
     B: AsRef<[u8]> + serde::Serialize,
     S: AsRef<str> + serde::Serialize,
 {
-    let payload = postcard::to_stdvec(model.model()).map_err(FormatError::Payload)?;
+    let m = model.model();
+    let payload = match m.input_data {
+        None => postcard::to_stdvec(&m.layers),
+        Some(_) => postcard::to_stdvec(m),
+    }
+    .map_err(FormatError::Payload)?;
     let mut out = std::vec![0u8; HEADER_LEN];
-    write_header(&mut out, &payload);
+    write_header(&mut out, version_of(m), &payload);
     out.extend_from_slice(&payload);
     Ok(out)
 }

@@ -26,11 +26,23 @@ pub enum LayerOutput<'o> {
     Potentials(&'o [i32]),
 }
 
-/// Why inference could not run (buffers or input of the wrong size).
+/// Why inference could not run (buffers or input of the wrong size, or an
+/// input value above what the model's InputData layer takes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ForwardError {
     #[error("input holds {found} values, the model takes {expected}")]
     InputLength { expected: usize, found: usize },
+    /// The engine refuses such an input too ("Input values must be in the
+    /// range (0, 15). Got 16."), naming the first one in HWC order.
+    #[error("input value {value} at (row {row}, col {col}, channel {channel}) is out of range: the model's InputData layer takes {bits}-bit values, 0 to {max}")]
+    InputValue {
+        row: u32,
+        col: u32,
+        channel: u32,
+        value: u8,
+        max: u8,
+        bits: u8,
+    },
     #[error("workspace buffer `{buffer}` holds {found} cells, {needed} needed")]
     Workspace {
         buffer: &'static str,
@@ -130,7 +142,8 @@ pub struct Workspace<'w> {
     pub prep: PrepBuffers<'w>,
 }
 
-/// Runs a valid model on one HWC uint8 input, each layer with the backend
+/// Runs a valid model on one HWC uint8 input (an image, or the values of
+/// its InputData layer, each at most [`ValidModel::max_input`]), each layer with the backend
 /// and data `preparation` supplies. `observe(i, output)` sees every layer's
 /// output. Returns the last layer's output, borrowed from the workspace.
 pub fn forward<'w, B, S, P>(
@@ -152,6 +165,7 @@ where
             found: input.len(),
         });
     }
+    model.check_input(input)?;
     let Workspace {
         levels: [level_a, level_b],
         scratch,

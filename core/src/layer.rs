@@ -18,7 +18,7 @@ use crate::weights::{self, F32Values, I32Values, PackError, PackedWeights};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LayerKind {
     /// First layer: uint8 image input, cross-correlation, padding filled with
-    /// `padding_value` (the "HRC"); its potentials are not saturated.
+    /// `padding_value` (the "HRC").
     InputConvolutional,
     /// True convolution with the stored (flipped) kernel, zero padding.
     Convolutional,
@@ -47,14 +47,60 @@ impl LayerKind {
         }
     }
 
-    /// Whether potentials saturate to 20 bits (every kind but the input layer).
-    pub fn saturates(&self) -> bool {
-        !matches!(self, LayerKind::InputConvolutional)
-    }
-
     /// Whether the kind slides a window over its input (all but fully connected).
     pub fn is_convolution(&self) -> bool {
         !matches!(self, LayerKind::FullyConnected)
+    }
+}
+
+/// The engine's `InputData` layer: the model's input goes as it is to the
+/// first neural layer (a Convolutional, SeparableConvolutional or
+/// FullyConnected layer, never an InputConvolutional one), as levels of
+/// `bits` bits. cnn2snn puts one in front of every model whose input has
+/// neither 1 nor 3 channels, with 4 bits; the engine refuses an input value
+/// above `2^bits - 1`, and a neural layer behind more than 4 bits. No
+/// weights, no variables, no computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InputData<S> {
+    pub name: S,
+    /// Size of the input (HWC); a feature vector is 1x1xN.
+    pub dims: Dims,
+    /// Bits of the input values (1 to 4; cnn2snn writes 4).
+    pub bits: u8,
+}
+
+/// Input bit widths of an [`InputData`] layer a neural layer takes (the
+/// engine refuses a Convolutional, SeparableConvolutional or FullyConnected
+/// layer behind 5 bits or more: "only accepts unsigned inputs").
+pub const INPUT_BITS: core::ops::RangeInclusive<u8> = 1..=4;
+
+impl<S: AsRef<str>> InputData<S> {
+    pub fn name(&self) -> &str {
+        self.name.as_ref()
+    }
+
+    /// Highest input value, `2^bits - 1`.
+    pub fn max_value(&self) -> u8 {
+        ((1u16 << self.bits.min(8)) - 1) as u8
+    }
+
+    /// The same layer with a borrowed name.
+    pub fn view(&self) -> InputData<&str> {
+        InputData {
+            name: self.name.as_ref(),
+            dims: self.dims,
+            bits: self.bits,
+        }
+    }
+
+    /// A copy owning its name (host).
+    #[cfg(feature = "std")]
+    pub fn to_owned_input(&self) -> InputData<std::string::String> {
+        InputData {
+            name: self.name.as_ref().into(),
+            dims: self.dims,
+            bits: self.bits,
+        }
     }
 }
 
@@ -92,7 +138,8 @@ pub struct LayerParams {
     pub activation: bool,
     /// Bits of the output levels (1, 2 or 4); kept but unused without activation.
     pub act_bits: u8,
-    /// Bits of the weights (2, 4 or 8), pointwise ones included.
+    /// Bits of the weights (2, 4 or 8; 2 to 8 on an input convolution, packed
+    /// as int8 unless 2 or 4: see [`weights::storage_bits`]), pointwise ones included.
     pub weights_bits: u8,
 }
 
@@ -177,6 +224,15 @@ impl LayerParams {
         }
     }
 
+    /// Whether the layer's potentials saturate to 20 bits once pooled, as the
+    /// engine's do: a fully connected layer's always, a (separable, input)
+    /// convolution's only behind a max pooling or a global average pooling
+    /// (whose sum saturates at every cell it adds, in row-major order, see
+    /// [`crate::tail`]); without pooling they stay exact 32-bit sums.
+    pub fn saturates(&self) -> bool {
+        self.kind == LayerKind::FullyConnected || self.pooling != Pooling::None
+    }
+
     /// Number of i32 cells the reference and event kernels need: the
     /// potentials of the neural part, plus the depthwise potentials of a
     /// separable layer.
@@ -205,7 +261,7 @@ impl LayerParams {
 pub struct Layer<B, S> {
     pub name: S,
     pub params: LayerParams,
-    /// The kernel packed at `params.weights_bits`, in the engine's order and
+    /// The kernel packed at `storage_bits(params.weights_bits)`, in the engine's order and
     /// shape (see [`LayerParams::weight_shapes`]).
     pub weights: B,
     /// The pointwise kernel of a separable layer, packed likewise.
@@ -243,7 +299,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
     /// The main kernel (depthwise for a separable layer).
     pub fn weights(&self) -> PackedWeights<'_> {
         PackedWeights {
-            bits: self.params.weights_bits,
+            bits: weights::storage_bits(self.params.weights_bits),
             shape: self.params.weight_shapes().0,
             data: self.weights.as_ref(),
         }
@@ -254,7 +310,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
         let shape = self.params.weight_shapes().1?;
         let data = self.weights_pw.as_ref()?.as_ref();
         Some(PackedWeights {
-            bits: self.params.weights_bits,
+            bits: weights::storage_bits(self.params.weights_bits),
             shape,
             data,
         })
@@ -274,7 +330,8 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Layer<B, S> {
 impl<B: AsMut<[u8]>, S> Layer<B, S> {
     /// Overwrites the `k`-th weight of the main kernel (in the stored order).
     pub fn set_weight(&mut self, k: usize, value: i8) -> Result<(), PackError> {
-        weights::set_one(self.weights.as_mut(), self.params.weights_bits, k, value)
+        let bits = weights::storage_bits(self.params.weights_bits);
+        weights::set_one(self.weights.as_mut(), bits, k, value)
     }
 }
 
@@ -291,7 +348,7 @@ impl OwnedLayer {
         threshold: &[i32],
         act_step: &[f32],
     ) -> Result<OwnedLayer, PackError> {
-        let bits = params.weights_bits;
+        let bits = weights::storage_bits(params.weights_bits);
         Ok(Layer {
             name: name.into(),
             params,

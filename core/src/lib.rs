@@ -8,7 +8,8 @@
 //!
 //! - [`dims`]: HWC sizes, windows, TensorFlow padding.
 //! - [`weights`]: weights packed at 2, 4 or 8 bits; little-endian variables.
-//! - [`layer`]: the layer kinds, their parameters, a layer over any storage.
+//! - [`layer`]: the layer kinds, their parameters, a layer over any storage,
+//!   the InputData layer.
 //! - [`model`]: a model, its validation, the [`ValidModel`] that runs.
 //! - [`kernels`]: the backends (reference, event, fast) computing potentials.
 //! - [`tail`]: pooling, [`saturation`] and [`activation`] after the kernel.
@@ -39,7 +40,7 @@ pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMu
 pub use kernels::{Backend, KernelWeights, PrepBuffers, Preparation, Prepared, Simd};
 #[cfg(feature = "std")]
 pub use layer::OwnedLayer;
-pub use layer::{Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling};
+pub use layer::{InputData, Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling};
 #[cfg(feature = "std")]
 pub use model::OwnedModel;
 pub use model::{Model, ModelError, ModelRef, ValidLayer, ValidModel, WorkspaceSizes, MAX_LAYERS};

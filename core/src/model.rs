@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::{self, ACT_BITS, MIN_ACT_STEP};
 use crate::dims::{Dims, Padding, Window};
+use crate::inference::ForwardError;
 use crate::kernels::fast::FastPlan;
-use crate::layer::{Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling};
-use crate::weights::{checked_count, packed_len, PackedWeights, WEIGHT_BITS};
+use crate::layer::{
+    InputData, Layer, LayerKind, LayerParams, LayerRef, LayerShapes, Pooling, INPUT_BITS,
+};
+use crate::weights::{checked_count, packed_len, PackedWeights, INPUT_WEIGHT_BITS, WEIGHT_BITS};
 
 /// Most layers a model may hold (the AKD1000 has 80 neural processors; Akida
 /// 1.0 models of the zoo use at most 12 layers).
@@ -24,11 +27,14 @@ pub const MAX_AXIS: u32 = 1 << 16;
 /// Largest number of elements of one tensor (activations or weights).
 pub const MAX_ELEMENTS: usize = 1 << 28;
 
-/// A chain of layers; layer 0 is the input convolution. Not necessarily
-/// valid: see [`Model::validate`].
+/// A chain of layers: layer 0 is the input convolution, or, behind an
+/// [`InputData`] layer, a convolution, separable convolution or fully
+/// connected layer. Not necessarily valid: see [`Model::validate`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Model<B, S> {
     pub layers: heapless::Vec<Layer<B, S>, MAX_LAYERS>,
+    /// The InputData layer feeding layer 0, if the model has one.
+    pub input_data: Option<InputData<S>>,
 }
 
 /// A model borrowed from a file.
@@ -42,6 +48,7 @@ impl<B, S> Default for Model<B, S> {
     fn default() -> Self {
         Model {
             layers: heapless::Vec::new(),
+            input_data: None,
         }
     }
 }
@@ -51,8 +58,14 @@ impl<B, S> Default for Model<B, S> {
 pub enum ModelError {
     #[error("the model has no layers")]
     Empty,
-    #[error("layer {layer}: the first layer must be InputConvolutional, found {}", kind.name())]
+    #[error("layer {layer}: the first layer must be InputConvolutional (or follow an InputData layer), found {}", kind.name())]
     FirstLayerNotInput { layer: usize, kind: LayerKind },
+    #[error("layer {layer}: an InputConvolutional layer cannot follow an InputData layer (a Convolutional, SeparableConvolutional or FullyConnected one does)")]
+    InputConvolutionalAfterInputData { layer: usize },
+    #[error("the InputData layer: input bit width {bits} is not one of 1 to 4 (the bits a neural layer takes)")]
+    InputDataBits { bits: u8 },
+    #[error("the InputData layer: its size {} is empty or out of range (axis > {MAX_AXIS} or more than {MAX_ELEMENTS} elements)", DimsText(*dims))]
+    InputDataDims { dims: Dims },
     #[error("layer {layer}: InputConvolutional is only allowed as the first layer")]
     InputLayerNotFirst { layer: usize },
     #[error("layer {layer}: an input convolution takes 1 or 3 channels, not {channels}")]
@@ -71,7 +84,7 @@ pub enum ModelError {
     },
     #[error("layer {layer}: only the last layer may output potentials (activation off)")]
     HiddenWithoutActivation { layer: usize },
-    #[error("layer {layer}: weight bit width {bits} is not one of 2, 4, 8")]
+    #[error("layer {layer}: weight bit width {bits} is not one of 2, 4, 8 (2 to 8 on an input convolution)")]
     WeightBits { layer: usize, bits: u8 },
     #[error("layer {layer}: activation bit width {bits} is not one of 1, 2, 4")]
     ActBits { layer: usize, bits: u8 },
@@ -149,8 +162,8 @@ pub struct ValidModel<B, S> {
 pub struct ValidLayer<'m> {
     pub layer: LayerRef<'m>,
     pub shapes: LayerShapes,
-    /// Highest input value: 255 for the image, else the previous layer's
-    /// highest activation level.
+    /// Highest input value: 255 for the image, `2^bits - 1` behind an
+    /// InputData layer, else the previous layer's highest activation level.
     pub max_input: u32,
 }
 
@@ -190,10 +203,17 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> Model<B, S> {
         }
         let last = self.layers.len() - 1;
         let mut shapes = heapless::Vec::new();
-        let mut previous: Option<(Dims, u8)> = None;
+        let mut feed = match &self.input_data {
+            None => Feed::Image,
+            Some(d) => validate_input_data(&d.view())?,
+        };
         for (index, layer) in self.layers.iter().enumerate() {
-            let s = validate_layer(index, &layer.view(), previous, index == last)?;
-            previous = Some((s.output, layer.params.act_bits));
+            let s = validate_layer(index, &layer.view(), feed, index == last)?;
+            feed = Feed::Levels {
+                dims: s.output,
+                max: activation::max_level(layer.params.act_bits) as u32,
+                after_input_data: false,
+            };
             // Cannot fail: as many shapes as layers.
             let _ = shapes.push(s);
         }
@@ -226,6 +246,11 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
                     .iter()
                     .map(Layer::to_owned_layer)
                     .collect(),
+                input_data: self
+                    .model
+                    .input_data
+                    .as_ref()
+                    .map(InputData::to_owned_input),
             },
             shapes: self.shapes.clone(),
         }
@@ -256,7 +281,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
     /// Layer `i`, borrowed, with its sizes.
     pub fn layer(&self, i: usize) -> ValidLayer<'_> {
         let max_input = match i {
-            0 => 255,
+            0 => self.max_input() as u32,
             _ => activation::max_level(self.model.layers[i - 1].params.act_bits) as u32,
         };
         ValidLayer {
@@ -276,9 +301,44 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
         self.layer(self.len() - 1)
     }
 
-    /// Input size of the model (the image).
+    /// Input size of the model (the image, or the InputData size).
     pub fn input(&self) -> Dims {
         self.model.layers[0].params.input
+    }
+
+    /// The InputData layer in front of layer 0, if any.
+    pub fn input_data(&self) -> Option<InputData<&str>> {
+        self.model.input_data.as_ref().map(InputData::view)
+    }
+
+    /// Highest value of the model's input: 255 for an image, `2^bits - 1`
+    /// behind an InputData layer.
+    pub fn max_input(&self) -> u8 {
+        self.input_data().map_or(u8::MAX, |d| d.max_value())
+    }
+
+    /// Checks that every value of one input is at most [`Self::max_input`],
+    /// as the engine does: the first value above it (in HWC order) is the
+    /// error, with its position.
+    pub fn check_input(&self, input: &[u8]) -> Result<(), ForwardError> {
+        let Some(d) = self.input_data() else {
+            return Ok(());
+        };
+        let max = d.max_value();
+        match input.iter().position(|&v| v > max) {
+            None => Ok(()),
+            Some(k) => {
+                let (cols, channels) = (d.dims.cols as usize, d.dims.channels as usize);
+                Err(ForwardError::InputValue {
+                    row: (k / channels / cols) as u32,
+                    col: (k / channels % cols) as u32,
+                    channel: (k % channels) as u32,
+                    value: input[k],
+                    max,
+                    bits: d.bits,
+                })
+            }
+        }
     }
 
     /// Output size of the model.
@@ -319,27 +379,61 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
     }
 }
 
+/// What feeds a layer: the uint8 image (layer 0 of a model without
+/// InputData), or levels of a known size and highest value (the InputData
+/// layer's input, or the previous layer's output).
+#[derive(Clone, Copy)]
+enum Feed {
+    Image,
+    Levels {
+        dims: Dims,
+        max: u32,
+        after_input_data: bool,
+    },
+}
+
+fn validate_input_data(d: &InputData<&str>) -> Result<Feed, ModelError> {
+    if !INPUT_BITS.contains(&d.bits) {
+        return Err(ModelError::InputDataBits { bits: d.bits });
+    }
+    if !dims_in_range(d.dims) || d.dims.is_empty() {
+        return Err(ModelError::InputDataDims { dims: d.dims });
+    }
+    Ok(Feed::Levels {
+        dims: d.dims,
+        max: d.max_value() as u32,
+        after_input_data: true,
+    })
+}
+
 fn validate_layer(
     index: usize,
     layer: &LayerRef,
-    previous: Option<(Dims, u8)>,
+    feed: Feed,
     is_last: bool,
 ) -> Result<LayerShapes, ModelError> {
     let e = index;
     let p = &layer.params;
-    match (previous, p.kind) {
-        (None, LayerKind::InputConvolutional) if !matches!(p.input.channels, 1 | 3) => {
+    match (feed, p.kind) {
+        (Feed::Image, LayerKind::InputConvolutional) if !matches!(p.input.channels, 1 | 3) => {
             return Err(ModelError::InputChannels {
                 layer: e,
                 channels: p.input.channels,
             })
         }
-        (None, LayerKind::InputConvolutional) => {}
-        (None, kind) => return Err(ModelError::FirstLayerNotInput { layer: e, kind }),
-        (Some(_), LayerKind::InputConvolutional) => {
+        (Feed::Image, LayerKind::InputConvolutional) => {}
+        (Feed::Image, kind) => return Err(ModelError::FirstLayerNotInput { layer: e, kind }),
+        (
+            Feed::Levels {
+                after_input_data: true,
+                ..
+            },
+            LayerKind::InputConvolutional,
+        ) => return Err(ModelError::InputConvolutionalAfterInputData { layer: e }),
+        (Feed::Levels { .. }, LayerKind::InputConvolutional) => {
             return Err(ModelError::InputLayerNotFirst { layer: e })
         }
-        (Some((expected, _)), _) if expected != p.input => {
+        (Feed::Levels { dims: expected, .. }, _) if expected != p.input => {
             return Err(ModelError::Chain {
                 layer: e,
                 expected,
@@ -351,9 +445,9 @@ fn validate_layer(
     if !is_last && !p.activation {
         return Err(ModelError::HiddenWithoutActivation { layer: e });
     }
-    let max_input = match previous {
-        None => 255,
-        Some((_, bits)) => activation::max_level(bits) as i64,
+    let max_input = match feed {
+        Feed::Image => 255,
+        Feed::Levels { max, .. } => max as i64,
     };
     layer_rules(e, layer, max_input)
 }
@@ -367,7 +461,11 @@ fn layer_rules(e: usize, layer: &LayerRef, max_input: i64) -> Result<LayerShapes
             bits: p.act_bits,
         });
     }
-    if !WEIGHT_BITS.contains(&p.weights_bits) {
+    let bits_ok = match p.kind {
+        LayerKind::InputConvolutional => INPUT_WEIGHT_BITS.contains(&p.weights_bits),
+        _ => WEIGHT_BITS.contains(&p.weights_bits),
+    };
+    if !bits_ok {
         return Err(ModelError::WeightBits {
             layer: e,
             bits: p.weights_bits,
@@ -379,7 +477,7 @@ fn layer_rules(e: usize, layer: &LayerRef, max_input: i64) -> Result<LayerShapes
     let shapes = validate_geometry(e, p)?;
     validate_weights(e, layer)?;
     validate_variables(e, layer)?;
-    validate_potential_range(e, layer, &shapes, max_input)?;
+    validate_potential_range(e, layer, max_input)?;
     Ok(shapes)
 }
 
@@ -494,23 +592,13 @@ fn validate_variables(e: usize, layer: &LayerRef) -> Result<(), ModelError> {
 
 /// Worst-case |potential| of every filter must fit in i32, so that kernels
 /// may accumulate in any order without overflow.
-fn validate_potential_range(
-    e: usize,
-    layer: &LayerRef,
-    shapes: &LayerShapes,
-    max_input: i64,
-) -> Result<(), ModelError> {
+fn validate_potential_range(e: usize, layer: &LayerRef, max_input: i64) -> Result<(), ModelError> {
     let p = &layer.params;
     let f = p.filters as usize;
     let w = layer.weights();
     let limit = i32::MAX as i64;
-    let cells = match (p.kind, p.pooling) {
-        // The input layer does not saturate: a global sum must fit too.
-        (LayerKind::InputConvolutional, Pooling::GlobalAverage) => {
-            shapes.conv.len() as i64 / f as i64
-        }
-        _ => 1,
-    };
+    // A global sum saturates at every step (see `crate::tail`): only each
+    // cell's potential must fit.
     let overflow = |filter| ModelError::PotentialOverflow { layer: e, filter };
     match (p.kind, layer.pointwise()) {
         (LayerKind::SeparableConvolutional, Some(pw)) => {
@@ -550,7 +638,7 @@ fn validate_potential_range(
                 for r in 0..rows {
                     total += (w.get(r * f + filter) as i64).abs() * max_input;
                 }
-                if total.saturating_mul(cells) > limit {
+                if total > limit {
                     return Err(overflow(filter));
                 }
             }

@@ -1,5 +1,6 @@
-//! The 20-bit potential range of Akida 1.0 CNP layers (every layer kind but the
-//! input convolution): potentials saturate to `[-2^19, 2^19 - 1]` after pooling.
+//! The 20-bit potential range of Akida 1.0 layers: the potentials of a fully
+//! connected layer, and of a pooled convolution, saturate to
+//! `[-2^19, 2^19 - 1]` (see [`crate::tail`] for when and how).
 
 pub const POTENTIAL_MIN: i32 = -(1 << 19);
 pub const POTENTIAL_MAX: i32 = (1 << 19) - 1;

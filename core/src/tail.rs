@@ -1,7 +1,15 @@
 //! What follows the neural part of every layer, whichever backend computed
-//! its potentials: pooling (max or global sum), 20-bit saturation (all
-//! kinds but the input convolution), then the step activation into levels
-//! or, for a last layer without activation, the raw potentials.
+//! its potentials: pooling (max or global sum), 20-bit saturation, then the
+//! step activation into levels or, for a last layer without activation, the
+//! raw potentials.
+//!
+//! Saturation follows the engine (`LayerParams::saturates`): a fully
+//! connected layer's potentials saturate; a convolution's (input,
+//! separable or plain) only when pooled: after the max of a max pooling, and
+//! at every step of a global average pooling's sum, which adds the cells in
+//! row-major order (so a sum that went over the top and came back down
+//! differs from the saturated total). Unpooled convolution potentials are
+//! exact.
 //!
 //! The tail works one output cell at a time on a row of `f` potentials, so
 //! that the loops over filters vectorize.
@@ -12,7 +20,7 @@ use crate::kernels::Grid;
 use crate::layer::Pooling;
 use crate::model::ValidLayer;
 use crate::pooling::MaxPool;
-use crate::saturation::{POTENTIAL_MAX, POTENTIAL_MIN};
+use crate::saturation::{saturate, POTENTIAL_MAX, POTENTIAL_MIN};
 
 /// How potentials become levels.
 #[derive(Clone, Copy, Debug)]
@@ -69,19 +77,18 @@ pub fn finish(
             }
         }
         Pooling::GlobalAverage => {
+            // The engine's sum saturates at every cell it adds, in row-major order.
             let cells = conv.rows as usize * conv.cols as usize;
-            let mut sums = [0i64; 64];
+            let mut sums = [0i32; 64];
             for start in (0..stride).step_by(64) {
                 let width = (stride - start).min(64);
                 sums[..width].fill(0);
                 for k in 0..cells {
                     for (s, &v) in sums[..width].iter_mut().zip(&cell(k)[start..start + width]) {
-                        *s += v as i64;
+                        *s = saturate(*s as i64 + v as i64);
                     }
                 }
-                for (v, &s) in row[start..start + width].iter_mut().zip(&sums[..width]) {
-                    *v = s.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-                }
+                row[start..start + width].copy_from_slice(&sums[..width]);
             }
             write(row, 0);
         }
@@ -99,7 +106,7 @@ fn emit(
     index: usize,
     out: &mut LayerOutputMut,
 ) {
-    if layer.params().kind.saturates() {
+    if layer.params().saturates() {
         for v in row.iter_mut() {
             *v = (*v).clamp(POTENTIAL_MIN, POTENTIAL_MAX);
         }

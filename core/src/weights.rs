@@ -11,14 +11,29 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Weight bit widths the Akida 1.0 engine runs.
+/// Weight bit widths the Akida 1.0 engine runs on every layer kind, and the
+/// widths weights are packed at.
 pub const WEIGHT_BITS: [u8; 3] = [2, 4, 8];
+
+/// Weight bit widths of an input convolution: any from 2 to 8 (cnn2snn does
+/// not check the first layer's `-iq`; the engine holds 3, 5, 6 or 7-bit
+/// weights as int8, without a range check).
+pub const INPUT_WEIGHT_BITS: core::ops::RangeInclusive<u8> = 2..=8;
+
+/// The width weights of `bits` bits are packed at, as the engine stores
+/// them: 2 and 4 bits as such, any other width as int8.
+pub const fn storage_bits(bits: u8) -> u8 {
+    match bits {
+        2 | 4 => bits,
+        _ => 8,
+    }
+}
 
 /// A view of one packed weight tensor: its bits and shape come from the
 /// layer's parameters, its bytes from the layer's storage.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PackedWeights<'a> {
-    /// 2, 4 or 8.
+    /// The packing width: 2, 4 or 8 (see [`storage_bits`]).
     pub bits: u8,
     /// The tensor shape as the engine stores it (4-D, C order).
     pub shape: [u32; 4],

@@ -103,6 +103,7 @@ fn model(v: &Vars) -> ModelRef<'_> {
     l2.act_step = F32Values(&v.steps[..20]);
     ModelRef {
         layers: [l0, l1, l2].into_iter().collect(),
+        input_data: None,
     }
 }
 
@@ -119,7 +120,7 @@ fn encode(m: &ModelRef) -> Result<Vec<u8>, FormatError> {
 fn frame_unchecked(m: &ModelRef) -> Vec<u8> {
     let payload = postcard::to_stdvec(m).unwrap();
     let mut out = vec![0u8; HEADER_LEN];
-    format::write_header(&mut out, &payload);
+    format::write_header(&mut out, format::FORMAT_VERSION, &payload);
     out.extend_from_slice(&payload);
     out
 }
@@ -317,6 +318,7 @@ fn potentials_that_could_overflow_32_bits_are_rejected() {
     fc.act_step = F32Values(&step);
     let m = ModelRef {
         layers: [l0, fc].into_iter().collect(),
+        input_data: None,
     };
     assert_eq!(
         m.validate().err(),
@@ -350,11 +352,19 @@ fn fuzz<S: Strategy>(strategy: S, check: impl Fn(S::Value) -> Result<(), TestCas
 /// and the validator see them too.
 #[test]
 fn random_bytes_never_panic() {
-    let strategy = (prop::collection::vec(any::<u8>(), 0..600), any::<bool>());
-    let n = fuzz(strategy, |(payload, framed)| {
+    let strategy = (
+        prop::collection::vec(any::<u8>(), 0..600),
+        any::<bool>(),
+        any::<bool>(),
+    );
+    let n = fuzz(strategy, |(payload, framed, v3)| {
         let bytes = if framed {
             let mut b = vec![0u8; HEADER_LEN];
-            format::write_header(&mut b, &payload);
+            let version = match v3 {
+                true => format::FORMAT_VERSION,
+                false => format::LAYERS_ONLY_VERSION,
+            };
+            format::write_header(&mut b, version, &payload);
             b.extend_from_slice(&payload);
             b
         } else {
@@ -384,7 +394,7 @@ fn mutated_files_never_panic() {
             payload[i] = *value;
         }
         let mut framed = vec![0u8; HEADER_LEN];
-        format::write_header(&mut framed, &payload);
+        format::write_header(&mut framed, format::LAYERS_ONLY_VERSION, &payload);
         framed.extend_from_slice(&payload);
         match decode(&framed) {
             Ok(m) => prop_assert!(m.into_model().validate().is_ok()),
@@ -433,6 +443,7 @@ fn separable_potentials_that_could_overflow_32_bits_are_rejected() {
     sep.act_step = F32Values(&step);
     let m = ModelRef {
         layers: [l0, sep].into_iter().collect(),
+        input_data: None,
     };
     assert_eq!(
         m.validate().err(),

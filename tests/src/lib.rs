@@ -7,6 +7,7 @@
 //! is `tests/data/reference/vectors` (a copy of `../shared/reference/vectors`)
 //! unless `AKIDA_REFERENCE_DIR` names another.
 
+pub mod fixtures;
 pub mod keras;
 
 use std::path::{Path, PathBuf};

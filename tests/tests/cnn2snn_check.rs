@@ -342,13 +342,63 @@ fn input_layer_kind() -> Model {
         .build("input_layer_kind")
 }
 
-/// A 2-channel input (images have 1 or 3).
-fn input_channels() -> Model {
+/// A 2-D input (8, 8): neither a vector (N,) nor an image (H, W, C).
+fn input_shape() -> Model {
+    Net::input(SEED, &[8, 8])
+        .add("flatten", LayerConfig::Flatten)
+        .add("dense_0", qdense(8, 4))
+        .build("input_shape")
+}
+
+/// A 2-channel input (an InputData layer) behind a Rescaling with an
+/// offset: cnn2snn shifts the input of an input convolution only.
+fn input_data_shift() -> Model {
     Net::input(SEED, &[8, 8, 2])
-        .add("conv_0", qconv(8, 3, 8))
+        .add(
+            "rescaling",
+            LayerConfig::Rescaling {
+                scale: 1.0 / 15.0,
+                offset: -1.0,
+            },
+        )
+        .add("conv_0", qconv(8, 3, 4))
         .add("relu_0", qrelu(4))
         .add("conv_1", qconv(4, 3, 4))
-        .build("input_channels")
+        .build("input_data_shift")
+}
+
+/// A 1x1 convolution with stride 2: the engine refuses a stride above the
+/// kernel on a Convolutional layer.
+fn stride_above_kernel() -> Model {
+    let conv = LayerConfig::QuantizedConv2D {
+        conv: Conv2DConfig {
+            padding: Padding::Same,
+            strides: [2, 2],
+            ..Conv2DConfig::new(8, [1, 1])
+        },
+        quantizer: Quantizer::max_per_axis(4),
+    };
+    front()
+        .add("conv_1", conv)
+        .add("relu_1", qrelu(4))
+        .add("conv_2", qconv(4, 3, 4))
+        .build("stride_above_kernel")
+}
+
+/// A 2x2 max pooling with stride 3: the engine refuses a pooling stride
+/// above its size.
+fn pool_stride_above_size() -> Model {
+    let pool = LayerConfig::MaxPooling2D(Pool2DConfig {
+        padding: Padding::Same,
+        strides: [3, 3],
+        ..Pool2DConfig::new([2, 2])
+    });
+    front()
+        .add("conv_1", qconv(8, 3, 4))
+        .add("pool_1", pool)
+        .add("relu_1", qrelu(4))
+        .add("conv_2", qconv(4, 3, 4))
+        .build("pool_stride_above_size")
 }
 
 /// Only a Flatten after the input.
@@ -505,7 +555,7 @@ fn fully_connected_input_size() -> Model {
 // The table: every rule, its case and the layer the finding names
 // ---------------------------------------------------------------------------
 
-const ERRORS: [Rule; 24] = [
+const ERRORS: [Rule; 27] = [
     Rule::NotSerial,
     Rule::UnsupportedLayer,
     Rule::Akida2Layer,
@@ -527,7 +577,10 @@ const ERRORS: [Rule; 24] = [
     Rule::Dilation,
     Rule::DataFormat,
     Rule::InputLayerKind,
-    Rule::InputChannels,
+    Rule::InputShape,
+    Rule::InputDataShift,
+    Rule::StrideAboveKernel,
+    Rule::PoolStrideAboveSize,
     Rule::NoNeuralLayer,
     Rule::Transform,
 ];
@@ -573,7 +626,10 @@ fn case(rule: Rule) -> (Model, &'static str) {
         Rule::Dilation => (dilation(), "conv_1"),
         Rule::DataFormat => (data_format(), "conv_1"),
         Rule::InputLayerKind => (input_layer_kind(), "sep_0"),
-        Rule::InputChannels => (input_channels(), "input"),
+        Rule::InputShape => (input_shape(), "input"),
+        Rule::InputDataShift => (input_data_shift(), "rescaling"),
+        Rule::StrideAboveKernel => (stride_above_kernel(), "conv_1"),
+        Rule::PoolStrideAboveSize => (pool_stride_above_size(), "pool_1"),
         Rule::NoNeuralLayer => (no_neural_layer(), "no_neural_layer"),
         Rule::Transform => (transform(), "bn_1"),
         Rule::FullyConnectedInput => (fully_connected_input(), "dense_1"),
@@ -709,7 +765,7 @@ fn expect_warning(rule: Rule) {
 fn every_rule_is_in_the_table_once() {
     let all: HashSet<Rule> = ERRORS.iter().chain(&WARNINGS).copied().collect();
     assert_eq!(all.len(), ERRORS.len() + WARNINGS.len());
-    assert_eq!(all.len(), 37);
+    assert_eq!(all.len(), 40);
 }
 
 #[test]

@@ -453,43 +453,125 @@ fn inconsistent_files_give_typed_errors() {
     assert!(matches!(e, Err(FbzError::Model(_))), "{e:?}");
 }
 
+/// cnn2snn's models (the fixtures of `tests/data/cnn2snn/`, InputData and
+/// 5-bit input weights among them): read, they write back the engine's
+/// tables exactly (InputData first, with its params and no variable, the
+/// next layer fed by it; 5-bit weights as int8).
 #[test]
-fn a_model_that_starts_with_input_data_is_refused_clearly() {
-    let (_, mut doc) = sample();
-    let params = [
-        ("input_bits", 8),
+fn cnn2snn_fixtures_read_and_write_like_the_engine() {
+    let (mut seen, mut input_data) = (0, 0);
+    for f in akida_tests::fixtures::fixtures() {
+        if f.refused().is_some() {
+            continue;
+        }
+        let bytes = std::fs::read(f.dir.join("engine.fbz")).unwrap();
+        let engine = FbzModel::parse(&bytes).unwrap();
+        let model = from_fbz_bytes(&bytes).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+        if let Some(d) = model.input_data() {
+            assert_eq!(engine.layers[0].name, d.name);
+            assert_eq!(engine.layers[1].inbounds, vec![d.name.to_owned()]);
+            input_data += 1;
+        }
+        let ours = FbzModel::from_model(&model).unwrap();
+        assert_eq!(
+            ours, engine,
+            "{}: our tables differ from the engine's",
+            f.name
+        );
+        assert_eq!(
+            from_fbz_bytes(&to_fbz_bytes(&model).unwrap()).unwrap(),
+            model
+        );
+        seen += 1;
+    }
+    assert!(
+        seen >= 5 && input_data >= 2,
+        "{seen} fixtures, {input_data} with InputData"
+    );
+}
+
+/// The engine's rules on an InputData layer, each a typed error: first
+/// layer only, exactly its params, unsigned, 1 to 4 bits, no variable, and
+/// never in front of an input convolution.
+#[test]
+fn input_data_layers_follow_the_engine_rules() {
+    let (_, doc) = sample();
+    let input_data = |params: &[(&str, i32)]| FbzLayer {
+        name: "input".into(),
+        params: params.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+        variables: vec![],
+        inbounds: vec![],
+    };
+    let good = [
+        ("input_bits", 4),
         ("input_channels", 3),
         ("input_height", 12),
         ("input_signed", 0),
         ("input_width", 12),
         ("layer_type", 1),
     ];
-    doc.layers.insert(
-        0,
-        FbzLayer {
-            name: "input".into(),
-            params: params.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
-            variables: vec![],
-            inbounds: vec![],
-        },
-    );
-    doc.layers[1].inbounds = vec!["input".into()];
-    let e = read_doc(&doc).unwrap_err();
-    assert!(
-        matches!(
-            e,
-            FbzError::Layer {
-                index: 0,
-                source: LayerError::InputData,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    type Params = Vec<(&'static str, i32)>;
+    let with = |edit: &dyn Fn(&mut Params)| {
+        let mut params = good.to_vec();
+        edit(&mut params);
+        let mut d = doc.clone();
+        d.layers.insert(0, input_data(&params));
+        d.layers[1].inbounds = vec!["input".into()];
+        read_doc(&d)
+    };
+    // In front of the sample's InputConvolutional layer: the model is refused.
+    let e = with(&|_| {}).unwrap_err();
     let message = akida_host::cli::report(&e);
     assert!(
-        message.contains("InputData layer") && message.contains("not supported"),
+        message.contains("InputConvolutional layer cannot follow an InputData layer"),
         "{message}"
+    );
+    assert_eq!(
+        layer_error(with(&|p| p[0].1 = 8)),
+        (
+            0,
+            LayerError::Params(ParamsError::Value {
+                key: "input_bits",
+                value: 8
+            })
+        )
+    );
+    assert_eq!(
+        layer_error(with(&|p| p[3].1 = 1)),
+        (
+            0,
+            LayerError::Params(ParamsError::Value {
+                key: "input_signed",
+                value: 1
+            })
+        )
+    );
+    assert_eq!(
+        layer_error(with(&|p| {
+            p.remove(3);
+        })),
+        (0, LayerError::MissingParam("input_signed".into()))
+    );
+    assert_eq!(
+        layer_error(with(&|p| p.push(("filters", 3)))),
+        (
+            0,
+            LayerError::Params(ParamsError::Unknown("filters".into()))
+        )
+    );
+    let mut d = doc.clone();
+    d.layers.insert(0, input_data(&good));
+    d.layers[0].variables = doc.layers[0].variables.clone();
+    d.layers[1].inbounds = vec!["input".into()];
+    assert!(matches!(
+        layer_error(read_doc(&d)),
+        (0, LayerError::UnknownVariable(_))
+    ));
+    let mut d = doc.clone();
+    d.layers.insert(1, input_data(&good));
+    assert_eq!(
+        layer_error(read_doc(&d)),
+        (1, LayerError::InputDataNotFirst)
     );
 }
 

@@ -49,7 +49,10 @@ pub enum Rule {
     Dilation,
     DataFormat,
     InputLayerKind,
-    InputChannels,
+    InputShape,
+    InputDataShift,
+    StrideAboveKernel,
+    PoolStrideAboveSize,
     NoNeuralLayer,
     Transform,
     // Warnings (AKD1000 silicon limits).
@@ -284,6 +287,10 @@ pub fn check_chain(chain: &Chain, scaling: InputScaling) -> (Option<Vec<PlannedL
             return (None, report);
         }
     };
+    engine_errors(chain, &plan, &mut report);
+    if report.has_errors() {
+        return (None, report);
+    }
     hardware::warnings(chain, &plan, &mut report);
     (Some(plan), report)
 }
@@ -295,14 +302,17 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
         Ok(s) => s,
         Err(_) => return,
     };
-    let channels = if input.len() == 3 { input[2] } else { 0 };
-    if channels != 1 && channels != 3 {
+    if input.len() != 1 && input.len() != 3 {
         report.error(
-            Rule::InputChannels,
+            Rule::InputShape,
             &chain.input.name,
-            format!("the input has shape {input:?}: Akida 1.0 conversion here needs an image input with 1 or 3 channels (an InputConvolutional first layer); models starting with an InputData layer are not supported"),
+            format!("the input has shape {input:?}: it must be (N,) or (H, W, C)"),
         );
     }
+    // cnn2snn's rule: an input with 1 or 3 channels (last axis) feeds an
+    // InputConvolutional layer, any other one an InputData layer.
+    let input_data = plan::input_data_dims(&input).is_some();
+    let image = matches!(input.as_slice(), [1 | 3] | [_, _, 1 | 3]);
     let mut last_neural: Option<&str> = None;
     let mut last_activation: Option<&str> = Some(chain.input.name.as_str());
     let mut seen_neural = false;
@@ -312,10 +322,11 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
         let cfg = &layer.config;
         data_format_errors(layer, report);
         if chain::is_neural(cfg) {
-            if !seen_neural {
+            let input_conv = !seen_neural && image;
+            if input_conv {
                 first_layer_errors(layer, report);
             }
-            neural_errors(layer, &shapes[i], report);
+            neural_errors(layer, &shapes[i], input_conv, report);
             if let Some(prev) = last_neural {
                 report.error(
                     Rule::NeuralWithoutActivation,
@@ -356,9 +367,21 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
                 }
             }
             LayerConfig::Reshape { .. } => reshape_errors(layer, &shapes[i], report),
-            LayerConfig::Rescaling { .. } => {
+            LayerConfig::Rescaling { scale, offset } => {
                 if i != 0 {
                     report.error(Rule::RescalingPlacement, name, "a Rescaling layer must be the first layer of the model");
+                } else if input_data && *offset != 0.0 {
+                    // cnn2snn keeps a Rescaling in front of an InputData
+                    // layer only without an offset ("unsupported type Rescaling").
+                    report.error(
+                        Rule::InputDataShift,
+                        name,
+                        format!(
+                            "a Rescaling with an offset (an input shift of {}) is not supported in front of an InputData layer (the input has {} channels, not 1 or 3): only an InputConvolutional first layer takes an input shift",
+                            -offset / scale,
+                            input.last().copied().unwrap_or(0)
+                        ),
+                    );
                 }
             }
             LayerConfig::Activation { activation } => {
@@ -391,6 +414,43 @@ fn structure_errors(chain: &Chain, shapes: &[Shape], report: &mut Report) {
     }
 }
 
+/// The layers the engine itself refuses to make (so cnn2snn's conversion
+/// fails): a Convolutional or SeparableConvolutional stride above its kernel
+/// ("Strides > kernel size are not supported"), a max pooling stride above
+/// its size ("Parameter pool_stride cannot be higher than pool_size.").
+fn engine_errors(chain: &Chain, plan: &[PlannedLayer], report: &mut Report) {
+    for p in plan {
+        let g = &p.geometry;
+        let (k, s) = (g.kernel, g.stride);
+        let convolution = matches!(
+            g.kind,
+            akida_core::LayerKind::Convolutional | akida_core::LayerKind::SeparableConvolutional
+        );
+        if convolution && (s.rows > k.rows || s.cols > k.cols) {
+            report.error(
+                Rule::StrideAboveKernel,
+                &p.name,
+                format!(
+                    "stride {}x{} is larger than the {}x{} kernel: the engine refuses a {} layer whose stride exceeds its kernel (\"Strides > kernel size are not supported\")",
+                    s.rows, s.cols, k.rows, k.cols, g.kind.name()
+                ),
+            );
+        }
+        if let akida_core::Pooling::Max { size, stride } = g.pooling {
+            if stride.rows > size.rows || stride.cols > size.cols {
+                report.error(
+                    Rule::PoolStrideAboveSize,
+                    hardware::pooling_name(chain, p),
+                    format!(
+                        "max pooling stride {}x{} is larger than its {}x{} size: the engine refuses it (\"Parameter pool_stride cannot be higher than pool_size.\")",
+                        stride.rows, stride.cols, size.rows, size.cols
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn first_layer_errors(layer: &keras::Layer, report: &mut Report) {
     if !matches!(
         layer.config,
@@ -399,7 +459,7 @@ fn first_layer_errors(layer: &keras::Layer, report: &mut Report) {
         report.error(
             Rule::InputLayerKind,
             &layer.name,
-            format!("the first neural layer must be a QuantizedConv2D (InputConvolutional) when the input has 1 or 3 channels, found {}", layer.config.class_name()),
+            format!("the first neural layer must be a QuantizedConv2D (InputConvolutional) when the input has 1 or 3 channels, found {} (another channel count makes an InputData input, which any neural layer may follow)", layer.config.class_name()),
         );
     }
 }
@@ -420,7 +480,9 @@ fn data_format_errors(layer: &keras::Layer, report: &mut Report) {
     }
 }
 
-fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
+/// `input_conv`: the layer becomes the InputConvolutional one, whose weight
+/// bits cnn2snn does not check (the engine takes 2 to 8 there).
+fn neural_errors(layer: &keras::Layer, input: &Shape, input_conv: bool, report: &mut Report) {
     let name = layer.name.as_str();
     let (dilation, dense) = match &layer.config {
         LayerConfig::Conv2D(c) | LayerConfig::QuantizedConv2D { conv: c, .. } => {
@@ -472,7 +534,16 @@ fn neural_errors(layer: &keras::Layer, input: &Shape, report: &mut Report) {
             );
         }
     }
-    if !matches!(main.bitwidth, 2 | 4 | 8) {
+    if input_conv && !(2..=8).contains(&main.bitwidth) {
+        report.error(
+            Rule::WeightBits,
+            name,
+            format!(
+                "the input convolution's weight bitwidth must be 2 to 8, found {}",
+                main.bitwidth
+            ),
+        );
+    } else if !input_conv && !matches!(main.bitwidth, 2 | 4 | 8) {
         report.error(
             Rule::WeightBits,
             name,

@@ -1,22 +1,28 @@
 //! `cnn2snn convert`: a quantized Keras model becomes Akida 1.0 layers.
 //!
 //! Each Akida layer is a neural layer, an optional pooling and an optional
-//! activation of the (syncretized) Keras chain. Its integer variables follow
-//! cnn2snn, in float32 and in this order, with `S = f32(input_scale) * sf`:
+//! activation of the (syncretized) Keras chain, behind an InputData layer
+//! when the input has neither 1 nor 3 channels ([`plan::input_data_dims`]).
+//! Its integer variables follow cnn2snn, in its mix of float32 and float64
+//! (numpy's promotion in `weights_ops._convert_layer_thresholds`), with
+//! `S = f32(input_scale) * sf` a float32 product:
 //!
 //! - weights `round(quantize(w) * sf)`, flipped for (separable) convolutions,
 //!   fully connected rows reordered to Akida's (C, W, H) flattening;
-//! - with activation: `threshold = floor(S * (step/2 - bias))`,
-//!   `act_step = ((S * step) * 2^bits) / 16`; without: `floor(S * -bias)`, `S`;
-//! - input layer: `threshold += sum(w_int) * input_shift` before the floor;
-//! - global average pooling: both times H*W before the floor;
+//! - threshold, in float64 from those float32 values:
+//!   `floor(S * (step/2 - bias))` with activation, `floor(S * -bias)` without;
+//!   the input convolution adds `sum(w_int) * input_shift`, global average
+//!   pooling multiplies by H*W, both before the floor;
+//! - act_step, in float32: `S * ((step * 2^bits) / 16)` with activation, `S`
+//!   without; times H*W for global average pooling;
 //! - the next layer's input scale is `f32(1 / step)`.
 //!
 //! Then act_steps beyond the hardware range are equalized ([`super::equalize`]).
 
+use akida_core::activation::MIN_ACT_STEP;
 use akida_core::{Dims, LayerKind};
 
-use crate::formats::akd::{self, ConvertedLayer, ConvertedModel};
+use crate::formats::akd::{self, ConvertedInputData, ConvertedLayer, ConvertedModel};
 use crate::keras::{self, Layer, Quantizer, WeightRole};
 
 use super::chain::Chain;
@@ -64,19 +70,48 @@ pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Convers
         return Err(Cnn2snnError::Incompatible(report));
     }
     let plan = plan.expect("a plan exists when the report has no error");
+    let input_data = plan::input_data_dims(&chain.input_shape()?).map(|dims| ConvertedInputData {
+        name: plan::input_data_name(&model.name),
+        dims,
+        bits: plan::INPUT_DATA_BITS,
+    });
+    let mut notes = Vec::new();
+    if input_data.is_some() && scaling.shift != 0.0 {
+        notes.push(format!(
+            "the input shift {} is ignored: cnn2snn shifts the input of an InputConvolutional first layer only, and this model's input goes through an InputData layer",
+            scaling.shift
+        ));
+    }
     let mut layers = Vec::with_capacity(plan.len());
     let mut input_scale = scaling.scale as f32;
     for (index, planned) in plan.iter().enumerate() {
-        let shift = if index == 0 { scaling.shift } else { 0.0 };
+        // Only an input convolution takes the shift (padding value and thresholds).
+        let shift = match planned.geometry.kind {
+            LayerKind::InputConvolutional if index == 0 => scaling.shift,
+            _ => 0.0,
+        };
         let layer = convert_layer(&chain, planned, input_scale, shift)?;
+        // The engine refuses the layer when cnn2snn sets such an act_step.
+        let small = layer
+            .act_step
+            .iter()
+            .enumerate()
+            .find(|&(_, v)| v.is_nan() || v < MIN_ACT_STEP);
+        if let Some((filter, value)) = small {
+            return Err(Cnn2snnError::ActStep {
+                layer: planned.name.clone(),
+                filter,
+                value,
+            });
+        }
         if let Some(a) = planned.activation {
             // The next layer sees integer levels: its input scale is 1 / step.
             input_scale = (1.0 / activation_step(&chain.layers[a])? as f64) as f32;
         }
         layers.push(layer);
     }
-    let notes = equalize::fix_activation_variables(&mut layers);
-    let model = akd::build(layers).map_err(Cnn2snnError::Model)?;
+    notes.extend(equalize::fix_activation_variables(&mut layers)?);
+    let model = akd::build_with_input(input_data, layers).map_err(Cnn2snnError::Model)?;
     Ok(Conversion {
         model,
         report,
@@ -222,7 +257,15 @@ fn broadcast(sf: &[f32], f: usize) -> Vec<f32> {
     (0..f).map(|i| sf[i % sf.len()]).collect()
 }
 
-/// Thresholds and act_steps of one layer, in float32, in cnn2snn's order.
+/// `S * (thr - bias)` as cnn2snn computes it: numpy promotes the float32
+/// `S`, `thr` and `bias` to float64 (the activation threshold is multiplied
+/// by a float64 `np.ones`), so the subtraction and the product are float64.
+fn threshold_product(s: f32, thr: f32, bias: f32) -> f64 {
+    s as f64 * (thr as f64 - bias as f64)
+}
+
+/// Thresholds and act_steps of one layer, in cnn2snn's order and precision
+/// (see the module documentation).
 fn thresholds(
     chain: &Chain,
     planned: &PlannedLayer,
@@ -241,29 +284,57 @@ fn thresholds(
         }
         None => None,
     };
-    let cells = planned.pooled_cells.unwrap_or(1) as f32;
     let is_input = planned.geometry.kind == LayerKind::InputConvolutional;
     let mut threshold = Vec::with_capacity(f);
     let mut act_step = Vec::with_capacity(f);
     for c in 0..f {
+        // float32: S, the activation threshold step/2 and (step * 2^bits) / 16.
         let s = input_scale * sf[c];
         let (mut th, mut step) = match activation {
-            Some((step, bits)) => (
-                s * (step * 0.5 - bias[c]),
-                ((s * step) * 2f32.powi(bits as i32)) / 16.0,
-            ),
-            None => (s * -bias[c], s),
+            Some((step, bits)) => {
+                let half = step * 0.5;
+                let astep = (step * 2f32.powi(bits as i32)) / 16.0;
+                // float64 from the float32 values; the act_step product is
+                // exact in float64, so rounding it to float32 is the float32 product.
+                (
+                    threshold_product(s, half, bias[c]),
+                    (s as f64 * astep as f64) as f32,
+                )
+            }
+            None => (threshold_product(s, 0.0, bias[c]), s),
         };
         if is_input && input_shift != 0.0 {
             let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
-            th = (th as f64 + sum as f64 * input_shift) as f32;
+            th += sum as f64 * input_shift;
         }
-        if planned.pooled_cells.is_some() {
-            th *= cells;
-            step *= cells;
+        if let Some(cells) = planned.pooled_cells {
+            th *= cells as f64;
+            step = (step as f64 * cells as f64) as f32;
         }
         threshold.push(th.floor() as i32);
         act_step.push(step);
     }
     Ok((threshold, act_step))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter whose threshold float32 arithmetic gets wrong by one: with
+    /// `S = 1951.0905` and `bias = 1.9984815` (float32), a ReLU6 4-bit
+    /// activation (`thr = 0.2`), numpy gives `floor(S * (thr - bias)) =
+    /// -3510` in float64; the same in float32 rounds to -3509.
+    #[test]
+    fn thresholds_are_float64_products_of_float32_values() {
+        let s = f32::from_bits(1156834021);
+        let bias = f32::from_bits(1073729086);
+        let thr = 0.4f32 * 0.5;
+        assert_eq!(threshold_product(s, thr, bias).floor(), -3510.0);
+        assert_eq!((s * (thr - bias)).floor(), -3509.0);
+        // Another: S = 1178.5585, bias = 1.147768 give -1118 (float32: -1117).
+        let (s, bias) = (f32::from_bits(1150505439), f32::from_bits(1066592784));
+        assert_eq!(threshold_product(s, thr, bias).floor(), -1118.0);
+        assert_eq!((s * (thr - bias)).floor(), -1117.0);
+    }
 }

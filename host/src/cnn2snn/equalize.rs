@@ -8,11 +8,16 @@
 //!   `old / new`;
 //! - a threshold above 2^19 - 1 (CNP) or 2^23 - 1 (input layer) is clipped.
 //!
-//! Each fix is reported, as cnn2snn warns.
+//! Each fix is reported, as cnn2snn warns. cnn2snn divides the next layer's
+//! weights by broadcasting the ratios over their third axis, which fails for
+//! a fully connected layer whose input is not 1x1xC (its rows are the
+//! C*W*H inputs): such a model is refused, as cnn2snn refuses it.
 
 use akida_core::LayerKind;
 
 use crate::formats::akd::ConvertedLayer;
+
+use super::Cnn2snnError;
 
 const HRC_ACT_STEP_LIMIT: f32 = ((1 << 20) - 1) as f32;
 const HRC_THRESHOLD_LIMIT: i32 = (1 << 23) - 1;
@@ -25,13 +30,15 @@ fn is_hrc(layer: &ConvertedLayer) -> bool {
 
 /// Applies both fixes to a chain of converted layers; returns one note per
 /// layer changed.
-pub fn fix_activation_variables(layers: &mut [ConvertedLayer]) -> Vec<String> {
-    let mut notes = equalize_act_steps(layers);
+pub fn fix_activation_variables(
+    layers: &mut [ConvertedLayer],
+) -> Result<Vec<String>, Cnn2snnError> {
+    let mut notes = equalize_act_steps(layers)?;
     notes.extend(saturate_thresholds(layers));
-    notes
+    Ok(notes)
 }
 
-fn equalize_act_steps(layers: &mut [ConvertedLayer]) -> Vec<String> {
+fn equalize_act_steps(layers: &mut [ConvertedLayer]) -> Result<Vec<String>, Cnn2snnError> {
     let mut notes = Vec::new();
     let n = layers.len();
     for i in 0..n.saturating_sub(1) {
@@ -44,6 +51,19 @@ fn equalize_act_steps(layers: &mut [ConvertedLayer]) -> Vec<String> {
         if !layer.act_step.iter().any(|s| s > limit) {
             continue;
         }
+        let next = &layers[i + 1];
+        let inputs = next.params.input;
+        let broadcasts = next.params.kind != LayerKind::FullyConnected
+            || inputs.rows * inputs.cols == 1
+            || inputs.channels == 1;
+        if !broadcasts {
+            return Err(Cnn2snnError::Equalization {
+                layer: layers[i].name.clone(),
+                next: next.name.clone(),
+                input: inputs,
+            });
+        }
+        let layer = &mut layers[i];
         let ratio: Vec<f32> = layer
             .act_step
             .iter()
@@ -68,7 +88,7 @@ fn equalize_act_steps(layers: &mut [ConvertedLayer]) -> Vec<String> {
         ));
         divide_next_weights(&mut layers[i + 1], &ratio);
     }
-    notes
+    Ok(notes)
 }
 
 /// Floor-divides the next layer's weights of input channel `c` by `ratio[c]`.
@@ -175,7 +195,7 @@ mod tests {
             vec![7, -7, 3, 3],
         );
         let mut layers = vec![first, second];
-        let notes = fix_activation_variables(&mut layers);
+        let notes = fix_activation_variables(&mut layers).unwrap();
         assert_eq!(notes.len(), 1);
         assert!(notes[0].contains("act_step"));
         assert_eq!(
@@ -195,6 +215,34 @@ mod tests {
     }
 
     #[test]
+    fn equalizing_into_a_fully_connected_layer_needs_a_1x1_input() {
+        // cnn2snn broadcasts 2 ratios over the 8 rows of a 2x2x2 input: it fails.
+        let mut first = layer(LayerKind::Convolutional, Dims::new(2, 2, 2), 2, vec![1; 4]);
+        first.act_step = [131070.0, 2.0].into_iter().collect();
+        let dense = layer(
+            LayerKind::FullyConnected,
+            Dims::new(2, 2, 2),
+            2,
+            vec![1; 16],
+        );
+        let mut layers = vec![first.clone(), dense];
+        match fix_activation_variables(&mut layers) {
+            Err(Cnn2snnError::Equalization { layer, input, .. }) => {
+                assert_eq!((layer.as_str(), input), ("l", Dims::new(2, 2, 2)))
+            }
+            other => panic!("{other:?}"),
+        }
+        // On a 1x1x2 input the rows are the channels: it works.
+        let dense = layer(LayerKind::FullyConnected, Dims::new(1, 1, 2), 2, vec![6; 4]);
+        let mut layers = vec![first, dense];
+        fix_activation_variables(&mut layers).unwrap();
+        assert_eq!(
+            layers[1].weights().values().collect::<Vec<_>>(),
+            [3, 3, 6, 6]
+        );
+    }
+
+    #[test]
     fn high_thresholds_are_clipped_with_a_note() {
         let mut first = layer(
             LayerKind::InputConvolutional,
@@ -210,7 +258,7 @@ mod tests {
             vec![1; 16],
         );
         let mut layers = vec![first, second];
-        let notes = fix_activation_variables(&mut layers);
+        let notes = fix_activation_variables(&mut layers).unwrap();
         assert_eq!(
             layers[0].threshold.iter().collect::<Vec<_>>(),
             [HRC_THRESHOLD_LIMIT, 5]

@@ -74,7 +74,7 @@ fn number_list<T: ToString>(values: &[T]) -> String {
 
 /// The Keras pooling layer merged into a planned layer (the pooling rules
 /// name it), or the neural layer when it has none.
-fn pooling_name<'a>(chain: &'a Chain, p: &'a PlannedLayer) -> &'a str {
+pub(crate) fn pooling_name<'a>(chain: &'a Chain, p: &'a PlannedLayer) -> &'a str {
     chain.layers[p.neural + 1..]
         .iter()
         .take_while(|l| !chain::is_neural(&l.config) && activation_bits(&l.config).is_none())

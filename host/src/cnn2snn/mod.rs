@@ -70,6 +70,18 @@ pub enum Cnn2snnError {
     Incompatible(Report),
     #[error("{0}")]
     Unsupported(String),
+    #[error("layer `{layer}`: act_step {value} of filter {filter} is below 1/16, which the engine refuses (\"Unsupported act_step, it should be equal or greater than 1/16.\"))")]
+    ActStep {
+        layer: String,
+        filter: usize,
+        value: f32,
+    },
+    #[error("layer `{layer}`: its act_steps above the hardware limit move into the weights of the next layer `{next}`, which cnn2snn cannot do for a fully connected layer on a {}x{}x{} input (numpy: \"operands could not be broadcast together\"; a 1x1xC input works)", input.rows, input.cols, input.channels)]
+    Equalization {
+        layer: String,
+        next: String,
+        input: akida_core::Dims,
+    },
     #[error("converted model is inconsistent")]
     Model(#[source] crate::formats::akd::BuildError),
 }

@@ -1,8 +1,9 @@
 //! The plan of a conversion: the chain of Keras layers cnn2snn works on
-//! (after its `syncretize` transforms), the model's input scaling, and one
-//! planned Akida layer (its [`LayerParams`] and the chain indices of its
-//! parts) per neural layer. Both [`super::check`] and [`super::convert`]
-//! read it.
+//! (after its `syncretize` transforms), the model's input scaling, the
+//! InputData layer cnn2snn puts in front of an input with neither 1 nor 3
+//! channels, and one planned Akida layer (its [`LayerParams`] and the chain
+//! indices of its parts) per neural layer. Both [`super::check`] and
+//! [`super::convert`] read it.
 
 use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
 
@@ -40,6 +41,33 @@ pub struct PlannedLayer {
     pub activation: Option<usize>,
     /// Rows x cols summed by a global average pooling.
     pub pooled_cells: Option<usize>,
+}
+
+/// Bits of the InputData layer cnn2snn makes (`InputData(input_shape,
+/// input_bits=4)`).
+pub const INPUT_DATA_BITS: u8 = 4;
+
+/// cnn2snn's rule for the first Akida layer (`model_generator.generate_model`):
+/// an input whose last axis is 1 or 3 feeds an InputConvolutional layer
+/// (the first neural layer must then be a Conv2D); any other input gets an
+/// InputData layer of this size (1x1xN for a vector of N features), and the
+/// first neural layer is a Convolutional, SeparableConvolutional or
+/// FullyConnected layer reading its values. `None` for the image case, and
+/// for an input shape that is neither (N,) nor (H, W, C) (an error).
+pub fn input_data_dims(input: &[usize]) -> Option<Dims> {
+    match *input {
+        [n] if n != 1 && n != 3 => Some(Dims::new(1, 1, n as u32)),
+        [h, w, c] if c != 1 && c != 3 => Some(Dims::new(h as u32, w as u32, c as u32)),
+        _ => None,
+    }
+}
+
+/// The name of the InputData layer of a model named `model`. cnn2snn names
+/// it after the Sequential model its transforms build (`sequential_7_input`,
+/// a number that depends on how many models the process made before); this
+/// one takes the Keras model's own name instead.
+pub fn input_data_name(model: &str) -> String {
+    format!("{model}_input")
 }
 
 /// The model's input scaling: from a leading Rescaling (`(1/s, -o/s)`), or
@@ -128,9 +156,11 @@ pub fn quantizers(config: &LayerConfig) -> Option<(&Quantizer, Option<&Quantizer
 }
 
 /// Builds the plan: one Akida layer per neural layer (with its pooling and
-/// activation). The chain must have passed the compatibility errors.
+/// activation), behind an InputData layer where [`input_data_dims`] says.
+/// The chain must have passed the compatibility errors.
 pub fn plan(chain: &Chain, scaling: InputScaling) -> Result<Vec<PlannedLayer>, Cnn2snnError> {
     let shapes = chain.input_shapes()?;
+    let input_data = input_data_dims(&chain.input_shape()?);
     let mut plan: Vec<PlannedLayer> = Vec::new();
     let mut open: Option<PlannedLayer> = None;
     for (i, layer) in chain.layers.iter().enumerate() {
@@ -139,7 +169,10 @@ pub fn plan(chain: &Chain, scaling: InputScaling) -> Result<Vec<PlannedLayer>, C
                 if let Some(done) = open.take() {
                     plan.push(done);
                 }
-                let previous = plan.last().map(|p: &PlannedLayer| output_dims(&p.geometry));
+                let previous = match plan.last() {
+                    Some(p) => Feed::Layer(output_dims(&p.geometry)),
+                    None => input_data.map_or(Feed::Image, Feed::InputData),
+                };
                 open = Some(plan_neural(layer, i, &shapes[i], previous, scaling)?);
             }
             LayerConfig::MaxPooling2D(p) => {
@@ -194,18 +227,33 @@ fn dims_of(shape: &[usize]) -> Dims {
     }
 }
 
+/// What feeds a planned neural layer.
+#[derive(Clone, Copy)]
+enum Feed {
+    /// The image: the layer is the InputConvolutional one.
+    Image,
+    /// The InputData layer, of this size.
+    InputData(Dims),
+    /// The previous Akida layer, of this output size.
+    Layer(Dims),
+}
+
 fn plan_neural(
     layer: &Layer,
     index: usize,
     keras_input: &[usize],
-    previous: Option<Dims>,
+    previous: Feed,
     scaling: InputScaling,
 ) -> Result<PlannedLayer, Cnn2snnError> {
     let weights_bits = quantizers(&layer.config)
         .map(|(q, _)| q.bitwidth as u8)
         .unwrap_or(0);
-    let first = previous.is_none();
-    let input = previous.unwrap_or_else(|| dims_of(keras_input));
+    let (first, input) = match previous {
+        Feed::Image => (true, dims_of(keras_input)),
+        // A fully connected layer reads the InputData layer's HWC size,
+        // not the Keras Flatten's vector.
+        Feed::InputData(d) | Feed::Layer(d) => (false, d),
+    };
     let (kind, filters, kernel, stride, pad) = match &layer.config {
         LayerConfig::QuantizedConv2D { conv, .. } | LayerConfig::Conv2D(conv) => (
             if first {

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use akida_core::{Dims, ForwardError, LayerKind, Padding, Pooling, ValidLayer, Window};
+use akida_core::{Dims, ForwardError, InputData, Padding, Pooling, ValidLayer, Window};
 
 use crate::formats::akd::ConvertedModel;
 use crate::formats::npy::{self, Tensor, TensorData, TensorError};
@@ -19,7 +19,8 @@ use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerReport {
     pub name: String,
-    pub kind: LayerKind,
+    /// The engine's layer type (`InputData`, or an [`akida_core::LayerKind`] name).
+    pub kind: &'static str,
     /// Input of the layer, HWC.
     pub input: Dims,
     /// Output of the layer after pooling, HWC.
@@ -29,8 +30,10 @@ pub struct LayerReport {
     /// Padding of a convolution; `None` for a fully connected layer.
     pub padding: Option<Padding>,
     pub pooling: Pooling,
-    pub weight_bits: u8,
-    /// Bits of the output levels; `None` when the layer outputs potentials.
+    /// Bits of the weights; `None` for an InputData layer (no weights).
+    pub weight_bits: Option<u8>,
+    /// Bits of the output levels (of the values, for an InputData layer);
+    /// `None` when the layer outputs potentials.
     pub act_bits: Option<u8>,
     /// Weights of the layer, pointwise ones included.
     pub params: usize,
@@ -45,16 +48,33 @@ impl LayerReport {
         let convolution = p.kind.is_convolution();
         LayerReport {
             name: layer.name().to_owned(),
-            kind: p.kind,
+            kind: p.kind.name(),
             input: p.input,
             output: layer.shapes.output,
             window: convolution.then_some((p.kernel, p.stride)),
             padding: convolution.then_some(p.padding),
             pooling: p.pooling,
-            weight_bits: p.weights_bits,
+            weight_bits: Some(p.weights_bits),
             act_bits: p.activation.then_some(p.act_bits),
             params: layer.layer.weight_count(),
             weight_bytes: layer.layer.weight_bytes(),
+        }
+    }
+
+    /// The report of an InputData layer: its values pass as they are.
+    pub fn input_data(d: &InputData<&str>) -> LayerReport {
+        LayerReport {
+            name: d.name.to_owned(),
+            kind: "InputData",
+            input: d.dims,
+            output: d.dims,
+            window: None,
+            padding: None,
+            pooling: Pooling::None,
+            weight_bits: None,
+            act_bits: Some(d.bits),
+            params: 0,
+            weight_bytes: 0,
         }
     }
 
@@ -67,14 +87,14 @@ impl LayerReport {
         };
         [
             self.name.clone(),
-            self.kind.name().to_owned(),
+            self.kind.to_owned(),
             shape(self.input),
             shape(self.output),
             kernel,
             stride,
             self.padding.map_or_else(dash, padding),
             pooling(self.pooling),
-            self.weight_bits.to_string(),
+            self.weight_bits.map_or_else(dash, |b| b.to_string()),
             self.act_bits.map_or_else(dash, |b| b.to_string()),
             self.params.to_string(),
             self.weight_bytes.to_string(),
@@ -177,9 +197,15 @@ fn output_kind(model: &ConvertedModel) -> String {
 /// The summary of a converted model: one row per layer (name, kind, HWC
 /// input and output, kernel, stride, padding, pooling, weight and
 /// activation bits, parameters, packed weight memory), then the totals and
-/// the model's input and output. Like Keras' `model.summary()`.
+/// the model's input and output. Like Keras' `model.summary()`. An InputData
+/// layer is the first row.
 pub fn summary_table(model: &ConvertedModel) -> String {
-    let reports: Vec<LayerReport> = model.layers().map(|l| LayerReport::of(&l)).collect();
+    let reports: Vec<LayerReport> = model
+        .input_data()
+        .map(|d| LayerReport::input_data(&d))
+        .into_iter()
+        .chain(model.layers().map(|l| LayerReport::of(&l)))
+        .collect();
     let rows: Vec<[String; 12]> = reports.iter().map(LayerReport::cells).collect();
     let mut out = render_table(&rows);
     let params: usize = reports.iter().map(|r| r.params).sum();
@@ -194,7 +220,11 @@ pub fn summary_table(model: &ConvertedModel) -> String {
         "Weight memory: {bytes} bytes ({:.2} KiB)\n",
         bytes as f64 / 1024.0
     ));
-    out.push_str(&format!("Input: {input} (uint8)\n"));
+    let values = match model.input_data() {
+        None => "uint8".to_owned(),
+        Some(d) => format!("uint8, {}-bit values 0 to {}", d.bits, d.max_value()),
+    };
+    out.push_str(&format!("Input: {input} ({values})\n"));
     out.push_str(&format!("Output: {output} ({})\n", output_kind(model)));
     out
 }
@@ -224,6 +254,13 @@ pub enum BatchError {
         "--predict needs a last layer without activation, but `{layer}` outputs {bits}-bit levels (run without --predict)"
     )]
     PredictNeedsPotentials { layer: String, bits: u8 },
+    /// An input the model refuses, with its image (the first one in the batch).
+    #[error("image {image}")]
+    Image {
+        image: usize,
+        #[source]
+        source: ForwardError,
+    },
     #[error(transparent)]
     Forward(#[from] ForwardError),
 }
@@ -329,6 +366,12 @@ pub fn run_tensor(
         found: input.dtype_name().to_owned(),
     })?;
     let (n, batched) = batch_size(&input.shape, model.input())?;
+    // Values above an InputData layer's bits: the first one of the batch.
+    for (image, values) in images.chunks_exact(model.input().len()).enumerate() {
+        model
+            .check_input(values)
+            .map_err(|source| BatchError::Image { image, source })?;
+    }
     let runtime = Runtime::new(model, options.policy);
     let start = Instant::now();
     let data = if options.predict {
@@ -414,6 +457,7 @@ mod tests {
     use super::*;
     use crate::formats::fbz::test_support::tiny_model;
     use crate::test_support::scratch;
+    use akida_core::LayerKind;
 
     /// Images for `tiny_model` (6x5x1), deterministic and dense.
     fn tiny_images(n: usize) -> Vec<u8> {
@@ -429,7 +473,7 @@ mod tests {
             r[0],
             LayerReport {
                 name: "conv_0".into(),
-                kind: LayerKind::InputConvolutional,
+                kind: LayerKind::InputConvolutional.name(),
                 input: Dims::new(6, 5, 1),
                 output: Dims::new(3, 3, 4),
                 window: Some((Window::new(3, 3), Window::ONE)),
@@ -438,7 +482,7 @@ mod tests {
                     size: Window::new(2, 2),
                     stride: Window::new(2, 2)
                 },
-                weight_bits: 8,
+                weight_bits: Some(8),
                 act_bits: Some(4),
                 params: 36,
                 weight_bytes: 36,

@@ -7,7 +7,7 @@
 //! to be valid.
 
 use akida_core::weights::PackError;
-use akida_core::{FormatError, ModelError, OwnedModel, ValidModel, MAX_LAYERS};
+use akida_core::{FormatError, InputData, ModelError, OwnedModel, ValidModel, MAX_LAYERS};
 
 /// One converted layer, owning its variables.
 pub type ConvertedLayer = akida_core::OwnedLayer;
@@ -30,13 +30,25 @@ pub enum BuildError {
     Invalid(#[source] ModelError),
 }
 
+/// The InputData layer of a model, owning its name.
+pub type ConvertedInputData = InputData<String>;
+
 /// Validates a chain of layers as a model.
 pub fn build(layers: Vec<ConvertedLayer>) -> Result<ConvertedModel, BuildError> {
+    build_with_input(None, layers)
+}
+
+/// Validates a chain of layers, behind an InputData layer if one is given,
+/// as a model.
+pub fn build_with_input(
+    input_data: Option<ConvertedInputData>,
+    layers: Vec<ConvertedLayer>,
+) -> Result<ConvertedModel, BuildError> {
     if layers.len() > MAX_LAYERS {
         return Err(BuildError::TooManyLayers(layers.len()));
     }
     let layers = layers.into_iter().collect();
-    OwnedModel { layers }
+    OwnedModel { layers, input_data }
         .validate()
         .map_err(BuildError::Invalid)
 }

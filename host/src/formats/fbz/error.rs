@@ -63,9 +63,9 @@ impl From<planus::Error> for FbzError {
 /// Why one layer of a `.fbz` file is not a layer we can run or write.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum LayerError {
-    #[error("models with an InputData layer (layer_type 1) are not supported: ours start with InputConvolutional")]
-    InputData,
-    #[error("unknown layer_type {0} (2 InputConvolutional, 3 FullyConnected, 4 Convolutional, 5 SeparableConvolutional)")]
+    #[error("an InputData layer (layer_type 1) may only be the first layer")]
+    InputDataNotFirst,
+    #[error("unknown layer_type {0} (1 InputData, 2 InputConvolutional, 3 FullyConnected, 4 Convolutional, 5 SeparableConvolutional)")]
     LayerType(i32),
     #[error("float (double) params are not supported")]
     DoubleParams,

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeMap;
 
-use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
+use akida_core::layer::INPUT_BITS;
+use akida_core::{Dims, InputData, LayerKind, LayerParams, Padding, Pooling, Window};
 
 /// Integer parameters by name, sorted (as the engine stores them).
 pub type EngineParams = BTreeMap<String, i32>;
@@ -23,7 +24,12 @@ pub fn layer_type_code(kind: LayerKind) -> i32 {
     }
 }
 
-/// Layer kind of an engine `layer_type` code (1 = InputData is not a kind we run).
+/// Engine `layer_type` of an InputData layer (not a [`LayerKind`]: it has
+/// no weights and computes nothing; see [`InputData`]).
+pub const INPUT_DATA_CODE: i32 = 1;
+
+/// Layer kind of an engine `layer_type` code (InputData, 1, is read by
+/// [`input_data_from_params`]).
 pub fn kind_of_code(code: i32) -> Option<LayerKind> {
     match code {
         2 => Some(LayerKind::InputConvolutional),
@@ -52,6 +58,33 @@ pub enum ParamsError {
     PoolType(i32),
     #[error("a non-input layer needs the previous layer's output size")]
     NoInput,
+    #[error("stride {}x{} exceeds the {}x{} kernel (the engine: \"Strides > kernel size are not supported\")", stride.rows, stride.cols, kernel.rows, kernel.cols)]
+    StrideAboveKernel { stride: Window, kernel: Window },
+    #[error("max pooling stride {}x{} exceeds its {}x{} size (the engine: \"Parameter pool_stride cannot be higher than pool_size.\")", stride.rows, stride.cols, size.rows, size.cols)]
+    PoolStrideAboveSize { stride: Window, size: Window },
+}
+
+/// The rules the engine checks when it makes a layer from its params: a
+/// Convolutional or SeparableConvolutional stride at most its kernel, a max
+/// pooling stride at most its size (per axis).
+pub fn engine_rules(g: &LayerParams) -> Result<(), ParamsError> {
+    let above = |a: Window, b: Window| a.rows > b.rows || a.cols > b.cols;
+    let convolution = matches!(
+        g.kind,
+        LayerKind::Convolutional | LayerKind::SeparableConvolutional
+    );
+    if convolution && above(g.stride, g.kernel) {
+        return Err(ParamsError::StrideAboveKernel {
+            stride: g.stride,
+            kernel: g.kernel,
+        });
+    }
+    if let Pooling::Max { size, stride } = g.pooling {
+        if above(stride, size) {
+            return Err(ParamsError::PoolStrideAboveSize { stride, size });
+        }
+    }
+    Ok(())
 }
 
 /// Keys of a layer kind's params, sorted (without `layer_type`).
@@ -95,6 +128,53 @@ pub fn keys(kind: LayerKind) -> &'static [&'static str] {
         ],
         LayerKind::FullyConnected => &["act_bits", "activation", "units", "weights_bits"],
     }
+}
+
+/// Keys of an InputData layer's params, sorted (without `layer_type`).
+pub const INPUT_DATA_KEYS: [&str; 5] = [
+    "input_bits",
+    "input_channels",
+    "input_height",
+    "input_signed",
+    "input_width",
+];
+
+/// The engine params of an InputData layer (without `layer_type`); its
+/// input is unsigned, as every Akida 1.0 input is.
+pub fn input_data_to_params<S>(d: &InputData<S>) -> EngineParams {
+    let mut p = EngineParams::new();
+    p.insert("input_bits".into(), d.bits as i32);
+    p.insert("input_channels".into(), d.dims.channels as i32);
+    p.insert("input_height".into(), d.dims.cols as i32);
+    p.insert("input_signed".into(), 0);
+    p.insert("input_width".into(), d.dims.rows as i32);
+    p
+}
+
+/// Reads an InputData layer's params (strictly: every key present, no
+/// other but `layer_type`): its size and input bits. A signed input
+/// (`input_signed` 1) is not an Akida 1.0 input.
+pub fn input_data_from_params(p: &EngineParams) -> Result<(Dims, u8), ParamsError> {
+    if let Some(k) = p
+        .keys()
+        .find(|k| k.as_str() != "layer_type" && !INPUT_DATA_KEYS.contains(&k.as_str()))
+    {
+        return Err(ParamsError::Unknown(k.clone()));
+    }
+    let bits = get(p, "input_bits")?;
+    if !u8::try_from(bits).is_ok_and(|b| INPUT_BITS.contains(&b)) {
+        return Err(ParamsError::Value {
+            key: "input_bits",
+            value: bits,
+        });
+    }
+    small(p, "input_signed", &[0])?;
+    let dims = Dims::new(
+        positive(p, "input_width")?,
+        positive(p, "input_height")?,
+        positive(p, "input_channels")?,
+    );
+    Ok((dims, bits as u8))
 }
 
 /// The engine params of a layer (without `layer_type`).
@@ -185,7 +265,13 @@ pub fn from_params(
     }
     let act_bits = small(p, "act_bits", &[1, 2, 4])?;
     let activation = small(p, "activation", &[0, 1])? == 1;
-    let weights_bits = small(p, "weights_bits", &[1, 2, 4, 8])?;
+    // The engine's CNP layers take 1, 2, 4 or 8 bits, its input
+    // convolution any width (held as int8 but 1, 2 and 4).
+    let widths: &[i32] = match kind {
+        LayerKind::InputConvolutional => &[1, 2, 3, 4, 5, 6, 7, 8],
+        _ => &[1, 2, 4, 8],
+    };
+    let weights_bits = small(p, "weights_bits", widths)?;
     let input = match kind {
         LayerKind::InputConvolutional => Dims::new(
             positive(p, "input_width")?,

@@ -6,32 +6,71 @@
 use std::collections::BTreeMap;
 
 use akida_core::weights::value_range;
-use akida_core::{Dims, LayerKind, LayerParams};
+use akida_core::{Dims, InputData, LayerKind, LayerParams};
 
 use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError};
 use super::{DTYPE_FLOAT32, DTYPE_INT32};
-use crate::formats::akd::{self, ConvertedLayer, ConvertedModel};
-use crate::formats::fbz::params::{self, EngineParams};
-
-/// Engine `layer_type` of an InputData layer (a kind our models do not have).
-const INPUT_DATA: i32 = 1;
+use crate::formats::akd::{self, ConvertedInputData, ConvertedLayer, ConvertedModel};
+use crate::formats::fbz::params::{self, EngineParams, INPUT_DATA_CODE};
 
 impl FbzModel {
     /// Checks the tables against the engine's rules and builds our model,
     /// validated as a whole.
     pub fn to_model(&self) -> Result<ConvertedModel, FbzError> {
         check_version(&self.version)?;
+        let mut input_data: Option<ConvertedInputData> = None;
         let mut layers: Vec<ConvertedLayer> = Vec::with_capacity(self.layers.len());
         for (index, layer) in self.layers.iter().enumerate() {
-            let converted = read_layer(layer, layers.last()).map_err(|source| FbzError::Layer {
+            let wrap = |source| FbzError::Layer {
                 index,
                 name: layer.name.clone(),
                 source,
-            })?;
-            layers.push(converted);
+            };
+            // The layer feeding this one: its name and output size (an
+            // inconsistent one is left to the model's validation: zero dims
+            // never match).
+            let previous = match (layers.last(), &input_data) {
+                (Some(p), _) => Some((
+                    p.name.as_str(),
+                    p.params.output().unwrap_or(Dims::new(0, 0, 0)),
+                )),
+                (None, Some(d)) => Some((d.name.as_str(), d.dims)),
+                (None, None) => None,
+            };
+            let params = params_map(layer).map_err(wrap)?;
+            if params.get("layer_type") == Some(&INPUT_DATA_CODE) {
+                if index != 0 {
+                    return Err(wrap(LayerError::InputDataNotFirst));
+                }
+                input_data = Some(read_input_data(layer, &params).map_err(wrap)?);
+                continue;
+            }
+            layers.push(read_layer(layer, &params, previous).map_err(wrap)?);
         }
-        akd::build(layers).map_err(FbzError::Model)
+        akd::build_with_input(input_data, layers).map_err(FbzError::Model)
     }
+}
+
+/// An InputData layer: exactly its params, no variable, no inbound layer.
+fn read_input_data(
+    layer: &FbzLayer,
+    params: &EngineParams,
+) -> Result<ConvertedInputData, LayerError> {
+    check_inbounds(layer, None)?;
+    for key in params::INPUT_DATA_KEYS {
+        if !params.contains_key(key) {
+            return Err(LayerError::MissingParam(key.to_owned()));
+        }
+    }
+    let (dims, bits) = params::input_data_from_params(params)?;
+    if let Some(t) = layer.variables.first() {
+        return Err(LayerError::UnknownVariable(t.name.clone()));
+    }
+    Ok(InputData {
+        name: layer.name.clone(),
+        dims,
+        bits,
+    })
 }
 
 /// Accepts akida 2.x version strings (`MAJOR.MINOR[.PATCH]`, numeric).
@@ -47,16 +86,15 @@ fn check_version(version: &str) -> Result<(), FbzError> {
     }
 }
 
+/// A neural layer fed by `previous` (its name and output size), or the
+/// model's first layer.
 fn read_layer(
     layer: &FbzLayer,
-    previous: Option<&ConvertedLayer>,
+    params: &EngineParams,
+    previous: Option<(&str, Dims)>,
 ) -> Result<ConvertedLayer, LayerError> {
-    check_inbounds(layer, previous)?;
-    let params = params_map(layer)?;
-    // The previous layer's output; an inconsistent one is left to the
-    // model's validation (zero dims never match).
-    let previous_output = previous.map(|p| p.params.output().unwrap_or(Dims::new(0, 0, 0)));
-    let p = read_params(&params, previous_output)?;
+    check_inbounds(layer, previous.map(|(name, _)| name))?;
+    let p = read_params(params, previous.map(|(_, dims)| dims))?;
     let (main_shape, pw_shape) = p.weight_shapes();
     let vars = variables_map(layer)?;
     let weights = read_weights(&vars, "weights", p.weights_bits, main_shape)?
@@ -83,8 +121,8 @@ fn read_layer(
 
 /// The first layer has no inbound layer; every other one exactly the
 /// previous layer (our models are chains).
-fn check_inbounds(layer: &FbzLayer, previous: Option<&ConvertedLayer>) -> Result<(), LayerError> {
-    let expected: Vec<String> = previous.map(|p| p.name.clone()).into_iter().collect();
+fn check_inbounds(layer: &FbzLayer, previous: Option<&str>) -> Result<(), LayerError> {
+    let expected: Vec<String> = previous.map(str::to_owned).into_iter().collect();
     if layer.inbounds != expected {
         return Err(LayerError::Inbound {
             expected,
@@ -104,14 +142,12 @@ fn params_map(layer: &FbzLayer) -> Result<EngineParams, LayerError> {
     Ok(map)
 }
 
-/// The layer kind from `layer_type`, refusing InputData and unknown codes.
+/// The layer kind from `layer_type`, refusing unknown codes (InputData is
+/// read before).
 fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
     let code = *params
         .get("layer_type")
         .ok_or_else(|| LayerError::MissingParam("layer_type".into()))?;
-    if code == INPUT_DATA {
-        return Err(LayerError::InputData);
-    }
     params::kind_of_code(code).ok_or(LayerError::LayerType(code))
 }
 
@@ -123,6 +159,7 @@ fn read_kind(params: &EngineParams) -> Result<LayerKind, LayerError> {
 fn read_params(params: &EngineParams, previous: Option<Dims>) -> Result<LayerParams, LayerError> {
     let kind = read_kind(params)?;
     let g = params::from_params(kind, params, previous, true)?;
+    params::engine_rules(&g)?;
     let mut expected = params::to_params(&g);
     expected.insert("layer_type".into(), params::layer_type_code(kind));
     for (key, &value) in &expected {
@@ -196,6 +233,11 @@ fn read_weights(
 ) -> Result<Option<Vec<i8>>, LayerError> {
     let Some(t) = vars.get(variable) else {
         return Ok(None);
+    };
+    // Widths but 1, 2 and 4 are int8 in the file, without a range check.
+    let bits = match bits {
+        1 | 2 | 4 => bits,
+        _ => 8,
     };
     let dtype = weights_dtype(bits).ok_or(LayerError::WeightBits(bits))?;
     let shape = check_tensor(variable, t, dtype, 1)?;

@@ -1,7 +1,8 @@
 //! From our model to the tables of a `.fbz` file, as BrainChip's engine
 //! writes them: params exactly `params::to_params` plus `layer_type`,
 //! sorted by key; variables sorted by name with numpy shapes reversed; the
-//! previous layer's name as the only inbound layer.
+//! previous layer's name as the only inbound layer. An InputData layer comes
+//! first, with its params and no variable.
 
 use super::{weights_dtype, FbzError, FbzLayer, FbzModel, FbzTensor, LayerError, VERSION};
 use super::{DTYPE_FLOAT32, DTYPE_INT32};
@@ -12,18 +13,29 @@ use akida_core::{LayerRef, PackedWeights};
 impl FbzModel {
     /// The tables of a (valid) model.
     pub fn from_model(model: &ConvertedModel) -> Result<FbzModel, FbzError> {
-        let mut layers = Vec::with_capacity(model.len());
-        let mut previous: Option<LayerRef> = None;
-        for (index, layer) in model.layers().enumerate() {
+        let mut layers = Vec::with_capacity(model.len() + 1);
+        let mut previous: Option<&str> = None;
+        if let Some(d) = model.input_data() {
+            let mut params = params::input_data_to_params(&d);
+            params.insert("layer_type".into(), params::INPUT_DATA_CODE);
+            layers.push(FbzLayer {
+                name: d.name.to_owned(),
+                params: params.into_iter().collect(),
+                variables: vec![],
+                inbounds: vec![],
+            });
+            previous = Some(d.name);
+        }
+        for layer in model.layers() {
+            let index = layers.len();
             let layer = layer.layer;
-            let written =
-                write_layer(&layer, previous.as_ref()).map_err(|source| FbzError::Layer {
-                    index,
-                    name: layer.name.to_owned(),
-                    source,
-                })?;
+            let written = write_layer(&layer, previous).map_err(|source| FbzError::Layer {
+                index,
+                name: layer.name.to_owned(),
+                source,
+            })?;
             layers.push(written);
-            previous = Some(layer);
+            previous = Some(layer.name);
         }
         Ok(FbzModel {
             version: VERSION.to_owned(),
@@ -32,7 +44,7 @@ impl FbzModel {
     }
 }
 
-fn write_layer(layer: &LayerRef, previous: Option<&LayerRef>) -> Result<FbzLayer, LayerError> {
+fn write_layer(layer: &LayerRef, previous: Option<&str>) -> Result<FbzLayer, LayerError> {
     let mut params = params::to_params(&layer.params);
     params.insert(
         "layer_type".into(),
@@ -52,7 +64,7 @@ fn write_layer(layer: &LayerRef, previous: Option<&LayerRef>) -> Result<FbzLayer
         // A BTreeMap iterates sorted by key, as the engine stores them.
         params: params.into_iter().collect(),
         variables,
-        inbounds: previous.map(|p| p.name.to_owned()).into_iter().collect(),
+        inbounds: previous.map(str::to_owned).into_iter().collect(),
     })
 }
 
