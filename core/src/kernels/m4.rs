@@ -365,25 +365,28 @@ mod imp {
     use core::arch::asm;
 
     /// Five cells: accumulators in r0-r4, the activation pair of a cell in
-    /// r6/r7 (saved around the block: r6 and r7 cannot be operands).
+    /// r6/r7 (saved around the block). The allocator may hand out r6 or r7
+    /// for `reg` operands, so every operand of this block is in a named
+    /// register: pointers r5 (weights), r8 (activations), r9 (weights end),
+    /// the weight word r10, its unpacked pairs r11/r12.
     macro_rules! cells5 {
         () => {
             concat!(
-                "ldrd r6, r7, [{ap}], #8\n",
-                "smlad r0, r6, {p0}, r0\n",
-                "smlad r0, r7, {p1}, r0\n",
-                "ldrd r6, r7, [{ap}], #8\n",
-                "smlad r1, r6, {p0}, r1\n",
-                "smlad r1, r7, {p1}, r1\n",
-                "ldrd r6, r7, [{ap}], #8\n",
-                "smlad r2, r6, {p0}, r2\n",
-                "smlad r2, r7, {p1}, r2\n",
-                "ldrd r6, r7, [{ap}], #8\n",
-                "smlad r3, r6, {p0}, r3\n",
-                "smlad r3, r7, {p1}, r3\n",
-                "ldrd r6, r7, [{ap}], #8\n",
-                "smlad r4, r6, {p0}, r4\n",
-                "smlad r4, r7, {p1}, r4\n",
+                "ldrd r6, r7, [r8], #8\n",
+                "smlad r0, r6, r11, r0\n",
+                "smlad r0, r7, r12, r0\n",
+                "ldrd r6, r7, [r8], #8\n",
+                "smlad r1, r6, r11, r1\n",
+                "smlad r1, r7, r12, r1\n",
+                "ldrd r6, r7, [r8], #8\n",
+                "smlad r2, r6, r11, r2\n",
+                "smlad r2, r7, r12, r2\n",
+                "ldrd r6, r7, [r8], #8\n",
+                "smlad r3, r6, r11, r3\n",
+                "smlad r3, r7, r12, r3\n",
+                "ldrd r6, r7, [r8], #8\n",
+                "smlad r4, r6, r11, r4\n",
+                "smlad r4, r7, r12, r4\n",
             )
         };
     }
@@ -398,60 +401,61 @@ mod imp {
         };
     }
 
-    /// The unpacking of one weight word, pass by pass, around a cell block.
+    /// The unpacking of one weight word, pass by pass, around a cell block,
+    /// with the registers named: weight word, pairs, weight pointer and end.
     macro_rules! passes {
-        (8, $cells:expr) => {
+        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
             concat!(
                 "2:\n",
-                "ldr {w}, [{wp}], #4\n",
-                "sxtb16 {p0}, {w}\n",
-                "sxtb16 {p1}, {w}, ror #8\n",
+                "ldr ", $w, ", [", $wp, "], #4\n",
+                "sxtb16 ", $p0, ", ", $w, "\n",
+                "sxtb16 ", $p1, ", ", $w, ", ror #8\n",
                 $cells,
-                "cmp {wp}, {wend}\n",
+                "cmp ", $wp, ", ", $wend, "\n",
                 "bne 2b\n",
             )
         };
-        (4, $cells:expr) => {
+        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
             concat!(
                 "2:\n",
-                "ldr {w}, [{wp}], #4\n",
-                "and {p1}, {w}, #0xF0F0F0F0\n",
-                "sxtb16 {p0}, {p1}\n",
-                "sxtb16 {p1}, {p1}, ror #8\n",
+                "ldr ", $w, ", [", $wp, "], #4\n",
+                "and ", $p1, ", ", $w, ", #0xF0F0F0F0\n",
+                "sxtb16 ", $p0, ", ", $p1, "\n",
+                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
                 $cells,
-                "lsl {w}, {w}, #4\n",
-                "and {w}, {w}, #0xF0F0F0F0\n",
-                "sxtb16 {p0}, {w}\n",
-                "sxtb16 {p1}, {w}, ror #8\n",
+                "lsl ", $w, ", ", $w, ", #4\n",
+                "and ", $w, ", ", $w, ", #0xF0F0F0F0\n",
+                "sxtb16 ", $p0, ", ", $w, "\n",
+                "sxtb16 ", $p1, ", ", $w, ", ror #8\n",
                 $cells,
-                "cmp {wp}, {wend}\n",
+                "cmp ", $wp, ", ", $wend, "\n",
                 "bne 2b\n",
             )
         };
-        (2, $cells:expr) => {
+        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
             concat!(
                 "2:\n",
-                "ldr {w}, [{wp}], #4\n",
-                "and {p1}, {w}, #0xC0C0C0C0\n",
-                "sxtb16 {p0}, {p1}\n",
-                "sxtb16 {p1}, {p1}, ror #8\n",
+                "ldr ", $w, ", [", $wp, "], #4\n",
+                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
+                "sxtb16 ", $p0, ", ", $p1, "\n",
+                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
                 $cells,
-                "lsl {w}, {w}, #2\n",
-                "and {p1}, {w}, #0xC0C0C0C0\n",
-                "sxtb16 {p0}, {p1}\n",
-                "sxtb16 {p1}, {p1}, ror #8\n",
+                "lsl ", $w, ", ", $w, ", #2\n",
+                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
+                "sxtb16 ", $p0, ", ", $p1, "\n",
+                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
                 $cells,
-                "lsl {w}, {w}, #2\n",
-                "and {p1}, {w}, #0xC0C0C0C0\n",
-                "sxtb16 {p0}, {p1}\n",
-                "sxtb16 {p1}, {p1}, ror #8\n",
+                "lsl ", $w, ", ", $w, ", #2\n",
+                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
+                "sxtb16 ", $p0, ", ", $p1, "\n",
+                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
                 $cells,
-                "lsl {w}, {w}, #2\n",
-                "and {p1}, {w}, #0xC0C0C0C0\n",
-                "sxtb16 {p0}, {p1}\n",
-                "sxtb16 {p1}, {p1}, ror #8\n",
+                "lsl ", $w, ", ", $w, ", #2\n",
+                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
+                "sxtb16 ", $p0, ", ", $p1, "\n",
+                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
                 $cells,
-                "cmp {wp}, {wend}\n",
+                "cmp ", $wp, ", ", $wend, "\n",
                 "bne 2b\n",
             )
         };
@@ -466,14 +470,14 @@ mod imp {
             unsafe {
                 asm!(
                     "push {{r6, r7}}",
-                    passes!($bits, cells5!()),
+                    passes!($bits, cells5!(), "r10", "r11", "r12", "r5", "r9"),
                     "pop {{r6, r7}}",
-                    wp = inout(reg) wp => _,
-                    ap = inout(reg) $act.as_ptr() => _,
-                    wend = in(reg) wp.add(4 * $words),
-                    w = out(reg) _,
-                    p0 = out(reg) _,
-                    p1 = out(reg) _,
+                    inout("r5") wp => _,
+                    inout("r8") $act.as_ptr() => _,
+                    in("r9") wp.add(4 * $words),
+                    out("r10") _,
+                    out("r11") _,
+                    out("r12") _,
                     inout("r0") r0,
                     inout("r1") r1,
                     inout("r2") r2,
@@ -490,10 +494,10 @@ mod imp {
         ($bits:tt, $w:expr, $words:expr, $act:expr) => {{
             let mut acc = 0i32;
             let wp = $w.as_ptr();
-            // SAFETY: as for five cells.
+            // SAFETY: as for five cells; no register is used unnamed.
             unsafe {
                 asm!(
-                    passes!($bits, cells1!()),
+                    passes!($bits, cells1!(), "{w}", "{p0}", "{p1}", "{wp}", "{wend}"),
                     wp = inout(reg) wp => _,
                     ap = inout(reg) $act.as_ptr() => _,
                     wend = in(reg) wp.add(4 * $words),
