@@ -11,7 +11,11 @@ fn main() {
     // The loader's arena and workspace (bytes), for models loaded at run time.
     let kib = |var: &str, default: usize| {
         println!("cargo:rerun-if-env-changed={var}");
-        env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default) * 1024
+        env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+            * 1024
     };
     let arena = kib("AKIDA_ARENA_KIB", 1024);
     let workspace = kib("AKIDA_WORKSPACE_KIB", 2048) / 8;

@@ -7,7 +7,8 @@
  *   qemu-system-arm ... -plugin scripts/qemu_icount.so,mark=0x1234,out=counts.txt
  *
  * writes `insns TOTAL` and one `mark COUNT` line per marker execution to
- * `out`. Debian ships no <qemu-plugin.h>: the few declarations of the
+ * `out`; with `profile=PATH`, the executions of every instruction address
+ * (`HEXADDR COUNT` lines) to PATH. Debian ships no <qemu-plugin.h>: the few declarations of the
  * plugin API (version 1, QEMU 7.x) that this file uses are spelled out
  * below. Build: gcc -O2 -fPIC -shared -o qemu_icount.so qemu_icount.c
  */
@@ -59,6 +60,10 @@ static uint64_t mark_addr = UINT64_MAX;
 static uint64_t *marks;
 static size_t n_marks, cap_marks;
 static char out_path[4096];
+/* profile=PATH: executions per instruction address (code below 4 MiB). */
+#define PROFILE_SPAN (4u << 20)
+static uint64_t *profile;
+static char profile_path[4096];
 
 static void on_mark(unsigned int vcpu, void *udata) {
     (void)vcpu;
@@ -80,6 +85,9 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         if ((qemu_plugin_insn_vaddr(insn) | 1) == (mark_addr | 1))
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &insns, 1);
+        uint64_t pc = qemu_plugin_insn_vaddr(insn);
+        if (profile && pc < PROFILE_SPAN)
+            qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &profile[pc >> 1], 1);
     }
 }
 
@@ -91,6 +99,13 @@ static void at_exit(qemu_plugin_id_t id, void *udata) {
     fprintf(f, "insns %" PRIu64 "\n", insns);
     for (size_t i = 0; i < n_marks; i++) fprintf(f, "mark %" PRIu64 "\n", marks[i]);
     if (f != stderr) fclose(f);
+    if (profile) {
+        FILE *p = fopen(profile_path, "w");
+        if (!p) return;
+        for (uint64_t i = 0; i < PROFILE_SPAN / 2; i++)
+            if (profile[i]) fprintf(p, "%" PRIx64 " %" PRIu64 "\n", i << 1, profile[i]);
+        fclose(p);
+    }
 }
 
 __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
@@ -101,8 +116,12 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
             mark_addr = strtoull(argv[i] + 5, NULL, 0);
         } else if (strncmp(argv[i], "out=", 4) == 0) {
             snprintf(out_path, sizeof out_path, "%s", argv[i] + 4);
+        } else if (strncmp(argv[i], "profile=", 8) == 0) {
+            snprintf(profile_path, sizeof profile_path, "%s", argv[i] + 8);
+            profile = calloc(PROFILE_SPAN / 2, sizeof *profile);
+            if (!profile) return -1;
         } else {
-            fprintf(stderr, "qemu_icount: unknown argument %s (mark=ADDR, out=PATH)\n", argv[i]);
+            fprintf(stderr, "qemu_icount: unknown argument %s (mark=ADDR, out=PATH, profile=PATH)\n", argv[i]);
             return -1;
         }
     }

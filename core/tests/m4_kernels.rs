@@ -189,3 +189,63 @@ fn saturation_matches_twenty_bits() {
         assert_eq!(m4::ssat20(v), akida_core::saturation::saturate(v as i64));
     }
 }
+
+#[test]
+fn quad_weights_read_packed_tensors() {
+    for bits in [2u8, 4, 8] {
+        let (lo, hi) = value_range(bits);
+        let values: Vec<i8> = (0..32)
+            .map(|k| (lo as i32 + (k * 5) % (hi as i32 - lo as i32 + 1)) as i8)
+            .collect();
+        let mut packed = vec![0u8; 32];
+        akida_core::weights::pack_into(&values, bits, &mut packed).unwrap();
+        for idx in (0..32).step_by(4) {
+            let want = [0, 1, 2, 3].map(|c| values[idx + c] as i32);
+            assert_eq!(
+                m4::quad_weights(&packed, bits, idx),
+                want,
+                "bits {bits} idx {idx}"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn block_tail_equals_the_definition(
+        filters in 1usize..9, pad in 0usize..3, shift in prop::sample::select(vec![0u32, 4, 6]),
+        sat in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut rng = Bulk::new(seed);
+        let stride = filters + pad;
+        let acc: Vec<i32> = (0..filters * CELLS).map(|_| (rng.range(-(1 << 21), 1 << 21) as i32) << shift).collect();
+        let mut table = Vec::new();
+        for _ in 0..filters {
+            let d = rng.range(1, 1 << 12) as i32;
+            table.extend([rng.range(-(1 << 20), 1 << 20) as i32, d, d - 1]);
+        }
+        for bits in [1u32, 2, 4] {
+            let mut got = vec![0u8; (CELLS - 1) * stride + filters];
+            match (bits, sat) {
+                (1, true) => m4::tail_levels::<1, true>(&acc, &table, &mut got, stride, filters, shift),
+                (2, true) => m4::tail_levels::<2, true>(&acc, &table, &mut got, stride, filters, shift),
+                (4, true) => m4::tail_levels::<4, true>(&acc, &table, &mut got, stride, filters, shift),
+                (1, false) => m4::tail_levels::<1, false>(&acc, &table, &mut got, stride, filters, shift),
+                (2, false) => m4::tail_levels::<2, false>(&acc, &table, &mut got, stride, filters, shift),
+                _ => m4::tail_levels::<4, false>(&acc, &table, &mut got, stride, filters, shift),
+            }
+            for f in 0..filters {
+                for slot in 0..CELLS {
+                    let mut p = acc[f * CELLS + slot] >> shift;
+                    if sat {
+                        p = akida_core::saturation::saturate(p as i64);
+                    }
+                    let want = activation::level(p, table[3 * f], table[3 * f + 1] as i64, bits as u8);
+                    prop_assert_eq!(got[slot * stride + f], want, "bits {} filter {} slot {}", bits, f, slot);
+                }
+            }
+        }
+    }
+}

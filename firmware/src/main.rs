@@ -147,7 +147,10 @@ fn main() -> ! {
 unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
     const CFSR: *const u32 = 0xE000_ED28 as *const u32;
     const HFSR: *const u32 = 0xE000_ED2C as *const u32;
-    let (cfsr, hfsr) = (core::ptr::read_volatile(CFSR), core::ptr::read_volatile(HFSR));
+    let (cfsr, hfsr) = (
+        core::ptr::read_volatile(CFSR),
+        core::ptr::read_volatile(HFSR),
+    );
     let panic = cfsr & (1 << 16) != 0;
     if !panic {
         defmt::error!(

@@ -203,6 +203,162 @@ pub fn level_fast<const B: u32>(potential: i32, threshold: i32, divisor: i32) ->
     op::usat::<B>(op::sdiv((d << B) + divisor - 1, divisor)) as u8
 }
 
+/// Levels of a block of [`CELLS`] cells for `filters` filters: `acc` holds
+/// `[filter][CELLS]` accumulators scaled by `2^shift`, `table` per filter
+/// `[threshold, S, S - 1]`; level `(filter, slot)` goes to
+/// `dst[slot * stride + filter]`. `SAT`: saturate the potentials to 20 bits
+/// first. Each level is [`level_fast`] of the unscaled potential.
+#[inline]
+pub fn tail_levels<const B: u32, const SAT: bool>(
+    acc: &[i32],
+    table: &[i32],
+    dst: &mut [u8],
+    stride: usize,
+    filters: usize,
+    shift: u32,
+) {
+    assert!(
+        acc.len() >= filters * CELLS && table.len() >= 3 * filters,
+        "tail: short input"
+    );
+    assert!(
+        filters == 0 || dst.len() > (CELLS - 1) * stride + filters - 1,
+        "tail: short output"
+    );
+    assert!(filters <= stride && shift < 32, "tail: bad layout");
+    if filters == 0 {
+        return;
+    }
+    imp_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift);
+}
+
+#[cfg(not(target_arch = "arm"))]
+mod imp_tail {
+    pub use super::model_tail::tail_levels;
+}
+
+#[allow(dead_code)]
+mod model_tail {
+    use super::isa::{sdiv, ssat, usat};
+
+    pub fn tail_levels<const B: u32, const SAT: bool>(
+        acc: &[i32],
+        table: &[i32],
+        dst: &mut [u8],
+        stride: usize,
+        filters: usize,
+        shift: u32,
+    ) {
+        for f in 0..filters {
+            let (t, s, s1) = (table[3 * f], table[3 * f + 1], table[3 * f + 2]);
+            for slot in 0..super::CELLS {
+                let mut v = acc[f * super::CELLS + slot] >> shift;
+                if SAT {
+                    v = ssat(v, 20);
+                }
+                let q = sdiv(s1.wrapping_add((v.wrapping_sub(t)) << B), s);
+                dst[slot * stride + f] = usat(q, B) as u8;
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "arm")]
+mod imp_tail {
+    use core::arch::asm;
+
+    macro_rules! slot {
+        (true, $b:literal) => {
+            concat!(
+                "ldr r6, [r0], #4\n",
+                "asr r6, r6, r11\n",
+                "ssat r6, #20, r6\n",
+                "sub r6, r6, r3\n",
+                "add r6, r5, r6, lsl #",
+                $b,
+                "\n",
+                "sdiv r6, r6, r4\n",
+                "usat r6, #",
+                $b,
+                ", r6\n",
+                "strb r6, [r8]\n",
+                "add r8, r8, r9\n",
+            )
+        };
+        (false, $b:literal) => {
+            concat!(
+                "ldr r6, [r0], #4\n",
+                "asr r6, r6, r11\n",
+                "sub r6, r6, r3\n",
+                "add r6, r5, r6, lsl #",
+                $b,
+                "\n",
+                "sdiv r6, r6, r4\n",
+                "usat r6, #",
+                $b,
+                ", r6\n",
+                "strb r6, [r8]\n",
+                "add r8, r8, r9\n",
+            )
+        };
+    }
+
+    /// r0 accumulators, r1 table, r2 level of slot 0 of the filter, r3/r4/r5
+    /// threshold, S, S - 1, r6 the value, r8 the slot's level, r9 the stride,
+    /// r10 filters left, r11 the shift. r6 is saved: it may not be named.
+    macro_rules! tail {
+        ($sat:tt, $b:literal, $acc:expr, $table:expr, $dst:expr, $stride:expr, $filters:expr, $shift:expr) => {
+            // SAFETY: the caller checked the lengths; r6 is saved and restored.
+            unsafe {
+                asm!(
+                    "push {{r6}}",
+                    "2:",
+                    "ldm r1!, {{r3, r4, r5}}",
+                    "mov r8, r2",
+                    slot!($sat, $b),
+                    slot!($sat, $b),
+                    slot!($sat, $b),
+                    slot!($sat, $b),
+                    slot!($sat, $b),
+                    "add r2, r2, #1",
+                    "subs r10, r10, #1",
+                    "bne 2b",
+                    "pop {{r6}}",
+                    inout("r0") $acc.as_ptr() => _,
+                    inout("r1") $table.as_ptr() => _,
+                    inout("r2") $dst.as_mut_ptr() => _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r8") _,
+                    in("r9") $stride,
+                    inout("r10") $filters => _,
+                    in("r11") $shift,
+                );
+            }
+        };
+    }
+
+    pub fn tail_levels<const B: u32, const SAT: bool>(
+        acc: &[i32],
+        table: &[i32],
+        dst: &mut [u8],
+        stride: usize,
+        filters: usize,
+        shift: u32,
+    ) {
+        match (B, SAT) {
+            (1, true) => tail!(true, "1", acc, table, dst, stride, filters, shift),
+            (2, true) => tail!(true, "2", acc, table, dst, stride, filters, shift),
+            (4, true) => tail!(true, "4", acc, table, dst, stride, filters, shift),
+            (1, false) => tail!(false, "1", acc, table, dst, stride, filters, shift),
+            (2, false) => tail!(false, "2", acc, table, dst, stride, filters, shift),
+            (4, false) => tail!(false, "4", acc, table, dst, stride, filters, shift),
+            _ => super::model_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Weight layout
 // ---------------------------------------------------------------------------
@@ -280,24 +436,49 @@ pub fn write_gemm_layout(
 /// One filter over a block of `N` cells (`N` = [`CELLS`] or 1):
 /// `acc[x] = 2^shift(bits) * sum_k act[x][k] * w[k]` over `words` packed
 /// weight words. `w` starts at the filter (at least `4 * words` bytes, read
-/// unaligned); `act` is the block (`[unit][N][2]` words, at least
-/// `units * N * 2`, where a word holds `4 * units / words` ... units per
-/// word: 1, 2, 4 for 8, 4, 2 bits).
+/// unaligned); `act` is the block (`[unit][N][2]` words: 1, 2 or 4 units per
+/// weight word at 8, 4 or 2 bits).
 #[inline]
 pub fn gemm<const N: usize>(bits: u8, w: &[u8], words: usize, act: &[u32]) -> [i32; N] {
+    let mut out = [0i32; N];
+    gemm_filters::<N>(bits, w, 4 * words, words, 1, act, &mut out);
+    out
+}
+
+/// [`gemm`] for `filters` filters laid out every `stride` bytes from `w`
+/// (an 8-bit filter may end inside its last word: `stride < 4 * words`),
+/// over the same block: `out[f * N + x]`.
+#[inline]
+pub fn gemm_filters<const N: usize>(
+    bits: u8,
+    w: &[u8],
+    stride: usize,
+    words: usize,
+    filters: usize,
+    act: &[u32],
+    out: &mut [i32],
+) {
     let units_per_word = per_word(bits) / 4;
+    assert!(N == CELLS || N == 1, "gemm: blocks of 1 or {CELLS} cells");
+    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
     assert!(
-        w.len() >= 4 * words,
-        "gemm: weights shorter than {words} words"
+        stride <= 4 * words && (bits == 8 || stride == 4 * words),
+        "gemm: filters overlap"
+    );
+    if words == 0 || filters == 0 {
+        out[..filters * N].fill(0);
+        return;
+    }
+    assert!(
+        w.len() >= (filters - 1) * stride + 4 * words,
+        "gemm: weights shorter than {filters} filters of {words} words"
     );
     assert!(
         act.len() >= words * units_per_word * N * 2,
         "gemm: activation block too short"
     );
-    if words == 0 {
-        return [0; N];
-    }
-    imp::gemm::<N>(bits, w, words, act)
+    assert!(out.len() >= filters * N, "gemm: output too short");
+    imp::gemm_filters::<N>(bits, w, stride, words, filters, act, out);
 }
 
 /// The portable model of the kernel, instruction for instruction.
@@ -338,6 +519,21 @@ mod model {
         acc
     }
 
+    pub fn gemm_filters<const N: usize>(
+        bits: u8,
+        w: &[u8],
+        stride: usize,
+        words: usize,
+        filters: usize,
+        act: &[u32],
+        out: &mut [i32],
+    ) {
+        for f in 0..filters {
+            let acc = gemm::<N>(bits, &w[f * stride..], words, act);
+            out[f * N..f * N + N].copy_from_slice(&acc);
+        }
+    }
+
     pub fn dw_pair(window: &[u8], origin: usize, table: &[i32], acc: &mut [u32; 4]) {
         let load = |off: i32| {
             let o = origin.wrapping_add(off as isize as usize);
@@ -357,185 +553,361 @@ mod model {
 
 #[cfg(not(target_arch = "arm"))]
 mod imp {
-    pub use super::model::{dw_pair, gemm};
+    pub use super::model::{dw_pair, gemm_filters};
 }
 
 #[cfg(target_arch = "arm")]
 mod imp {
     use core::arch::asm;
 
-    /// Five cells: accumulators in r0-r4, the activation pair of a cell in
-    /// r6/r7 (saved around the block). The allocator may hand out r6 or r7
-    /// for `reg` operands, so every operand of this block is in a named
-    /// register: pointers r5 (weights), r8 (activations), r9 (weights end),
-    /// the weight word r10, its unpacked pairs r11/r12.
+    /// Five cells: accumulators r0-r4; the activation pairs of two cells
+    /// at once with LDM into r6-r9 (of the fifth with LDRD); the weight word
+    /// r10, its unpacked pairs r11/r12; weights r5, activations lr. Every
+    /// register is named (the allocator may hand out r6 or r7 for `reg`
+    /// operands), r6/r7 are saved, and the loop's end lives on the stack.
     macro_rules! cells5 {
         () => {
             concat!(
-                "ldrd r6, r7, [r8], #8\n",
+                "ldm lr!, {{r6, r7, r8, r9}}\n",
                 "smlad r0, r6, r11, r0\n",
                 "smlad r0, r7, r12, r0\n",
-                "ldrd r6, r7, [r8], #8\n",
-                "smlad r1, r6, r11, r1\n",
-                "smlad r1, r7, r12, r1\n",
-                "ldrd r6, r7, [r8], #8\n",
+                "smlad r1, r8, r11, r1\n",
+                "smlad r1, r9, r12, r1\n",
+                "ldm lr!, {{r6, r7, r8, r9}}\n",
                 "smlad r2, r6, r11, r2\n",
                 "smlad r2, r7, r12, r2\n",
-                "ldrd r6, r7, [r8], #8\n",
-                "smlad r3, r6, r11, r3\n",
-                "smlad r3, r7, r12, r3\n",
-                "ldrd r6, r7, [r8], #8\n",
+                "smlad r3, r8, r11, r3\n",
+                "smlad r3, r9, r12, r3\n",
+                "ldrd r6, r7, [lr], #8\n",
                 "smlad r4, r6, r11, r4\n",
                 "smlad r4, r7, r12, r4\n",
             )
         };
     }
 
+    /// One cell: accumulator r0, its activation pair r1/r2 (registers
+    /// named for the same reason).
     macro_rules! cells1 {
         () => {
             concat!(
-                "ldrd {a0}, {a1}, [{ap}], #8\n",
-                "smlad {acc}, {a0}, {p0}, {acc}\n",
-                "smlad {acc}, {a1}, {p1}, {acc}\n",
+                "ldrd r1, r2, [r9], #8\n",
+                "smlad r0, r1, r4, r0\n",
+                "smlad r0, r2, r5, r0\n",
             )
         };
     }
 
-    /// The unpacking of one weight word, pass by pass, around a cell block,
-    /// with the registers named: weight word, pairs, weight pointer and end.
     macro_rules! passes {
-        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
+        ($bits:tt, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
             concat!(
                 "2:\n",
-                "ldr ", $w, ", [", $wp, "], #4\n",
-                "sxtb16 ", $p0, ", ", $w, "\n",
-                "sxtb16 ", $p1, ", ", $w, ", ror #8\n",
-                $cells,
-                "cmp ", $wp, ", ", $wend, "\n",
-                "bne 2b\n",
-            )
-        };
-        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
-            concat!(
-                "2:\n",
-                "ldr ", $w, ", [", $wp, "], #4\n",
-                "and ", $p1, ", ", $w, ", #0xF0F0F0F0\n",
-                "sxtb16 ", $p0, ", ", $p1, "\n",
-                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
-                $cells,
-                "lsl ", $w, ", ", $w, ", #4\n",
-                "and ", $w, ", ", $w, ", #0xF0F0F0F0\n",
-                "sxtb16 ", $p0, ", ", $w, "\n",
-                "sxtb16 ", $p1, ", ", $w, ", ror #8\n",
-                $cells,
-                "cmp ", $wp, ", ", $wend, "\n",
-                "bne 2b\n",
-            )
-        };
-        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal, $wend:literal) => {
-            concat!(
-                "2:\n",
-                "ldr ", $w, ", [", $wp, "], #4\n",
-                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
-                "sxtb16 ", $p0, ", ", $p1, "\n",
-                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
-                $cells,
-                "lsl ", $w, ", ", $w, ", #2\n",
-                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
-                "sxtb16 ", $p0, ", ", $p1, "\n",
-                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
-                $cells,
-                "lsl ", $w, ", ", $w, ", #2\n",
-                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
-                "sxtb16 ", $p0, ", ", $p1, "\n",
-                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
-                $cells,
-                "lsl ", $w, ", ", $w, ", #2\n",
-                "and ", $p1, ", ", $w, ", #0xC0C0C0C0\n",
-                "sxtb16 ", $p0, ", ", $p1, "\n",
-                "sxtb16 ", $p1, ", ", $p1, ", ror #8\n",
-                $cells,
-                "cmp ", $wp, ", ", $wend, "\n",
-                "bne 2b\n",
+                body!($bits, $cells, $w, $p0, $p1, $wp),
+                "cmp ",
+                $wp,
+                ", ",
+                $wend,
+                "\n",
+                "bne 2b\n"
             )
         };
     }
 
+    /// The loop body: one weight word, without the end test.
+    macro_rules! body {
+        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                "ldr ",
+                $w,
+                ", [",
+                $wp,
+                "], #4\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $w,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $w,
+                ", ror #8\n",
+                $cells,
+            )
+        };
+        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                "ldr ",
+                $w,
+                ", [",
+                $wp,
+                "], #4\n",
+                "and ",
+                $p1,
+                ", ",
+                $w,
+                ", #0xF0F0F0F0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $p1,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $p1,
+                ", ror #8\n",
+                $cells,
+                "lsl ",
+                $w,
+                ", ",
+                $w,
+                ", #4\n",
+                "and ",
+                $w,
+                ", ",
+                $w,
+                ", #0xF0F0F0F0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $w,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $w,
+                ", ror #8\n",
+                $cells,
+            )
+        };
+        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                "ldr ",
+                $w,
+                ", [",
+                $wp,
+                "], #4\n",
+                "and ",
+                $p1,
+                ", ",
+                $w,
+                ", #0xC0C0C0C0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $p1,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $p1,
+                ", ror #8\n",
+                $cells,
+                "lsl ",
+                $w,
+                ", ",
+                $w,
+                ", #2\n",
+                "and ",
+                $p1,
+                ", ",
+                $w,
+                ", #0xC0C0C0C0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $p1,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $p1,
+                ", ror #8\n",
+                $cells,
+                "lsl ",
+                $w,
+                ", ",
+                $w,
+                ", #2\n",
+                "and ",
+                $p1,
+                ", ",
+                $w,
+                ", #0xC0C0C0C0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $p1,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $p1,
+                ", ror #8\n",
+                $cells,
+                "lsl ",
+                $w,
+                ", ",
+                $w,
+                ", #2\n",
+                "and ",
+                $p1,
+                ", ",
+                $w,
+                ", #0xC0C0C0C0\n",
+                "sxtb16 ",
+                $p0,
+                ", ",
+                $p1,
+                "\n",
+                "sxtb16 ",
+                $p1,
+                ", ",
+                $p1,
+                ", ror #8\n",
+                $cells,
+            )
+        };
+    }
+
+    /// Every filter over a block of five cells. The filter loop keeps its
+    /// state in memory (`lr` points to it): activation block, output,
+    /// filters left, weight pointer adjustment, weight bytes per filter.
     macro_rules! gemm5 {
-        ($bits:tt, $w:expr, $words:expr, $act:expr) => {{
-            let (mut r0, mut r1, mut r2, mut r3, mut r4) = (0i32, 0i32, 0i32, 0i32, 0i32);
-            let wp = $w.as_ptr();
-            // SAFETY: the caller checked that `w` holds `4 * words` bytes and
-            // `act` the words the loop reads; r6/r7 are saved and restored.
+        ($bits:tt, $w:expr, $state:expr) => {
+            gemm5!($bits, $w, $state, "")
+        };
+        ($bits:tt, $w:expr, $state:expr, $twice:expr) => {{
+            // SAFETY: the caller checked the weights, the activation block
+            // and the output; r6/r7 are saved and restored, the stack frame
+            // (loop end, state address) is released.
             unsafe {
                 asm!(
                     "push {{r6, r7}}",
-                    passes!($bits, cells5!(), "r10", "r11", "r12", "r5", "r9"),
+                    "sub sp, sp, #8",
+                    "str lr, [sp, #4]",
+                    "3:",
+                    "ldr r6, [sp, #4]",
+                    "ldrd lr, r7, [r6]",
+                    "add r7, r5, r7",
+                    "str r7, [sp]",
+                    "add r7, r6, #20",
+                    "ldm r7, {{r0, r1, r2, r3, r4}}",
+                    "2:",
+                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
+                    $twice,
+                    "ldr r6, [sp]",
+                    "cmp r5, r6",
+                    "bne 2b",
+                    "ldr r6, [sp, #4]",
+                    "ldr r7, [r6, #8]",
+                    "stm r7!, {{r0, r1, r2, r3, r4}}",
+                    "str r7, [r6, #8]",
+                    "ldr r7, [r6, #16]",
+                    "add r5, r5, r7",
+                    "ldr r7, [r6, #12]",
+                    "subs r7, r7, #1",
+                    "str r7, [r6, #12]",
+                    "bne 3b",
+                    "add sp, sp, #8",
                     "pop {{r6, r7}}",
-                    inout("r5") wp => _,
-                    inout("r8") $act.as_ptr() => _,
-                    in("r9") wp.add(4 * $words),
+                    inout("lr") $state.as_mut_ptr() => _,
+                    inout("r5") $w.as_ptr() => _,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r8") _,
+                    out("r9") _,
                     out("r10") _,
                     out("r11") _,
                     out("r12") _,
-                    inout("r0") r0,
-                    inout("r1") r1,
-                    inout("r2") r2,
-                    inout("r3") r3,
-                    inout("r4") r4,
-                    options(readonly),
                 );
             }
-            [r0, r1, r2, r3, r4]
         }};
     }
 
+    /// Every filter over one cell: r0 accumulates, r1/r2 activations,
+    /// r3 the weight word, r4/r5 its pairs, r8 weights, r9 activations,
+    /// r10 weights end, r11 output, r12 filters left; `lr` points to the
+    /// activation block, the weight bytes per filter and the adjustment.
     macro_rules! gemm1 {
-        ($bits:tt, $w:expr, $words:expr, $act:expr) => {{
-            let mut acc = 0i32;
-            let wp = $w.as_ptr();
+        ($bits:tt, $w:expr, $state:expr, $out:expr, $filters:expr) => {{
             // SAFETY: as for five cells; no register is used unnamed.
             unsafe {
                 asm!(
-                    passes!($bits, cells1!(), "{w}", "{p0}", "{p1}", "{wp}", "{wend}"),
-                    wp = inout(reg) wp => _,
-                    ap = inout(reg) $act.as_ptr() => _,
-                    wend = in(reg) wp.add(4 * $words),
-                    w = out(reg) _,
-                    p0 = out(reg) _,
-                    p1 = out(reg) _,
-                    a0 = out(reg) _,
-                    a1 = out(reg) _,
-                    acc = inout(reg) acc,
-                    options(readonly, nostack),
+                    "3:",
+                    "movs r0, #0",
+                    "ldr r9, [lr]",
+                    "ldr r10, [lr, #4]",
+                    "add r10, r8, r10",
+                    passes!($bits, cells1!(), "r3", "r4", "r5", "r8", "r10"),
+                    "str r0, [r11], #4",
+                    "ldr r3, [lr, #8]",
+                    "add r8, r8, r3",
+                    "subs r12, r12, #1",
+                    "bne 3b",
+                    in("lr") $state.as_ptr(),
+                    inout("r8") $w.as_ptr() => _,
+                    inout("r11") $out.as_mut_ptr() => _,
+                    inout("r12") $filters => _,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r5") _,
+                    out("r9") _,
+                    out("r10") _,
+                    options(nostack),
                 );
             }
-            [acc]
         }};
     }
 
-    pub fn gemm<const N: usize>(bits: u8, w: &[u8], words: usize, act: &[u32]) -> [i32; N] {
-        let mut out = [0i32; N];
-        match N {
-            super::CELLS => {
-                let r = match bits {
-                    8 => gemm5!(8, w, words, act),
-                    4 => gemm5!(4, w, words, act),
-                    _ => gemm5!(2, w, words, act),
-                };
-                out.copy_from_slice(&r);
+    pub fn gemm_filters<const N: usize>(
+        bits: u8,
+        w: &[u8],
+        stride: usize,
+        words: usize,
+        filters: usize,
+        act: &[u32],
+        out: &mut [i32],
+    ) {
+        let adjust = stride.wrapping_sub(4 * words) as u32;
+        if N == super::CELLS {
+            // Activation block, weight bytes per filter, output, filters
+            // left, weight adjustment, five zeros.
+            let mut state = [
+                act.as_ptr() as u32,
+                4 * words as u32,
+                out.as_mut_ptr() as u32,
+                filters as u32,
+                adjust,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ];
+            // Two words per loop turn when their number is even.
+            match (bits, words % 2 == 0) {
+                (8, false) => gemm5!(8, w, state),
+                (4, false) => gemm5!(4, w, state),
+                (_, false) => gemm5!(2, w, state),
+                (8, true) => gemm5!(8, w, state, body!(8, cells5!(), "r10", "r11", "r12", "r5")),
+                (4, true) => gemm5!(4, w, state, body!(4, cells5!(), "r10", "r11", "r12", "r5")),
+                (_, true) => gemm5!(2, w, state, body!(2, cells5!(), "r10", "r11", "r12", "r5")),
             }
-            1 => {
-                let r = match bits {
-                    8 => gemm1!(8, w, words, act),
-                    4 => gemm1!(4, w, words, act),
-                    _ => gemm1!(2, w, words, act),
-                };
-                out.copy_from_slice(&r);
+        } else {
+            let state = [act.as_ptr() as u32, 4 * words as u32, adjust];
+            match bits {
+                8 => gemm1!(8, w, state, out, filters),
+                4 => gemm1!(4, w, state, out, filters),
+                _ => gemm1!(2, w, state, out, filters),
             }
-            _ => return super::model::gemm::<N>(bits, w, words, act),
         }
-        out
     }
 
     pub fn dw_pair(window: &[u8], origin: usize, table: &[i32], acc: &mut [u32; 4]) {
@@ -642,12 +1014,94 @@ impl DwTable {
     /// Sets the weights of tap `tap` for the quad's four channels.
     #[inline(always)]
     pub fn set(&mut self, tap: usize, w: [i32; 4]) {
-        self.data[6 * tap + 2..6 * tap + 6].copy_from_slice(&w);
+        let rec = &mut self.data[6 * tap..6 * tap + 6];
+        rec[2] = w[0];
+        rec[3] = w[1];
+        rec[4] = w[2];
+        rec[5] = w[3];
+    }
+
+    /// Sets every tap's weights for channels `c0 .. c0 + 4` from a
+    /// depthwise kernel as the engine stores it: `(kh, kw, cin)` flipped
+    /// (the last stored tap is the first of the cross-correlation), packed
+    /// at `bits` (`cin * bits` a multiple of 8, `c0` a multiple of 4).
+    pub fn set_quad(&mut self, data: &[u8], bits: u8, cin: usize, c0: usize) {
+        let row = cin * bits as usize / 8;
+        let at = c0 * bits as usize / 8;
+        let taps = self.taps;
+        let recs = self.data[..6 * taps].chunks_exact_mut(6);
+        let rows = data[..taps * row].chunks_exact(row).rev();
+        match bits {
+            4 => {
+                for (rec, r) in recs.zip(rows) {
+                    let b = &r[at..at + 2];
+                    let v = b[0] as u32 | (b[1] as u32) << 8;
+                    rec[2] = ((v << 28) as i32) >> 28;
+                    rec[3] = ((v << 24) as i32) >> 28;
+                    rec[4] = ((v << 20) as i32) >> 28;
+                    rec[5] = ((v << 16) as i32) >> 28;
+                }
+            }
+            2 => {
+                for (rec, r) in recs.zip(rows) {
+                    let v = r[at] as u32;
+                    rec[2] = ((v << 30) as i32) >> 30;
+                    rec[3] = ((v << 28) as i32) >> 30;
+                    rec[4] = ((v << 26) as i32) >> 30;
+                    rec[5] = ((v << 24) as i32) >> 30;
+                }
+            }
+            _ => {
+                for (rec, r) in recs.zip(rows) {
+                    let b = &r[at..at + 4];
+                    rec[2] = b[0] as i8 as i32;
+                    rec[3] = b[1] as i8 as i32;
+                    rec[4] = b[2] as i8 as i32;
+                    rec[5] = b[3] as i8 as i32;
+                }
+            }
+        }
     }
 
     /// Bytes past the origin the kernel reads.
     pub fn reach(&self) -> usize {
         self.reach
+    }
+}
+
+/// The four weights `idx .. idx + 4` of a packed tensor (`idx` a multiple
+/// of 4), sign-extended: one or two bytes at 2 or 4 bits.
+#[inline(always)]
+pub fn quad_weights(data: &[u8], bits: u8, idx: usize) -> [i32; 4] {
+    match bits {
+        8 => {
+            let b = &data[idx..idx + 4];
+            [
+                b[0] as i8 as i32,
+                b[1] as i8 as i32,
+                b[2] as i8 as i32,
+                b[3] as i8 as i32,
+            ]
+        }
+        4 => {
+            let b = &data[idx / 2..idx / 2 + 2];
+            let v = b[0] as u32 | (b[1] as u32) << 8;
+            [
+                ((v << 28) as i32) >> 28,
+                ((v << 24) as i32) >> 28,
+                ((v << 20) as i32) >> 28,
+                ((v << 16) as i32) >> 28,
+            ]
+        }
+        _ => {
+            let v = data[idx / 4] as u32;
+            [
+                ((v << 30) as i32) >> 30,
+                ((v << 28) as i32) >> 30,
+                ((v << 26) as i32) >> 30,
+                ((v << 24) as i32) >> 30,
+            ]
+        }
     }
 }
 
@@ -665,6 +1119,190 @@ pub fn dw_pair(window: &[u8], origin: usize, table: &DwTable, acc: &mut [u32; 4]
         return;
     }
     imp::dw_pair(window, origin, &table.data[..6 * table.taps], acc);
+}
+
+/// [`dw_pair`] and [`dw_split`] for `cells` cells, `stride` bytes apart
+/// from `origin`: the activation words of cell `x` go to `out_a[2x..2x+2]`
+/// (cell a) and `out_b[2x..2x+2]` (cell b).
+#[inline]
+pub fn dw_cells(
+    window: &[u8],
+    origin: usize,
+    stride: usize,
+    cells: usize,
+    table: &DwTable,
+    out_a: &mut [u32],
+    out_b: &mut [u32],
+) {
+    if cells == 0 {
+        return;
+    }
+    assert!(
+        origin + (cells - 1) * stride + table.reach <= window.len(),
+        "dw_cells: the taps reach outside the window"
+    );
+    assert!(
+        out_a.len() >= 2 * cells && out_b.len() >= 2 * cells,
+        "dw_cells: short output"
+    );
+    if table.taps == 0 {
+        let (a, b) = dw_split(&[DW_BIAS; 4]);
+        for x in 0..cells {
+            out_a[2 * x..2 * x + 2].copy_from_slice(&a);
+            out_b[2 * x..2 * x + 2].copy_from_slice(&b);
+        }
+        return;
+    }
+    imp_dw::dw_cells(
+        window,
+        origin,
+        stride,
+        cells,
+        &table.data[..6 * table.taps],
+        out_a,
+        out_b,
+    );
+}
+
+#[cfg(not(target_arch = "arm"))]
+mod imp_dw {
+    pub use super::model_dw::dw_cells;
+}
+
+#[allow(dead_code)]
+mod model_dw {
+    pub fn dw_cells(
+        window: &[u8],
+        origin: usize,
+        stride: usize,
+        cells: usize,
+        table: &[i32],
+        out_a: &mut [u32],
+        out_b: &mut [u32],
+    ) {
+        for x in 0..cells {
+            let mut acc = [super::DW_BIAS; 4];
+            super::model::dw_pair(window, origin + x * stride, table, &mut acc);
+            let (a, b) = super::dw_split(&acc);
+            out_a[2 * x..2 * x + 2].copy_from_slice(&a);
+            out_b[2 * x..2 * x + 2].copy_from_slice(&b);
+        }
+    }
+}
+
+#[cfg(target_arch = "arm")]
+mod imp_dw {
+    use core::arch::asm;
+
+    /// One tap: offsets of cells a and b and two weights (r4, r5, r8, r9),
+    /// the two input words (r10, r11), four lane pairs, the last two
+    /// weights; accumulators r0-r3, the cells' origin r12, the table lr.
+    macro_rules! tap {
+        () => {
+            concat!(
+                "ldm lr!, {{r4, r5, r8, r9}}\n",
+                "ldr r10, [r12, r4]\n",
+                "ldr r11, [r12, r5]\n",
+                "pkhbt r4, r10, r11, lsl #16\n",
+                "pkhtb r5, r11, r10, asr #16\n",
+                "uxtb16 r10, r4\n",
+                "mla r0, r10, r8, r0\n",
+                "uxtb16 r10, r4, ror #8\n",
+                "mla r1, r10, r9, r1\n",
+                "ldrd r8, r9, [lr], #8\n",
+                "uxtb16 r10, r5\n",
+                "mla r2, r10, r8, r2\n",
+                "uxtb16 r10, r5, ror #8\n",
+                "mla r3, r10, r9, r3\n",
+            )
+        };
+    }
+
+    /// The cell loop around `$taps`; the state (origin, stride, cells
+    /// left, outputs a and b, table start and end, four biases) is in
+    /// memory, its address on the stack.
+    macro_rules! cells {
+        ($taps:expr) => {
+            concat!(
+                "push {{r0, r7}}\n",
+                "3:\n",
+                "ldr r4, [sp]\n",
+                "ldr r12, [r4]\n",
+                "ldr lr, [r4, #20]\n",
+                "ldr r7, [r4, #24]\n",
+                "add r5, r4, #28\n",
+                "ldm r5, {{r0, r1, r2, r3}}\n",
+                $taps,
+                "pkhbt r4, r0, r2, lsl #16\n",
+                "eor r4, r4, #0x80008000\n",
+                "pkhbt r5, r1, r3, lsl #16\n",
+                "eor r5, r5, #0x80008000\n",
+                "pkhtb r8, r2, r0, asr #16\n",
+                "pkhtb r9, r3, r1, asr #16\n",
+                "ldr r10, [sp]\n",
+                "ldr r11, [r10, #12]\n",
+                "strd r4, r5, [r11], #8\n",
+                "str r11, [r10, #12]\n",
+                "ldr r11, [r10, #16]\n",
+                "strd r8, r9, [r11], #8\n",
+                "str r11, [r10, #16]\n",
+                "ldrd r11, r12, [r10]\n",
+                "add r11, r11, r12\n",
+                "str r11, [r10]\n",
+                "ldr r11, [r10, #8]\n",
+                "subs r11, r11, #1\n",
+                "str r11, [r10, #8]\n",
+                "bne 3b\n",
+                "pop {{r0, r7}}\n",
+            )
+        };
+    }
+
+    pub fn dw_cells(
+        window: &[u8],
+        origin: usize,
+        stride: usize,
+        cells: usize,
+        table: &[i32],
+        out_a: &mut [u32],
+        out_b: &mut [u32],
+    ) {
+        let b = super::DW_BIAS;
+        let mut state: [u32; 11] = [
+            window.as_ptr() as u32 + origin as u32,
+            stride as u32,
+            cells as u32,
+            out_a.as_mut_ptr() as u32,
+            out_b.as_mut_ptr() as u32,
+            table.as_ptr() as u32,
+            table.as_ptr() as u32 + 4 * table.len() as u32,
+            b,
+            b,
+            b,
+            b,
+        ];
+        // SAFETY: the caller checked that every tap of every cell reads
+        // inside `window` and that the outputs hold the cells; r7 is saved.
+        unsafe {
+            if table.len() == 6 * 9 {
+                asm!(
+                    cells!(concat!(".rept 9\n", tap!(), ".endr\n")),
+                    inout("r0") state.as_mut_ptr() => _,
+                    out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+                    out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                    out("lr") _,
+                );
+            } else {
+                asm!(
+                    cells!(concat!("2:\n", tap!(), "cmp lr, r7\n", "bne 2b\n")),
+                    inout("r0") state.as_mut_ptr() => _,
+                    out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+                    out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _,
+                    out("lr") _,
+                );
+            }
+        }
+    }
 }
 
 /// The two cells' activation words of a quad from [`dw_pair`] accumulators:

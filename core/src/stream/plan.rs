@@ -97,19 +97,22 @@ pub(super) struct Regions {
     pub rows: usize,
     /// i32 depthwise potentials of the portable separable path.
     pub dw: usize,
-    /// i32 threshold and divisor per filter (fast tail).
+    /// i32 threshold, divisor and divisor - 1 per filter (fast tail).
     pub table: usize,
     /// i32 open pooled rows of a max pooling.
     pub pool: usize,
     /// i64 sums of a global average pooling.
     pub sums: usize,
+    /// u16 offsets of each reduction index in an activation block (fast
+    /// convolution).
+    pub koff: usize,
 }
 
 impl Regions {
     pub fn of(l: &StreamLayer, g: &Geometry) -> Regions {
         let f = g.filters;
         let mut r = Regions {
-            table: if l.fast_tail { 2 * f } else { 0 },
+            table: if l.fast_tail { 3 * f } else { 0 },
             ..Regions::default()
         };
         let out = l.shapes().output;
@@ -129,6 +132,9 @@ impl Regions {
                 };
                 if l.fast {
                     r.act = STEP_ROWS * g.blocks * units * CELLS * 2;
+                    if kind != LayerKind::SeparableConvolutional {
+                        r.koff = units * 4;
+                    }
                 } else if kind == LayerKind::SeparableConvolutional {
                     r.dw = STEP_ROWS * g.cols * g.cin;
                 }
@@ -155,6 +161,7 @@ impl Regions {
             + words_of(4 * self.table)
             + words_of(4 * self.pool)
             + self.sums
+            + words_of(2 * self.koff)
     }
 }
 

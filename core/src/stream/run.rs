@@ -7,7 +7,7 @@ use super::plan::{stored_index, Geometry, Regions};
 use super::{words_of, Buffer, StreamLayer, StreamModel, STEP_ROWS};
 use crate::activation;
 use crate::inference::{ForwardError, LayerOutput};
-use crate::kernels::m4::{self, DwTable, CELLS, DW_BIAS};
+use crate::kernels::m4::{self, DwTable, CELLS};
 use crate::kernels::ConvShape;
 use crate::layer::{LayerKind, Pooling};
 use crate::pooling::MaxPool;
@@ -182,16 +182,21 @@ impl<'b, 'm> Sink<'b, 'm> {
             let n = (cells - blk * CELLS).min(CELLS);
             let block = &data[blk * f * CELLS..][..f * CELLS];
             let out = &mut dst[blk * CELLS * f..];
-            for (filter, (acc, td)) in block
-                .chunks_exact(CELLS)
-                .zip(table.chunks_exact(2))
-                .enumerate()
-            {
-                let (t, d) = (td[0], td[1]);
-                for (slot, &a) in acc[..n].iter().enumerate() {
-                    let v = a >> shift;
-                    let v = if saturates { m4::ssat20(v) } else { v };
-                    out[slot * f + filter] = m4::level_fast::<B>(v, t, d);
+            match (n == CELLS, saturates) {
+                (true, true) => m4::tail_levels::<B, true>(block, table, out, f, f, shift),
+                (true, false) => m4::tail_levels::<B, false>(block, table, out, f, f, shift),
+                _ => {
+                    for (filter, (acc, td)) in block
+                        .chunks_exact(CELLS)
+                        .zip(table.chunks_exact(3))
+                        .enumerate()
+                    {
+                        for (slot, &a) in acc[..n].iter().enumerate() {
+                            let v = a >> shift;
+                            let v = if saturates { m4::ssat20(v) } else { v };
+                            out[slot * f + filter] = m4::level_fast::<B>(v, td[0], td[1]);
+                        }
+                    }
                 }
             }
         }
@@ -215,12 +220,18 @@ fn run_layer<'m>(
     let table = cast::ints(take(&mut ws, words_of(4 * r.table)));
     let pool = cast::ints(take(&mut ws, words_of(4 * r.pool)));
     let sums = cast::longs(take(&mut ws, r.sums));
+    let koff = &mut cast::halves(cast::words(take(&mut ws, words_of(2 * r.koff))))[..r.koff];
+    for (k, o) in koff.iter_mut().enumerate() {
+        *o = offset(CELLS, 0, k) as u16;
+    }
     if l.fast_tail {
         let threshold = model.threshold(l);
         let act_step = model.act_step(l);
-        for (f, td) in table.chunks_exact_mut(2).enumerate().take(g.filters) {
+        for (f, td) in table.chunks_exact_mut(3).enumerate().take(g.filters) {
+            let d = activation::step_divisor(act_step.get(f)) as i32;
             td[0] = threshold.get(f);
-            td[1] = activation::step_divisor(act_step.get(f)) as i32;
+            td[1] = d;
+            td[2] = d - 1;
         }
     }
     let mut sink = Sink::new(model, l, io, out, table);
@@ -249,7 +260,7 @@ fn run_layer<'m>(
                     (LayerKind::SeparableConvolutional, false) => {
                         separable_portable(model, l, &g, window, real, dw, rows)
                     }
-                    (_, true) => conv_fast(model, l, &g, window, real, act, rows),
+                    (_, true) => conv_fast(model, l, &g, window, real, koff, act, rows),
                     (_, false) => conv_portable(model, l, &g, window, real, rows),
                 }
                 for row in 0..real {
@@ -303,22 +314,25 @@ fn fill_window(
     }
 }
 
-/// Writes activation `v` at reduction index `k` of cell `slot` of a block.
+/// Index (in 16-bit halves) of reduction index `k` of cell `slot` in an
+/// activation block of `cells` cells.
 #[inline(always)]
-fn put(block: &mut [u16], cells: usize, slot: usize, k: usize, v: u16) {
+fn offset(cells: usize, slot: usize, k: usize) -> usize {
     let (u, q) = (k / 4, k % 4);
-    block[((u * cells + slot) * 2 + (q & 1)) * 2 + (q >> 1)] = v;
+    ((u * cells + slot) * 2 + (q & 1)) * 2 + (q >> 1)
 }
 
 /// Input and plain convolution with the M4 GEMM: the window's receptive
-/// fields of each cell become an activation block, then each filter runs
-/// over every block.
+/// fields of each cell become an activation block (`koff`: the block
+/// offset of each reduction index), then each filter runs over every block.
+#[allow(clippy::too_many_arguments)]
 fn conv_fast(
     model: &StreamModel,
     l: &StreamLayer,
     g: &Geometry,
     window: &[u8],
     real: usize,
+    koff: &[u16],
     act: &mut [u32],
     rows: &mut [i32],
 ) {
@@ -329,16 +343,16 @@ fn conv_fast(
         for x in 0..g.cols {
             let (blk, slot) = (x / CELLS, x % CELLS);
             let block = cast::halves(&mut act[(row * g.blocks + blk) * bs..][..bs]);
-            let mut k = 0;
+            let block = &mut block[4 * slot..];
+            let mut offs = koff.iter();
             for i in 0..g.kh {
                 let start = (row * g.sr + i) * g.row_bytes + x * g.sc * g.cin;
-                for &v in &window[start..start + run] {
-                    put(block, CELLS, slot, k, v as u16);
-                    k += 1;
+                for (&v, &o) in window[start..start + run].iter().zip(offs.by_ref()) {
+                    block[o as usize] = v as u16;
                 }
             }
-            for k in g.k..units * 4 {
-                put(block, CELLS, slot, k, 0);
+            for &o in offs {
+                block[o as usize] = 0;
             }
         }
     }
@@ -365,14 +379,11 @@ fn gemm_rows(
     // inside its last word (the activations past K are zero).
     let start = weights.as_ptr() as usize - model.bytes().as_ptr() as usize;
     let all = &model.bytes()[start..];
-    for f in 0..f_n {
-        let w = &all[f * fb..];
-        for row in 0..real {
-            for blk in 0..g.blocks {
-                let a = &act[(row * g.blocks + blk) * bs..][..bs];
-                let acc = m4::gemm::<CELLS>(bits, w, words, a);
-                rows[((row * g.blocks + blk) * f_n + f) * CELLS..][..CELLS].copy_from_slice(&acc);
-            }
+    for row in 0..real {
+        for blk in 0..g.blocks {
+            let a = &act[(row * g.blocks + blk) * bs..][..bs];
+            let out = &mut rows[(row * g.blocks + blk) * f_n * CELLS..][..f_n * CELLS];
+            m4::gemm_filters::<CELLS>(bits, all, fb, words, f_n, a, out);
         }
     }
 }
@@ -402,25 +413,23 @@ fn separable_fast(
     let dw = model.weights(l);
     let quads = g.cin / 4;
     let bs = quads * CELLS * 2;
+    let stride = g.sc * g.cin;
+    let (top, bottom) = act.split_at_mut(g.blocks * bs);
     for q in 0..quads {
         let c0 = 4 * q;
-        for i in 0..g.kh {
-            for j in 0..g.kw {
-                // Stored flipped: tap (i, j) of the cross-correlation.
-                let stored = ((g.kh - 1 - i) * g.kw + (g.kw - 1 - j)) * g.cin + c0;
-                let w = [0, 1, 2, 3].map(|c| dw.get(stored + c) as i32);
-                table.set(i * g.kw + j, w);
-            }
-        }
-        for x in 0..g.cols {
-            let (blk, slot) = (x / CELLS, x % CELLS);
-            let mut acc = [DW_BIAS; 4];
-            m4::dw_pair(window, x * g.sc * g.cin + c0, &table, &mut acc);
-            let (a, b) = m4::dw_split(&acc);
-            let at = (blk * bs) + (q * CELLS + slot) * 2;
-            act[at..at + 2].copy_from_slice(&a);
-            let bt = ((g.blocks + blk) * bs) + (q * CELLS + slot) * 2;
-            act[bt..bt + 2].copy_from_slice(&b);
+        table.set_quad(dw.data, dw.bits, g.cin, c0);
+        for blk in 0..g.blocks {
+            let cells = (g.cols - blk * CELLS).min(CELLS);
+            let at = blk * bs + q * CELLS * 2;
+            m4::dw_cells(
+                window,
+                blk * CELLS * stride + c0,
+                stride,
+                cells,
+                &table,
+                &mut top[at..at + 2 * cells],
+                &mut bottom[at..at + 2 * cells],
+            );
         }
     }
     let pw = model.pointwise(l);
@@ -524,9 +533,19 @@ fn dense(
         let words = m4::filter_words(g.k, bits);
         let start = l.weights.start as usize;
         let all = &model.bytes()[start..];
-        for f in 0..g.filters {
-            let [acc] = m4::gemm::<1>(bits, &all[f * fb..], words, &act[..2 * units]);
-            rows[f * CELLS] = acc;
+        let f_n = g.filters;
+        m4::gemm_filters::<1>(
+            bits,
+            all,
+            fb,
+            words,
+            f_n,
+            &act[..2 * units],
+            &mut rows[..f_n],
+        );
+        // Spread to the tail's [filter][CELLS] layout, last first.
+        for f in (0..f_n).rev() {
+            rows[f * CELLS] = rows[f];
         }
     } else {
         let w = model.weights(l);
@@ -595,10 +614,16 @@ impl<'p> Pooler<'p> {
             Pooler::None => sink.emit(cr, sink.out_cols, data, shift),
             Pooler::Sum { sums, cols } => {
                 let f_n = sums.len();
-                for x in 0..*cols {
-                    let (blk, slot) = (x / CELLS, x % CELLS);
-                    for (f, s) in sums.iter_mut().enumerate() {
-                        *s += (data[(blk * f_n + f) * CELLS + slot] >> shift) as i64;
+                for blk in 0..cols.div_ceil(CELLS) {
+                    let n = (*cols - blk * CELLS).min(CELLS);
+                    let block = &data[blk * f_n * CELLS..][..f_n * CELLS];
+                    for (s, acc) in sums.iter_mut().zip(block.chunks_exact(CELLS)) {
+                        *s += match <&[i32; CELLS]>::try_from(acc) {
+                            Ok(a) if n == CELLS => {
+                                a.iter().map(|&v| (v >> shift) as i64).sum::<i64>()
+                            }
+                            _ => acc[..n].iter().map(|&v| (v >> shift) as i64).sum::<i64>(),
+                        };
                     }
                 }
             }

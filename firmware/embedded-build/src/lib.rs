@@ -62,7 +62,8 @@ pub fn embed_model(default: impl AsRef<Path>) -> Embedded {
         None => manifest.join(default.as_ref()),
     };
     println!("cargo:rerun-if-changed={}", path.display());
-    let bytes = fs::read(&path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
+    let bytes =
+        fs::read(&path).unwrap_or_else(|e| panic!("cannot read model {}: {e}", path.display()));
     let prepared = prepare(&bytes).unwrap_or_else(|e| {
         let mut text = e.to_string();
         let mut cause = std::error::Error::source(&e);
@@ -70,7 +71,10 @@ pub fn embed_model(default: impl AsRef<Path>) -> Embedded {
             text.push_str(&format!(": {c}"));
             cause = c.source();
         }
-        panic!("model {} is not a valid Akida 1.0 model: {text}", path.display())
+        panic!(
+            "model {} is not a valid Akida 1.0 model: {text}",
+            path.display()
+        )
     });
     let model = prepared.model();
     let sizes = model.sizes();

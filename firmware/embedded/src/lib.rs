@@ -35,7 +35,9 @@
 pub mod io;
 pub mod stack;
 
-use akida_core::stream::{forward_stream, prepare_in_place, workspace_bytes, StreamLayer, StreamModel};
+use akida_core::stream::{
+    forward_stream, prepare_in_place, workspace_bytes, StreamLayer, StreamModel,
+};
 use akida_core::wire::{self, Command, Info, Status, HEADER_LEN, TRAILER_LEN};
 use akida_core::LayerOutput;
 use embedded_io::{Read, ReadExactError, Write};
@@ -154,9 +156,11 @@ impl<'a, const L: usize> Device<'a, L> {
         let e = self.embedded.ok_or(Status::NoModel)?;
         // Layer by layer: a whole table on the stack would be large.
         self.layers.clear();
-        let (count, mut rest) = postcard::take_from_bytes::<u32>(e.layers).map_err(|_| Status::Corrupt)?;
+        let (count, mut rest) =
+            postcard::take_from_bytes::<u32>(e.layers).map_err(|_| Status::Corrupt)?;
         for _ in 0..count {
-            let (l, r) = postcard::take_from_bytes::<StreamLayer>(rest).map_err(|_| Status::Corrupt)?;
+            let (l, r) =
+                postcard::take_from_bytes::<StreamLayer>(rest).map_err(|_| Status::Corrupt)?;
             self.layers.push(l).map_err(|_| Status::TooLarge)?;
             rest = r;
         }
@@ -238,10 +242,13 @@ impl<'a, const L: usize> Device<'a, L> {
 
     /// Runs the active model on the first bytes of the input buffer.
     pub fn infer(&mut self) -> Result<LayerOutput<'_>, Status> {
-        let model = model_of(self.active, self.embedded, self.arena, self.layers).ok_or(Status::NoModel)?;
+        let model =
+            model_of(self.active, self.embedded, self.arena, self.layers).ok_or(Status::NoModel)?;
         let n = model.input().len();
-        forward_stream(&model, &self.input[..n], self.workspace, |p| akida_mark(p as u32))
-            .map_err(|_| Status::TooLarge)
+        forward_stream(&model, &self.input[..n], self.workspace, |p| {
+            akida_mark(p as u32)
+        })
+        .map_err(|_| Status::TooLarge)
     }
 
     /// The input buffer (write an input here, then [`Self::infer`]).
@@ -332,7 +339,9 @@ impl<'a, const L: usize> Device<'a, L> {
                                 reply(io, Status::FrameCrc, [0; 3], &[])?;
                             } else {
                                 match self.infer() {
-                                    Ok(LayerOutput::Levels(l)) => reply(io, Status::Ok, [0; 3], &[l])?,
+                                    Ok(LayerOutput::Levels(l)) => {
+                                        reply(io, Status::Ok, [0; 3], &[l])?
+                                    }
                                     Ok(LayerOutput::Potentials(p)) => reply_i32(io, p)?,
                                     Err(s) => reply(io, s, [0; 3], &[])?,
                                 }
@@ -390,12 +399,18 @@ fn reply_info<IO: Write>(io: &mut IO, r: Result<Info, Status>) -> Result<(), End
 }
 
 /// Writes a reply frame: status, detail, then the parts.
-fn reply<IO: Write>(io: &mut IO, status: Status, detail: [u8; 3], parts: &[&[u8]]) -> Result<(), End<IO::Error>> {
+fn reply<IO: Write>(
+    io: &mut IO,
+    status: Status,
+    detail: [u8; 3],
+    parts: &[&[u8]],
+) -> Result<(), End<IO::Error>> {
     let head = [status as u8, detail[0], detail[1], detail[2]];
     let len = 4 + parts.iter().map(|p| p.len()).sum::<usize>();
     let mut crc = wire::CRC.digest();
     crc.update(&head);
-    io.write_all(&wire::header(wire::REPLY, len as u32)).map_err(End::Io)?;
+    io.write_all(&wire::header(wire::REPLY, len as u32))
+        .map_err(End::Io)?;
     io.write_all(&head).map_err(End::Io)?;
     for p in parts {
         crc.update(p);
@@ -409,7 +424,8 @@ fn reply_i32<IO: Write>(io: &mut IO, p: &[i32]) -> Result<(), End<IO::Error>> {
     let head = [Status::Ok as u8, 1, 0, 0];
     let mut crc = wire::CRC.digest();
     crc.update(&head);
-    io.write_all(&wire::header(wire::REPLY, (4 + 4 * p.len()) as u32)).map_err(End::Io)?;
+    io.write_all(&wire::header(wire::REPLY, (4 + 4 * p.len()) as u32))
+        .map_err(End::Io)?;
     io.write_all(&head).map_err(End::Io)?;
     let mut buf = [0u8; 256];
     for chunk in p.chunks(64) {
@@ -441,10 +457,13 @@ macro_rules! embedded_model {
 #[macro_export]
 macro_rules! device {
     () => {{
-        static mut WORKSPACE: [u64; akida_model::WORKSPACE_WORDS] = [0; akida_model::WORKSPACE_WORDS];
+        static mut WORKSPACE: [u64; akida_model::WORKSPACE_WORDS] =
+            [0; akida_model::WORKSPACE_WORDS];
         static mut INPUT: [u8; akida_model::INPUT_LEN] = [0; akida_model::INPUT_LEN];
-        static mut LAYERS: $crate::heapless::Vec<$crate::akida_core::stream::StreamLayer, { akida_model::LAYER_COUNT }> =
-            $crate::heapless::Vec::new();
+        static mut LAYERS: $crate::heapless::Vec<
+            $crate::akida_core::stream::StreamLayer,
+            { akida_model::LAYER_COUNT },
+        > = $crate::heapless::Vec::new();
         // SAFETY: the macro is called once, so each static is borrowed once.
         let (workspace, input, layers) = unsafe {
             (
