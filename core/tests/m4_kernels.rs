@@ -249,3 +249,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn fused_levels_equal_gemm_then_tail(
+        bits in prop::sample::select(vec![2u8, 4, 8]),
+        words in 1usize..6, filters in 1usize..6, sat in any::<bool>(), seed in any::<u64>(),
+    ) {
+        let mut rng = Bulk::new(seed);
+        let k = words * m4::per_word(bits);
+        let (lo, hi) = value_range(bits);
+        let w: Vec<i8> = (0..k * filters).map(|_| rng.range(lo as i64, hi as i64) as i8).collect();
+        let mut packed = vec![0u8; filters * m4::filter_bytes(k, bits) + 4];
+        m4::write_gemm_layout(&mut packed, bits, k, filters, |kk, f| w[f * k + kk]);
+        let mut block = vec![0u32; m4::units(k) * CELLS * 2];
+        for x in 0..CELLS {
+            for kk in 0..k {
+                put(&mut block, CELLS, x, kk, rng.range(0, 255) as i16);
+            }
+        }
+        let mut table = Vec::new();
+        for _ in 0..filters {
+            let d = rng.range(1, 600) as i32;
+            table.extend([rng.range(-3000, 3000) as i32, d, d - 1]);
+        }
+        let fb = m4::filter_bytes(k, bits);
+        let mut acc = vec![0i32; filters * CELLS];
+        m4::gemm_filters::<CELLS>(bits, &packed, fb, words, filters, &block, &mut acc);
+        let stride = filters + 3;
+        let (mut want, mut got) = (vec![0u8; 5 * stride], vec![0u8; 5 * stride]);
+        match sat {
+            true => m4::tail_levels::<4, true>(&acc, &table, &mut want, stride, filters, m4::shift(bits)),
+            false => m4::tail_levels::<4, false>(&acc, &table, &mut want, stride, filters, m4::shift(bits)),
+        }
+        match sat {
+            true => m4::gemm_levels::<true>(bits, &packed, fb, words, filters, &block, &table, &mut got, stride),
+            false => m4::gemm_levels::<false>(bits, &packed, fb, words, filters, &block, &table, &mut got, stride),
+        }
+        prop_assert_eq!(got, want);
+    }
+}

@@ -481,6 +481,48 @@ pub fn gemm_filters<const N: usize>(
     imp::gemm_filters::<N>(bits, w, stride, words, filters, act, out);
 }
 
+/// [`gemm_filters`] over a block of [`CELLS`] cells, each accumulator
+/// turned straight into a 4-bit level as [`tail_levels`] does (`table`:
+/// `[threshold, S, S - 1]` per filter; `SAT`: saturate to 20 bits first):
+/// level `(f, slot)` goes to `dst[slot * dst_stride + f]`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn gemm_levels<const SAT: bool>(
+    bits: u8,
+    w: &[u8],
+    stride: usize,
+    words: usize,
+    filters: usize,
+    act: &[u32],
+    table: &[i32],
+    dst: &mut [u8],
+    dst_stride: usize,
+) {
+    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
+    assert!(
+        stride <= 4 * words && (bits == 8 || stride == 4 * words),
+        "gemm: filters overlap"
+    );
+    if filters == 0 {
+        return;
+    }
+    assert!(words > 0, "gemm: an empty reduction");
+    assert!(
+        w.len() >= (filters - 1) * stride + 4 * words,
+        "gemm: weights shorter than {filters} filters of {words} words"
+    );
+    assert!(
+        act.len() >= words * (per_word(bits) / 4) * CELLS * 2,
+        "gemm: activation block too short"
+    );
+    assert!(table.len() >= 3 * filters, "gemm: short table");
+    assert!(
+        filters <= dst_stride && dst.len() > (CELLS - 1) * dst_stride + filters - 1,
+        "gemm: short output"
+    );
+    imp::gemm_levels::<SAT>(bits, w, stride, words, filters, act, table, dst, dst_stride);
+}
+
 /// The portable model of the kernel, instruction for instruction.
 #[allow(dead_code)]
 mod model {
@@ -534,6 +576,32 @@ mod model {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_levels<const SAT: bool>(
+        bits: u8,
+        w: &[u8],
+        stride: usize,
+        words: usize,
+        filters: usize,
+        act: &[u32],
+        table: &[i32],
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) {
+        let shift = super::shift(bits);
+        for f in 0..filters {
+            let acc = gemm::<{ super::CELLS }>(bits, &w[f * stride..], words, act);
+            super::model_tail::tail_levels::<4, SAT>(
+                &acc,
+                &table[3 * f..],
+                &mut dst[f..],
+                dst_stride,
+                1,
+                shift,
+            );
+        }
+    }
+
     pub fn dw_pair(window: &[u8], origin: usize, table: &[i32], acc: &mut [u32; 4]) {
         let load = |off: i32| {
             let o = origin.wrapping_add(off as isize as usize);
@@ -553,7 +621,7 @@ mod model {
 
 #[cfg(not(target_arch = "arm"))]
 mod imp {
-    pub use super::model::{dw_pair, gemm_filters};
+    pub use super::model::{dw_pair, gemm_filters, gemm_levels};
 }
 
 #[cfg(target_arch = "arm")]
@@ -826,6 +894,165 @@ mod imp {
                 );
             }
         }};
+    }
+
+    /// The level of slot `$r`: saturated (`$sat`) and unscaled by the shift
+    /// operand `$sh`,
+    /// minus the threshold r7, times 16, plus S - 1 (r9), over S (r8),
+    /// clamped to 4 bits, stored at r10, which moves on by the stride r11.
+    macro_rules! level {
+        (true, $r:literal, $sh:literal) => {
+            concat!(
+                "ssat r6, #20, ",
+                $r,
+                ", ",
+                $sh,
+                "\n",
+                "sub r6, r6, r7\n",
+                "add r6, r9, r6, lsl #4\n",
+                "sdiv r6, r6, r8\n",
+                "usat r6, #4, r6\n",
+                "strb r6, [r10]\n",
+                "add r10, r10, r11\n",
+            )
+        };
+        (false, $r:literal, $sh:literal) => {
+            concat!(
+                "mov r6, ",
+                $r,
+                ", ",
+                $sh,
+                "\n",
+                "sub r6, r6, r7\n",
+                "add r6, r9, r6, lsl #4\n",
+                "sdiv r6, r6, r8\n",
+                "usat r6, #4, r6\n",
+                "strb r6, [r10]\n",
+                "add r10, r10, r11\n",
+            )
+        };
+    }
+
+    /// Every filter over five cells, each accumulator turned into its
+    /// level (see `gemm5`; the state adds the table and the level pointer
+    /// and stride).
+    macro_rules! gemm5_levels {
+        ($bits:tt, $sat:tt, $sh:literal, $w:expr, $state:expr, $twice:expr) => {{
+            // SAFETY: as for `gemm5`; the levels stay in the checked output.
+            unsafe {
+                asm!(
+                    "push {{r6, r7}}",
+                    "sub sp, sp, #8",
+                    "str lr, [sp, #4]",
+                    "3:",
+                    "ldr r6, [sp, #4]",
+                    "ldrd lr, r7, [r6]",
+                    "add r7, r5, r7",
+                    "str r7, [sp]",
+                    "add r7, r6, #20",
+                    "ldm r7, {{r0, r1, r2, r3, r4}}",
+                    "2:",
+                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
+                    $twice,
+                    "ldr r6, [sp]",
+                    "cmp r5, r6",
+                    "bne 2b",
+                    "ldr r6, [sp, #4]",
+                    "ldr r10, [r6, #40]",
+                    "ldm r10!, {{r7, r8, r9}}",
+                    "str r10, [r6, #40]",
+                    "ldrd r10, r11, [r6, #8]",
+                    "add r12, r10, #1",
+                    "str r12, [r6, #8]",
+                    level!($sat, "r0", $sh),
+                    level!($sat, "r1", $sh),
+                    level!($sat, "r2", $sh),
+                    level!($sat, "r3", $sh),
+                    level!($sat, "r4", $sh),
+                    "ldr r6, [sp, #4]",
+                    "ldr r7, [r6, #16]",
+                    "add r5, r5, r7",
+                    "ldr r7, [r6, #44]",
+                    "subs r7, r7, #1",
+                    "str r7, [r6, #44]",
+                    "bne 3b",
+                    "add sp, sp, #8",
+                    "pop {{r6, r7}}",
+                    inout("lr") $state.as_mut_ptr() => _,
+                    inout("r5") $w.as_ptr() => _,
+                    out("r0") _,
+                    out("r1") _,
+                    out("r2") _,
+                    out("r3") _,
+                    out("r4") _,
+                    out("r8") _,
+                    out("r9") _,
+                    out("r10") _,
+                    out("r11") _,
+                    out("r12") _,
+                );
+            }
+        }};
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_levels<const SAT: bool>(
+        bits: u8,
+        w: &[u8],
+        stride: usize,
+        words: usize,
+        filters: usize,
+        act: &[u32],
+        table: &[i32],
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) {
+        // Activation block, weight bytes, level pointer, level stride,
+        // weight adjustment, five zeros, table, filters left.
+        let mut state = [
+            act.as_ptr() as u32,
+            4 * words as u32,
+            dst.as_mut_ptr() as u32,
+            dst_stride as u32,
+            stride.wrapping_sub(4 * words) as u32,
+            0,
+            0,
+            0,
+            0,
+            0,
+            table.as_ptr() as u32,
+            filters as u32,
+        ];
+
+        macro_rules! go {
+            ($bits:tt, $sh:literal) => {
+                match (SAT, words % 2 == 0) {
+                    (true, false) => gemm5_levels!($bits, true, $sh, w, state, ""),
+                    (false, false) => gemm5_levels!($bits, false, $sh, w, state, ""),
+                    (true, true) => gemm5_levels!(
+                        $bits,
+                        true,
+                        $sh,
+                        w,
+                        state,
+                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
+                    ),
+                    (false, true) => gemm5_levels!(
+                        $bits,
+                        false,
+                        $sh,
+                        w,
+                        state,
+                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
+                    ),
+                }
+            };
+        }
+        match bits {
+            8 => go!(8, "lsl #0"),
+            4 => go!(4, "asr #4"),
+            _ => go!(2, "asr #6"),
+        }
     }
 
     /// Every filter over one cell: r0 accumulates, r1/r2 activations,
@@ -1164,13 +1391,98 @@ pub fn dw_cells(
     );
 }
 
+/// The depthwise part of a separable layer over one block of `cells`
+/// cells for `quads` channel quads: quad `q` takes its weights from the
+/// stored kernel (`weights`, see [`DwTable::set_quad`]) and its cells from
+/// `origin + 4q`; its activation words go to `out_a[q * unit + 2x ..]` and
+/// `out_b[q * unit + 2x ..]` (a unit of the activation block per quad).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn dw_quads(
+    window: &[u8],
+    origin: usize,
+    stride: usize,
+    cells: usize,
+    table: &mut DwTable,
+    weights: &[u8],
+    bits: u8,
+    quads: usize,
+    out_a: &mut [u32],
+    out_b: &mut [u32],
+    unit: usize,
+) {
+    if cells == 0 || quads == 0 {
+        return;
+    }
+    let cin = 4 * quads;
+    assert!(
+        origin + 4 * (quads - 1) + (cells - 1) * stride + table.reach <= window.len(),
+        "dw_quads: the taps reach outside the window"
+    );
+    let end = (quads - 1) * unit + 2 * cells;
+    assert!(
+        out_a.len() >= end && out_b.len() >= end,
+        "dw_quads: short output"
+    );
+    assert!(
+        weights.len() >= table.taps * cin * bits as usize / 8,
+        "dw_quads: short kernel"
+    );
+    if table.taps == 0 {
+        for q in 0..quads {
+            dw_cells(
+                window,
+                origin + 4 * q,
+                stride,
+                cells,
+                table,
+                &mut out_a[q * unit..],
+                &mut out_b[q * unit..],
+            );
+        }
+        return;
+    }
+    imp_dw::dw_quads(
+        window, origin, stride, cells, table, weights, bits, quads, out_a, out_b, unit,
+    );
+}
+
 #[cfg(not(target_arch = "arm"))]
 mod imp_dw {
-    pub use super::model_dw::dw_cells;
+    pub use super::model_dw::{dw_cells, dw_quads};
 }
 
 #[allow(dead_code)]
 mod model_dw {
+    #[allow(clippy::too_many_arguments)]
+    pub fn dw_quads(
+        window: &[u8],
+        origin: usize,
+        stride: usize,
+        cells: usize,
+        table: &mut super::DwTable,
+        weights: &[u8],
+        bits: u8,
+        quads: usize,
+        out_a: &mut [u32],
+        out_b: &mut [u32],
+        unit: usize,
+    ) {
+        for q in 0..quads {
+            table.set_quad(weights, bits, 4 * quads, 4 * q);
+            let t = &table.data[..6 * table.taps];
+            dw_cells(
+                window,
+                origin + 4 * q,
+                stride,
+                cells,
+                t,
+                &mut out_a[q * unit..],
+                &mut out_b[q * unit..],
+            );
+        }
+    }
+
     pub fn dw_cells(
         window: &[u8],
         origin: usize,
@@ -1258,33 +1570,46 @@ mod imp_dw {
         };
     }
 
-    pub fn dw_cells(
+    #[allow(clippy::too_many_arguments)]
+    pub fn dw_quads(
         window: &[u8],
         origin: usize,
         stride: usize,
         cells: usize,
-        table: &[i32],
+        table: &mut super::DwTable,
+        weights: &[u8],
+        bits: u8,
+        quads: usize,
         out_a: &mut [u32],
         out_b: &mut [u32],
+        unit: usize,
     ) {
         let b = super::DW_BIAS;
-        let mut state: [u32; 11] = [
-            window.as_ptr() as u32 + origin as u32,
-            stride as u32,
-            cells as u32,
-            out_a.as_mut_ptr() as u32,
-            out_b.as_mut_ptr() as u32,
-            table.as_ptr() as u32,
-            table.as_ptr() as u32 + 4 * table.len() as u32,
-            b,
-            b,
-            b,
-            b,
-        ];
+        let n = 6 * table.taps;
+        let base = window.as_ptr() as u32 + origin as u32;
+        let (oa, ob) = (out_a.as_mut_ptr() as u32, out_b.as_mut_ptr() as u32);
+        let mut state: [u32; 11] = [0, stride as u32, 0, 0, 0, 0, 0, b, b, b, b];
+        for q in 0..quads {
+            table.set_quad(weights, bits, 4 * quads, 4 * q);
+            let t = table.data[..n].as_ptr() as u32;
+            let at = (4 * q * unit) as u32;
+            state[0] = base + 4 * q as u32;
+            state[2] = cells as u32;
+            state[3] = oa + at;
+            state[4] = ob + at;
+            state[5] = t;
+            state[6] = t + 4 * n as u32;
+            run(&mut state, n);
+        }
+    }
+
+    /// The cell loop over the state (see `cells!`).
+    #[inline(always)]
+    fn run(state: &mut [u32; 11], n: usize) {
         // SAFETY: the caller checked that every tap of every cell reads
-        // inside `window` and that the outputs hold the cells; r7 is saved.
+        // inside the window and that the outputs hold the cells; r7 is saved.
         unsafe {
-            if table.len() == 6 * 9 {
+            if n == 6 * 9 {
                 asm!(
                     cells!(concat!(".rept 9\n", tap!(), ".endr\n")),
                     inout("r0") state.as_mut_ptr() => _,
@@ -1302,6 +1627,33 @@ mod imp_dw {
                 );
             }
         }
+    }
+
+    pub fn dw_cells(
+        window: &[u8],
+        origin: usize,
+        stride: usize,
+        cells: usize,
+        table: &[i32],
+        out_a: &mut [u32],
+        out_b: &mut [u32],
+    ) {
+        let b = super::DW_BIAS;
+        let t = table.as_ptr() as u32;
+        let mut state: [u32; 11] = [
+            window.as_ptr() as u32 + origin as u32,
+            stride as u32,
+            cells as u32,
+            out_a.as_mut_ptr() as u32,
+            out_b.as_mut_ptr() as u32,
+            t,
+            t + 4 * table.len() as u32,
+            b,
+            b,
+            b,
+            b,
+        ];
+        run(&mut state, table.len());
     }
 }
 

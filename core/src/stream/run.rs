@@ -247,20 +247,43 @@ fn run_layer<'m>(
                 LayerKind::InputConvolutional => l.params.padding_value,
                 _ => 0,
             };
+            // Levels straight from the GEMM: 4-bit levels, no pooling,
+            // rows of whole blocks.
+            let fused = l.fast
+                && l.fast_tail
+                && l.params.act_bits == 4
+                && l.params.pooling == Pooling::None
+                && g.cols % CELLS == 0;
             let mut filled: Option<isize> = None;
             for step in 0..g.steps {
                 let first = (STEP_ROWS * step * g.sr) as isize - g.pt as isize;
                 fill_window(l, &g, sink.io.src(), window, first, filled, pad);
                 filled = Some(first);
                 let real = (g.rows - STEP_ROWS * step).min(STEP_ROWS);
+                if fused {
+                    let row = STEP_ROWS * step * g.cols * g.filters;
+                    let mut target = Target::Levels {
+                        dst: &mut sink.io.dst()[row..],
+                        table: sink.table,
+                        saturate: sink.saturates,
+                    };
+                    match l.params.kind {
+                        LayerKind::SeparableConvolutional => {
+                            separable_fast(model, l, &g, window, real, act, &mut target)
+                        }
+                        _ => conv_fast(model, l, &g, window, real, koff, act, &mut target),
+                    }
+                    continue;
+                }
+                let mut target = Target::Rows(&mut rows[..]);
                 match (l.params.kind, l.fast) {
                     (LayerKind::SeparableConvolutional, true) => {
-                        separable_fast(model, l, &g, window, real, act, rows)
+                        separable_fast(model, l, &g, window, real, act, &mut target)
                     }
                     (LayerKind::SeparableConvolutional, false) => {
                         separable_portable(model, l, &g, window, real, dw, rows)
                     }
-                    (_, true) => conv_fast(model, l, &g, window, real, koff, act, rows),
+                    (_, true) => conv_fast(model, l, &g, window, real, koff, act, &mut target),
                     (_, false) => conv_portable(model, l, &g, window, real, rows),
                 }
                 for row in 0..real {
@@ -334,7 +357,7 @@ fn conv_fast(
     real: usize,
     koff: &[u16],
     act: &mut [u32],
-    rows: &mut [i32],
+    target: &mut Target,
 ) {
     let units = m4::units(g.k);
     let bs = units * CELLS * 2;
@@ -356,7 +379,19 @@ fn conv_fast(
             }
         }
     }
-    gemm_rows(model, l, g, model.weights(l).data, real, act, bs, rows);
+    gemm_rows(model, l, g, model.weights(l).data, real, act, bs, target);
+}
+
+/// Where a step's potentials go: rows of accumulators for the tail, or
+/// (4-bit levels, no pooling, full blocks) straight to levels.
+enum Target<'t> {
+    Rows(&'t mut [i32]),
+    /// The step's first output row in the level buffer, the tail's table.
+    Levels {
+        dst: &'t mut [u8],
+        table: &'t [i32],
+        saturate: bool,
+    },
 }
 
 /// Every filter over every activation block of the step's rows.
@@ -369,7 +404,7 @@ fn gemm_rows(
     real: usize,
     act: &[u32],
     bs: usize,
-    rows: &mut [i32],
+    target: &mut Target,
 ) {
     let bits = l.params.weights_bits;
     let fb = m4::filter_bytes(g.k, bits);
@@ -382,8 +417,27 @@ fn gemm_rows(
     for row in 0..real {
         for blk in 0..g.blocks {
             let a = &act[(row * g.blocks + blk) * bs..][..bs];
-            let out = &mut rows[(row * g.blocks + blk) * f_n * CELLS..][..f_n * CELLS];
-            m4::gemm_filters::<CELLS>(bits, all, fb, words, f_n, a, out);
+            match target {
+                Target::Rows(rows) => {
+                    let out = &mut rows[(row * g.blocks + blk) * f_n * CELLS..][..f_n * CELLS];
+                    m4::gemm_filters::<CELLS>(bits, all, fb, words, f_n, a, out);
+                }
+                Target::Levels {
+                    dst,
+                    table,
+                    saturate,
+                } => {
+                    let out = &mut dst[(row * g.cols + blk * CELLS) * f_n..];
+                    match saturate {
+                        true => {
+                            m4::gemm_levels::<true>(bits, all, fb, words, f_n, a, table, out, f_n)
+                        }
+                        false => {
+                            m4::gemm_levels::<false>(bits, all, fb, words, f_n, a, table, out, f_n)
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -398,7 +452,7 @@ fn separable_fast(
     window: &[u8],
     real: usize,
     act: &mut [u32],
-    rows: &mut [i32],
+    target: &mut Target,
 ) {
     let shape = ConvShape {
         input: l.params.input,
@@ -415,25 +469,25 @@ fn separable_fast(
     let bs = quads * CELLS * 2;
     let stride = g.sc * g.cin;
     let (top, bottom) = act.split_at_mut(g.blocks * bs);
-    for q in 0..quads {
-        let c0 = 4 * q;
-        table.set_quad(dw.data, dw.bits, g.cin, c0);
-        for blk in 0..g.blocks {
-            let cells = (g.cols - blk * CELLS).min(CELLS);
-            let at = blk * bs + q * CELLS * 2;
-            m4::dw_cells(
-                window,
-                blk * CELLS * stride + c0,
-                stride,
-                cells,
-                &table,
-                &mut top[at..at + 2 * cells],
-                &mut bottom[at..at + 2 * cells],
-            );
-        }
+    for blk in 0..g.blocks {
+        let cells = (g.cols - blk * CELLS).min(CELLS);
+        let at = blk * bs;
+        m4::dw_quads(
+            window,
+            blk * CELLS * stride,
+            stride,
+            cells,
+            &mut table,
+            dw.data,
+            dw.bits,
+            quads,
+            &mut top[at..at + bs],
+            &mut bottom[at..at + bs],
+            CELLS * 2,
+        );
     }
     let pw = model.pointwise(l);
-    gemm_rows(model, l, g, pw.data, real, act, bs, rows);
+    gemm_rows(model, l, g, pw.data, real, act, bs, target);
 }
 
 /// Plain convolution (input or not) read from the engine's stored kernel.
