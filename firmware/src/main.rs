@@ -8,7 +8,8 @@
 //! QEMU `-append` arguments:
 //! - `uart`: the session on UART0 (`-serial stdio` or a chardev);
 //! - `semihosting IN OUT`: the session read from host file IN, replies to OUT;
-//! - nothing: a self-test of the embedded model on an all-zero input.
+//! - nothing: a self-test of the embedded model on an all-zero input;
+//! - `fault`, `panic`: a bus fault or a panic, to test their reports.
 //!
 //! Exit codes: 0 after `Quit`, 1 when the stream ends or fails without it,
 //! 2 on bad arguments, 3 on a HardFault, 101 on a panic (reported first).
@@ -128,13 +129,25 @@ fn main() -> ! {
                 }
             }
         }
+        (Some("fault"), None, None) => {
+            // SAFETY: deliberately reads unmapped memory: a HardFault.
+            let v = unsafe { core::ptr::read_volatile(0x5000_0000 as *const u32) };
+            defmt::error!("read {=u32} from unmapped memory", v);
+            4
+        }
+        (Some("panic"), None, None) => {
+            let n = core::hint::black_box(3usize);
+            let table = [1u8, 2, 3];
+            defmt::info!("{=u8}", table[n]);
+            4
+        }
         (None, _, _) => {
             defmt::info!("self-test of {=str}", akida_model::PATH);
             device.self_test();
             0
         }
         _ => {
-            defmt::error!("usage: -append 'uart' | 'semihosting IN OUT' | ''");
+            defmt::error!("usage: -append 'uart' | 'semihosting IN OUT' | 'fault' | 'panic' | ''");
             2
         }
     };

@@ -205,7 +205,8 @@ impl<'a, const L: usize> Device<'a, L> {
             return Err(Status::TooLarge);
         }
         defmt::info!(
-            "model: {=u32} layers ({=u32} on the M4 kernels), {=u32} B, workspace {=u32} B",
+            "{=str} model: {=u32} layers ({=u32} on the M4 kernels), {=u32} B, workspace {=u32} B",
+            if matches!(self.active, Active::Embedded) { "embedded" } else { "loaded" },
             info.layers,
             info.fast_layers,
             info.model_bytes,
@@ -338,6 +339,7 @@ impl<'a, const L: usize> Device<'a, L> {
                             if !read_checked(io, &mut self.input[..n])? {
                                 reply(io, Status::FrameCrc, [0; 3], &[])?;
                             } else {
+                                stack::repaint();
                                 match self.infer() {
                                     Ok(LayerOutput::Levels(l)) => {
                                         reply(io, Status::Ok, [0; 3], &[l])?

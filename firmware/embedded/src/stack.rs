@@ -25,3 +25,23 @@ pub fn usage() -> (usize, usize) {
         (start - p, size)
     }
 }
+
+/// Paints the free stack again (below the current stack pointer), so that
+/// [`usage`] then measures what runs next (an inference, not the model
+/// decoding before it).
+#[inline(never)]
+pub fn repaint() {
+    let sp: usize;
+    // SAFETY: reads the stack pointer.
+    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: the words between the stack's end and 64 bytes below the
+    // stack pointer are free (this function's frame lies above them).
+    unsafe {
+        let end = core::ptr::addr_of!(_stack_end) as usize;
+        let mut p = end;
+        while p + 64 < sp {
+            core::ptr::write_volatile(p as *mut u32, PAINT);
+            p += 4;
+        }
+    }
+}
