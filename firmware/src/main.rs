@@ -26,6 +26,7 @@ use semihosting::process;
 
 akida_embedded::embedded_model!();
 
+#[allow(dead_code)]
 mod loader {
     include!(concat!(env!("OUT_DIR"), "/loader.rs"));
 }

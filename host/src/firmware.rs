@@ -50,7 +50,9 @@ pub enum FirmwareError {
 pub fn firmware_dir() -> PathBuf {
     match std::env::var_os("AKIDA_FIRMWARE_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("firmware"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("firmware"),
     }
 }
 
@@ -322,33 +324,50 @@ pub fn run(config: &QemuConfig, session: &Session) -> Result<QemuRun, FirmwareEr
     let dir = tempfile::tempdir()?;
     let work = dir.path();
     let mut cmd = Command::new("qemu-system-arm");
-    cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-display", "none"])
-        .args(["-monitor", "none"])
-        .args(["-semihosting-config", "enable=on,target=native"])
-        .arg("-kernel")
-        .arg(&config.elf)
-        .current_dir(work)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "-machine",
+        "mps2-an386",
+        "-cpu",
+        "cortex-m4",
+        "-display",
+        "none",
+    ])
+    .args(["-monitor", "none"])
+    .args(["-semihosting-config", "enable=on,target=native"])
+    .arg("-kernel")
+    .arg(&config.elf)
+    .current_dir(work)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let counts_path = work.join("counts.txt");
     let trace_path = work.join("trace.txt");
     match config.counting {
         Counting::Off => {}
         Counting::Plugin => {
             let mark = symbol(&config.elf, "akida_mark")?;
-            let arg = format!("{},mark={mark:#x},out={}", plugin()?.display(), counts_path.display());
+            let arg = format!(
+                "{},mark={mark:#x},out={}",
+                plugin()?.display(),
+                counts_path.display()
+            );
             cmd.args(["-plugin", &arg]);
         }
         Counting::Trace => {
-            cmd.args(["-singlestep", "-d", "exec,nochain", "-D"]).arg(&trace_path);
+            cmd.args(["-singlestep", "-d", "exec,nochain", "-D"])
+                .arg(&trace_path);
         }
     }
     let start = Instant::now();
     let (mut child, writer, reader) = match config.transport {
         Transport::Semihosting => {
             fs::write(work.join("session.bin"), &session.bytes)?;
-            cmd.args(["-serial", "none", "-append", "semihosting session.bin replies.bin"]);
+            cmd.args([
+                "-serial",
+                "none",
+                "-append",
+                "semihosting session.bin replies.bin",
+            ]);
             let child = cmd.spawn().map_err(|source| FirmwareError::Spawn {
                 program: "qemu-system-arm".into(),
                 source,
@@ -370,7 +389,9 @@ pub fn run(config: &QemuConfig, session: &Session) -> Result<QemuRun, FirmwareEr
                 source,
             })?;
             // QEMU holds both FIFOs read-write, so these opens do not block.
-            let mut input = fs::OpenOptions::new().write(true).open(work.join("uart.in"))?;
+            let mut input = fs::OpenOptions::new()
+                .write(true)
+                .open(work.join("uart.in"))?;
             let mut output = fs::File::open(work.join("uart.out"))?;
             let bytes = session.bytes.clone();
             let writer = std::thread::spawn(move || input.write_all(&bytes));
@@ -418,7 +439,12 @@ pub fn run(config: &QemuConfig, session: &Session) -> Result<QemuRun, FirmwareEr
         let _ = e.read_to_string(&mut stderr);
     }
     let mut log = decode_log(&config.elf, &log_bytes);
-    log.extend(stderr.lines().filter(|l| !l.trim().is_empty()).map(|l| format!("qemu: {l}")));
+    log.extend(
+        stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("qemu: {l}")),
+    );
     Ok(QemuRun {
         replies,
         exit: status.code(),
@@ -429,7 +455,8 @@ pub fn run(config: &QemuConfig, session: &Session) -> Result<QemuRun, FirmwareEr
 }
 
 fn read_counts(path: &Path) -> Result<Counts, FirmwareError> {
-    let text = fs::read_to_string(path).map_err(|e| FirmwareError::Counts(format!("{}: {e}", path.display())))?;
+    let text = fs::read_to_string(path)
+        .map_err(|e| FirmwareError::Counts(format!("{}: {e}", path.display())))?;
     let mut c = Counts::default();
     for line in text.lines() {
         let mut it = line.split_whitespace();
@@ -447,7 +474,8 @@ fn read_counts(path: &Path) -> Result<Counts, FirmwareError> {
 /// instruction), noting the count at each execution of `mark`.
 fn read_trace(path: &Path, mark: u64) -> Result<Counts, FirmwareError> {
     use std::io::BufRead;
-    let file = fs::File::open(path).map_err(|e| FirmwareError::Counts(format!("{}: {e}", path.display())))?;
+    let file = fs::File::open(path)
+        .map_err(|e| FirmwareError::Counts(format!("{}: {e}", path.display())))?;
     let mut c = Counts::default();
     for line in std::io::BufReader::new(file).lines() {
         let line = line?;
@@ -476,7 +504,12 @@ pub fn decode_log(elf: &Path, bytes: &[u8]) -> Vec<String> {
     }
     let table = match fs::read(elf).map(|b| defmt_decoder::Table::parse(&b)) {
         Ok(Ok(Some(t))) => t,
-        _ => return vec![format!("({} bytes of log, no defmt table in the ELF)", bytes.len())],
+        _ => {
+            return vec![format!(
+                "({} bytes of log, no defmt table in the ELF)",
+                bytes.len()
+            )]
+        }
     };
     let mut decoder = table.new_stream_decoder();
     decoder.received(bytes);

@@ -30,7 +30,9 @@ use akida_tests::{
 const FIRMWARE_SET: &str = "ds_cnn_kws_iq8_wq4_aq4";
 
 fn firmware_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("firmware")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("firmware")
 }
 
 fn kws() -> ReferenceSet {
@@ -123,11 +125,19 @@ fn every_reference_set_on_the_firmware_equals_host_and_engine() {
         elements += match (&got.data, &host) {
             (TensorData::I32(f), BatchOutputs::Potentials(h)) => {
                 assert_all_equal(&format!("{name}: firmware vs host"), f, h);
-                assert_all_equal(&format!("{name}: firmware vs engine"), f, engine.as_i32().unwrap())
+                assert_all_equal(
+                    &format!("{name}: firmware vs engine"),
+                    f,
+                    engine.as_i32().unwrap(),
+                )
             }
             (TensorData::U8(f), BatchOutputs::Levels(h)) => {
                 assert_all_equal(&format!("{name}: firmware vs host"), f, h);
-                assert_all_equal(&format!("{name}: firmware vs engine"), f, engine.as_u8().unwrap())
+                assert_all_equal(
+                    &format!("{name}: firmware vs engine"),
+                    f,
+                    engine.as_u8().unwrap(),
+                )
             }
             _ => panic!("{name}: output kinds differ"),
         };
@@ -156,7 +166,11 @@ fn random_models_on_the_firmware_equal_the_reference() {
             session.infer(image);
         }
         let want = reference_outputs(&model, &images);
-        assert_eq!(stream_outputs(&bytes, &images), want, "host stream, seed {seed}");
+        assert_eq!(
+            stream_outputs(&bytes, &images),
+            want,
+            "host stream, seed {seed}"
+        );
         expected.push((seed, model.outputs_levels(), want));
     }
     session.quit();
@@ -185,13 +199,19 @@ fn groups(replies: &[Reply], pings: u32) -> Vec<Vec<Reply>> {
     let mut out = vec![Vec::new(); pings as usize];
     let mut current = 0usize;
     for r in replies {
-        if current < pings as usize && r.status == Status::Ok && r.data == (current as u32).to_le_bytes() {
+        if current < pings as usize
+            && r.status == Status::Ok
+            && r.data == (current as u32).to_le_bytes()
+        {
             current += 1;
         } else if current < pings as usize {
             out[current].push(r.clone());
         }
     }
-    assert_eq!(current, pings as usize, "pings lost: the stream never resynchronised");
+    assert_eq!(
+        current, pings as usize,
+        "pings lost: the stream never resynchronised"
+    );
     out
 }
 
@@ -290,8 +310,13 @@ fn corrupted_models_and_frames_get_error_codes() {
     for k in 0..300 {
         let recheck = k >= 200;
         let bytes = corrupt_model(&mut rng, &good, recheck);
-        let host = akida_core::decode(&bytes).ok().map(|m| reference_outputs(&m, &image));
-        assert!(recheck || host.is_none(), "a raw corruption left a valid file");
+        let host = akida_core::decode(&bytes)
+            .ok()
+            .map(|m| reference_outputs(&m, &image));
+        assert!(
+            recheck || host.is_none(),
+            "a raw corruption left a valid file"
+        );
         session.load(&bytes);
         if host.is_some() {
             session.infer(&image);
@@ -313,7 +338,12 @@ fn corrupted_models_and_frames_get_error_codes() {
     seq += 1;
     session.quit();
     let r = run(&session, Transport::Semihosting);
-    assert_eq!(r.exit, Some(0), "the firmware did not end the session cleanly: {:?}", r.log);
+    assert_eq!(
+        r.exit,
+        Some(0),
+        "the firmware did not end the session cleanly: {:?}",
+        r.log
+    );
     assert!(
         r.wall < Duration::from_secs(10),
         "400 corruptions took {:?}",
@@ -360,7 +390,10 @@ fn corrupted_models_and_frames_get_error_codes() {
         *codes.entry(format!("{:?}", replies[0].status)).or_insert(0) += 1;
     }
     let last = &g[base + frames.len()];
-    assert_eq!(outputs(&last[0]), reference_outputs(&akd::from_bytes(&good).unwrap(), &image));
+    assert_eq!(
+        outputs(&last[0]),
+        reference_outputs(&akd::from_bytes(&good).unwrap(), &image)
+    );
     println!(
         "{raw} model and {} frame corruptions refused; of 100 under a recomputed checksum {rechecked_refused} refused, {valid_after_damage} still valid and run right; {:.2} s; codes {codes:?}",
         frames.len(),
@@ -387,21 +420,31 @@ fn uart_transport_loads_and_runs_a_model() {
     assert_eq!(r.exit, Some(0), "{:?}", r.log);
     assert_eq!(r.replies.len(), 4);
     assert_eq!(r.replies[0].status, Status::Ok);
-    let got = concat(vec![outputs(&r.replies[1]), outputs(&r.replies[2])], model.outputs_levels());
+    let got = concat(
+        vec![outputs(&r.replies[1]), outputs(&r.replies[2])],
+        model.outputs_levels(),
+    );
     assert_eq!(got, reference_outputs(&model, images));
     assert!(
         r.log.iter().any(|l| l.contains("loaded model: 4 layers")),
         "the defmt log: {:?}",
         r.log
     );
-    println!("UART: {} bytes sent in {:.2} s", session.bytes.len(), r.wall.as_secs_f64());
+    println!(
+        "UART: {} bytes sent in {:.2} s",
+        session.bytes.len(),
+        r.wall.as_secs_f64()
+    );
 }
 
 /// A bus fault and a panic are reported on the defmt log and end QEMU with
 /// codes 3 and 101.
 #[test]
 fn faults_and_panics_report_and_exit_with_codes() {
-    for (mode, code, text) in [("fault", 3, "HardFault at pc"), ("panic", 101, "index out of bounds")] {
+    for (mode, code, text) in [
+        ("fault", 3, "HardFault at pc"),
+        ("panic", 101, "index out of bounds"),
+    ] {
         let out = std::process::Command::new("qemu-system-arm")
             .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic"])
             .args(["-monitor", "none", "-serial", "none"])
@@ -432,15 +475,26 @@ fn instruction_counts_mark_every_layer() {
     session.quit();
     let mut config = QemuConfig::new(elf());
     config.counting = Counting::Plugin;
-    let r = firmware::run(&config, &session).unwrap_or_else(|e| panic!("{}", akida_host::cli::report(&e)));
+    let r = firmware::run(&config, &session)
+        .unwrap_or_else(|e| panic!("{}", akida_host::cli::report(&e)));
     let counts = r.counts.expect("counted");
     assert_eq!(counts.marks.len(), 2 * 7);
     let per_layer = firmware::layer_counts(&counts.marks, 6);
-    assert_eq!(per_layer[0], per_layer[1], "the same instructions for every input");
+    assert_eq!(
+        per_layer[0], per_layer[1],
+        "the same instructions for every input"
+    );
     let total: u64 = per_layer[0].iter().sum();
     let macs = 2_538_112.0;
-    println!("ds_cnn_kws: {total} instructions per inference, {:.3} per MAC: {:?}", total as f64 / macs, per_layer[0]);
-    assert!(total as f64 / macs <= 1.5, "{total} instructions per inference");
+    println!(
+        "ds_cnn_kws: {total} instructions per inference, {:.3} per MAC: {:?}",
+        total as f64 / macs,
+        per_layer[0]
+    );
+    assert!(
+        total as f64 / macs <= 1.5,
+        "{total} instructions per inference"
+    );
 }
 
 /// `--target probe`: the nRF52840 firmware builds with the model embedded
@@ -452,7 +506,11 @@ fn probe_target_builds_the_board_firmware_and_calls_probe_rs() {
     std::fs::write(&model, akd::to_bytes(&kws().akida_model()).unwrap()).unwrap();
     let record = work.path().join("args.txt");
     let fake = work.path().join("probe-rs");
-    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" > {}\n", record.display())).unwrap();
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > {}\n", record.display()),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let report = flash_probe(&model, "nRF52840_xxAA", &fake, false)

@@ -1026,7 +1026,7 @@ mod imp {
 
         macro_rules! go {
             ($bits:tt, $sh:literal) => {
-                match (SAT, words % 2 == 0) {
+                match (SAT, words.is_multiple_of(2)) {
                     (true, false) => gemm5_levels!($bits, true, $sh, w, state, ""),
                     (false, false) => gemm5_levels!($bits, false, $sh, w, state, ""),
                     (true, true) => gemm5_levels!(
@@ -1119,7 +1119,7 @@ mod imp {
                 0,
             ];
             // Two words per loop turn when their number is even.
-            match (bits, words % 2 == 0) {
+            match (bits, words.is_multiple_of(2)) {
                 (8, false) => gemm5!(8, w, state),
                 (4, false) => gemm5!(4, w, state),
                 (_, false) => gemm5!(2, w, state),

@@ -6,7 +6,7 @@
 use super::{
     cast, words_of, Buffer, PrepareError, Span, StreamLayer, StreamModel, StreamSizes, STEP_ROWS,
 };
-use crate::activation::{self, max_level};
+use crate::activation;
 use crate::format;
 use crate::kernels::m4::{self, CELLS, DW_LIMIT, MAX_TAPS, TAIL_LIMIT};
 use crate::layer::{LayerKind, Pooling};
@@ -483,13 +483,4 @@ pub fn prepare(akd: &[u8]) -> Result<Prepared, PrepareError> {
         bytes,
         layers: layers.iter().copied().collect(),
     })
-}
-
-/// Highest level of a layer's input (255 for the image).
-#[allow(dead_code)]
-pub(super) fn max_input(layers: &[StreamLayer], i: usize) -> u32 {
-    match i {
-        0 => 255,
-        _ => max_level(layers[i - 1].params.act_bits) as u32,
-    }
 }

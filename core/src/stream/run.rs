@@ -253,7 +253,7 @@ fn run_layer<'m>(
                 && l.fast_tail
                 && l.params.act_bits == 4
                 && l.params.pooling == Pooling::None
-                && g.cols % CELLS == 0;
+                && g.cols.is_multiple_of(CELLS);
             let mut filled: Option<isize> = None;
             for step in 0..g.steps {
                 let first = (STEP_ROWS * step * g.sr) as isize - g.pt as isize;

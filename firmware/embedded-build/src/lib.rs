@@ -1,7 +1,7 @@
 //! Build-script support for an `akida-embedded` firmware: a board project's
 //! `build.rs` is
 //!
-//! ```no_run
+//! ```ignore
 //! fn main() {
 //!     akida_embedded_build::memory_x("memory.x");
 //!     akida_embedded_build::embed_model("../../models/default.akd");

@@ -206,7 +206,11 @@ impl<'a, const L: usize> Device<'a, L> {
         }
         defmt::info!(
             "{=str} model: {=u32} layers ({=u32} on the M4 kernels), {=u32} B, workspace {=u32} B",
-            if matches!(self.active, Active::Embedded) { "embedded" } else { "loaded" },
+            if matches!(self.active, Active::Embedded) {
+                "embedded"
+            } else {
+                "loaded"
+            },
             info.layers,
             info.fast_layers,
             info.model_bytes,

@@ -33,7 +33,9 @@ pub fn usage() -> (usize, usize) {
 pub fn repaint() {
     let sp: usize;
     // SAFETY: reads the stack pointer.
-    unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     // SAFETY: the words between the stack's end and 64 bytes below the
     // stack pointer are free (this function's frame lies above them).
     unsafe {

@@ -145,7 +145,13 @@ impl fmt::Display for FlashReport {
         )?;
         if self.layers.iter().any(|l| l.instructions.is_some()) {
             writeln!(f, "instructions per inference:")?;
-            let w = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(5).max(5);
+            let w = self
+                .layers
+                .iter()
+                .map(|l| l.name.len())
+                .max()
+                .unwrap_or(5)
+                .max(5);
             writeln!(
                 f,
                 "  {:<w$}  {:<22}  {:>10}  {:>12}  {:>7}",
@@ -165,7 +171,11 @@ impl fmt::Display for FlashReport {
                 )?;
             }
             if let Some((lo, hi)) = self.per_inference {
-                let range = if lo == hi { String::new() } else { format!(" (min, max {hi})") };
+                let range = if lo == hi {
+                    String::new()
+                } else {
+                    format!(" (min, max {hi})")
+                };
                 writeln!(
                     f,
                     "  {:<w$}  {:<22}  {:>10}  {:>12}  {:>7.2}{range}",
@@ -192,7 +202,10 @@ fn akd_bytes(path: &Path) -> Result<(ConvertedModel, Vec<u8>), FlashError> {
 }
 
 /// The input images of `-i` (uint8 NHWC or one HWC), or one all-zero image.
-fn inputs(model: &ConvertedModel, path: Option<&Path>) -> Result<(Vec<u8>, usize, bool), FlashError> {
+fn inputs(
+    model: &ConvertedModel,
+    path: Option<&Path>,
+) -> Result<(Vec<u8>, usize, bool), FlashError> {
     let Some(path) = path else {
         return Ok((vec![0; model.input().len()], 1, false));
     };
@@ -269,7 +282,11 @@ pub fn flash_qemu(
         }
         match r.detail[0] {
             0 => levels.extend_from_slice(&r.data),
-            _ => potentials.extend(r.data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            _ => potentials.extend(
+                r.data
+                    .chunks_exact(4)
+                    .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
         }
     }
     let info = Info::decode(&run.replies[n + 1].data).unwrap_or_default();
@@ -372,7 +389,11 @@ pub fn flash_probe(
 ) -> Result<ProbeReport, FlashError> {
     let lower = chip.to_ascii_lowercase();
     let Some((_, package, _)) = BOARDS.iter().find(|(p, _, _)| lower.starts_with(p)) else {
-        let names = BOARDS.iter().map(|(_, _, d)| *d).collect::<Vec<_>>().join("; ");
+        let names = BOARDS
+            .iter()
+            .map(|(_, _, d)| *d)
+            .collect::<Vec<_>>()
+            .join("; ");
         return Err(FlashError::UnknownChip(chip.to_owned(), names));
     };
     // Validated here, and again by the build script that embeds it.
@@ -380,7 +401,12 @@ pub fn flash_probe(
     let dir = tempfile::tempdir().map_err(FlashError::Temp)?;
     let akd = dir.path().join("model.akd");
     std::fs::write(&akd, &bytes).map_err(FlashError::Temp)?;
-    let elf = firmware::build(&firmware::firmware_dir(), Some(package), &[], &[("AKIDA_MODEL", &akd)])?;
+    let elf = firmware::build(
+        &firmware::firmware_dir(),
+        Some(package),
+        &[],
+        &[("AKIDA_MODEL", &akd)],
+    )?;
     let (flash, ram) = firmware::image_sizes(&elf)?;
     let mut report = ProbeReport {
         chip: chip.to_owned(),
