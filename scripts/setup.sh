@@ -9,8 +9,9 @@ say() { printf '[setup] %s\n' "$*"; }
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Debian packages: HDF5 for Keras .h5 files, QEMU for the firmware tests.
-apt_pkgs=(libhdf5-dev pkg-config qemu-system-arm)
+# Debian packages: HDF5 for Keras .h5 files, QEMU for the firmware tests, a
+# C compiler for QEMU's instruction-counting plugin (scripts/qemu_icount.c).
+apt_pkgs=(libhdf5-dev pkg-config qemu-system-arm gcc libc6-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

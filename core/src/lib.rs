@@ -15,9 +15,13 @@
 //! - [`tail`]: pooling, [`saturation`] and [`activation`] after the kernel.
 //! - [`inference`]: running a layer and a model ([`forward`]).
 //! - [`format`]: the `.akd` file (header, checksum, postcard payload).
+//! - [`stream`]: row-streaming inference in a small static workspace (the
+//!   firmware), with the Cortex-M4 kernels of [`kernels::m4`].
+//! - [`wire`]: the framed byte protocol between a host and the firmware.
 #![no_std]
 // `unsafe_code` is denied by the workspace lints; only the x86 SIMD
-// micro-kernels of `kernels::fast` allow it.
+// micro-kernels of `kernels::fast`, the Cortex-M4 `asm!` of `kernels::m4`
+// and the workspace views of `stream` allow it.
 
 #[cfg(feature = "std")]
 extern crate std;
@@ -31,8 +35,10 @@ pub mod layer;
 pub mod model;
 pub mod pooling;
 pub mod saturation;
+pub mod stream;
 pub mod tail;
 pub mod weights;
+pub mod wire;
 
 pub use dims::{Dims, Padding, Window};
 pub use format::{decode, encode_into, FormatError};

@@ -1,28 +1,59 @@
-//! akida-rs firmware: runs the embedded converted model with akida-core's
-//! event kernels on a Cortex-M4F, under QEMU (mps2-an386) with semihosting.
+//! akida-rs firmware for QEMU's `mps2-an386` (Cortex-M4F): one user of the
+//! `akida-embedded` library. It serves the host's framed commands
+//! (`akida_core::wire`) over the CMSDK UART0 or over semihosting files:
+//! models loaded at run time into a static arena (feature `loader`, on by
+//! default) or the model embedded at build time, inferences with the M4
+//! kernels. Logs are defmt frames on the semihosting console.
 //!
-//! Usage (QEMU `-append`): `INPUT OUTPUT`. INPUT holds N images of the
-//! model's input size (HWC uint8, back to back); OUTPUT receives N outputs,
-//! little-endian i32 potentials (or u8 levels when the last layer has an
-//! activation). Without arguments it runs one all-zero image and prints the
-//! output. Exit code 0 on success, 1 on an I/O error, 2 on a rejected model.
+//! QEMU `-append` arguments:
+//! - `uart`: the session on UART0 (`-serial stdio` or a chardev);
+//! - `semihosting IN OUT`: the session read from host file IN, replies to OUT;
+//! - nothing: a self-test of the embedded model on an all-zero input;
+//! - `fault`, `panic`: a bus fault or a panic, to test their reports.
+//!
+//! Exit codes: 0 after `Quit`, 1 when the stream ends or fails without it,
+//! 2 on bad arguments, 3 on a HardFault, 101 on a panic (reported first).
 #![no_std]
 #![no_main]
 
-use akida_core::inference::{forward, LayerOutput, Workspace};
-use akida_core::{Backend, PrepBuffers};
-use cortex_m_rt::entry;
+use akida_embedded::io::{CmsdkUart, Semihosting};
+use akida_embedded::{Device, Embedded, End};
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use defmt_semihosting as _;
+use panic_probe as _;
 use semihosting::experimental::env;
-use semihosting::io::{Read, Write};
-use semihosting::{fs, print, println, process};
+use semihosting::process;
 
-mod sizes {
-    include!(concat!(env!("OUT_DIR"), "/sizes.rs"));
+akida_embedded::embedded_model!();
+
+#[allow(dead_code)]
+mod loader {
+    include!(concat!(env!("OUT_DIR"), "/loader.rs"));
 }
-use sizes::*;
 
-/// The model, embedded in flash at build time.
-static MODEL: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.akd"));
+#[cfg(feature = "loader")]
+mod buffers {
+    pub const ARENA: usize = super::loader::ARENA;
+    pub const WORKSPACE_WORDS: usize = super::loader::WORKSPACE_WORDS;
+    pub const INPUT: usize = 64 * 1024;
+    pub const LAYERS: usize = akida_embedded::akida_core::MAX_LAYERS;
+}
+
+#[cfg(not(feature = "loader"))]
+mod buffers {
+    pub const ARENA: usize = 0;
+    pub const WORKSPACE_WORDS: usize = super::akida_model::WORKSPACE_WORDS;
+    pub const INPUT: usize = super::akida_model::INPUT_LEN;
+    pub const LAYERS: usize = super::akida_model::LAYER_COUNT;
+}
+
+use buffers::*;
+
+static mut WORKSPACE: [u64; WORKSPACE_WORDS] = [0; WORKSPACE_WORDS];
+static mut ARENA_BYTES: [u8; ARENA] = [0; ARENA];
+static mut INPUT_BYTES: [u8; INPUT] = [0; INPUT];
+static mut LAYER_TABLE: heapless::Vec<akida_embedded::akida_core::stream::StreamLayer, LAYERS> =
+    heapless::Vec::new();
 
 /// Longest path accepted on the command line.
 const PATH_MAX: usize = 256;
@@ -38,120 +69,111 @@ fn c_path<'b>(path: &str, buf: &'b mut [u8; PATH_MAX]) -> Option<&'b core::ffi::
     core::ffi::CStr::from_bytes_with_nul(&buf[..=n]).ok()
 }
 
-fn fail(code: i32, what: &str) -> ! {
-    println!("akida-firmware: {}", what);
-    process::exit(code)
+fn exit_of<E>(end: End<E>) -> i32 {
+    match end {
+        End::Quit => 0,
+        End::Eof => {
+            defmt::warn!("the stream ended before Quit");
+            1
+        }
+        End::Io(_) => {
+            defmt::error!("transport error");
+            1
+        }
+    }
 }
 
 #[entry]
 fn main() -> ! {
-    let model = match akida_core::decode(MODEL) {
-        Ok(m) => m,
-        Err(e) => {
-            print!("akida-firmware: model rejected: {}", e);
-            let mut cause = core::error::Error::source(&e);
-            while let Some(c) = cause {
-                print!(": {}", c);
-                cause = c.source();
-            }
-            println!();
+    // SAFETY: main runs once; each static is borrowed once, here.
+    let (workspace, arena, input, layers) = unsafe {
+        (
+            &mut *core::ptr::addr_of_mut!(WORKSPACE),
+            &mut *core::ptr::addr_of_mut!(ARENA_BYTES),
+            &mut *core::ptr::addr_of_mut!(INPUT_BYTES),
+            &mut *core::ptr::addr_of_mut!(LAYER_TABLE),
+        )
+    };
+    let embedded = Embedded {
+        bytes: &akida_model::BYTES,
+        layers: &akida_model::LAYERS,
+    };
+    let mut device = Device::new(workspace, input, arena, layers, Some(embedded));
+    let args = match env::args::<1024>() {
+        Ok(a) => a,
+        Err(_) => {
+            defmt::error!("cannot read the arguments");
             process::exit(2)
         }
     };
-    let mut level_a = [0u8; LEVELS];
-    let mut level_b = [0u8; LEVELS];
-    let mut scratch = [0i32; SCRATCH];
-    let mut row = [0i32; ROW];
-    let mut weights = [0i8; WEIGHTS];
-    let mut potentials = [0i32; POTENTIALS];
-    let mut image = [0u8; INPUT_LEN];
-
-    let args = env::args::<1024>().unwrap_or_else(|_| fail(1, "cannot read arguments"));
     let mut it = (&args).filter_map(Result::ok);
     let _program = it.next();
-    let (input_path, output_path) = (it.next(), it.next());
-
-    let (mut input, mut output) = match (input_path, output_path) {
-        (Some(i), Some(o)) => {
+    let code = match (it.next(), it.next(), it.next()) {
+        (Some("uart"), None, None) => {
+            // SAFETY: nothing else drives UART0.
+            let mut uart = unsafe { CmsdkUart::new(CmsdkUart::UART0) };
+            exit_of(device.serve(&mut uart))
+        }
+        (Some("semihosting"), Some(i), Some(o)) => {
             let (mut bi, mut bo) = ([0u8; PATH_MAX], [0u8; PATH_MAX]);
-            let i = c_path(i, &mut bi).unwrap_or_else(|| fail(1, "input path too long"));
-            let o = c_path(o, &mut bo).unwrap_or_else(|| fail(1, "output path too long"));
-            let input = fs::File::open(i).unwrap_or_else(|_| fail(1, "cannot open input"));
-            let output = fs::File::create(o).unwrap_or_else(|_| fail(1, "cannot create output"));
-            (Some(input), Some(output))
-        }
-        _ => (None, None),
-    };
-
-    let mut images = 0usize;
-    loop {
-        match input.as_mut() {
-            Some(f) => match read_image(f, &mut image) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(()) => fail(1, "input is not a whole number of images"),
-            },
-            None if images == 0 => {}
-            None => break,
-        }
-        let mut ws = Workspace {
-            levels: [&mut level_a, &mut level_b],
-            scratch: &mut scratch,
-            a: &mut [],
-            row: &mut row,
-            output: &mut potentials,
-            prep: PrepBuffers {
-                weights: &mut weights,
-                packed: &mut [],
-                cuts: &mut [],
-            },
-        };
-        let out = forward(&model, &image, &mut ws, &Backend::Event, |_, _| {})
-            .unwrap_or_else(|_| fail(2, "workspace does not fit the model"));
-        match output.as_mut() {
-            Some(f) => write_output(f, out).unwrap_or_else(|_| fail(1, "cannot write output")),
-            None => print_output(out),
-        }
-        images += 1;
-    }
-    println!("akida-firmware: {} image(s) through {}", images, MODEL_PATH);
-    let _ = OUTPUT_LEN;
-    let _ = OUTPUTS_LEVELS;
-    process::exit(0)
-}
-
-/// Reads one image; `Ok(false)` at a clean end of file.
-fn read_image(f: &mut fs::File, image: &mut [u8]) -> Result<bool, ()> {
-    let mut filled = 0;
-    while filled < image.len() {
-        match f.read(&mut image[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(_) => return Err(()),
-        }
-    }
-    match filled {
-        0 => Ok(false),
-        n if n == image.len() => Ok(true),
-        _ => Err(()),
-    }
-}
-
-fn write_output(f: &mut fs::File, out: LayerOutput) -> Result<(), ()> {
-    match out {
-        LayerOutput::Levels(l) => f.write_all(l).map_err(|_| ()),
-        LayerOutput::Potentials(p) => {
-            for v in p {
-                f.write_all(&v.to_le_bytes()).map_err(|_| ())?;
+            match (c_path(i, &mut bi), c_path(o, &mut bo)) {
+                (Some(i), Some(o)) => match Semihosting::open(i, o) {
+                    Ok(mut files) => exit_of(device.serve(&mut files)),
+                    Err(_) => {
+                        defmt::error!("cannot open the session files");
+                        2
+                    }
+                },
+                _ => {
+                    defmt::error!("path too long");
+                    2
+                }
             }
-            Ok(())
         }
-    }
+        (Some("fault"), None, None) => {
+            // SAFETY: deliberately reads unmapped memory: a HardFault.
+            let v = unsafe { core::ptr::read_volatile(0x5000_0000 as *const u32) };
+            defmt::error!("read {=u32} from unmapped memory", v);
+            4
+        }
+        (Some("panic"), None, None) => {
+            let n = core::hint::black_box(3usize);
+            let table = [1u8, 2, 3];
+            defmt::info!("{=u8}", table[n]);
+            4
+        }
+        (None, _, _) => {
+            defmt::info!("self-test of {=str}", akida_model::PATH);
+            device.self_test();
+            0
+        }
+        _ => {
+            defmt::error!("usage: -append 'uart' | 'semihosting IN OUT' | 'fault' | 'panic' | ''");
+            2
+        }
+    };
+    process::exit(code)
 }
 
-fn print_output(out: LayerOutput) {
-    match out {
-        LayerOutput::Levels(l) => println!("levels: {:?}", l),
-        LayerOutput::Potentials(p) => println!("potentials: {:?}", p),
+/// Reports the fault (a panic ends in `udf`, an undefined instruction) and
+/// exits with code 101 (panic) or 3 (any other fault).
+#[exception]
+unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
+    const CFSR: *const u32 = 0xE000_ED28 as *const u32;
+    const HFSR: *const u32 = 0xE000_ED2C as *const u32;
+    let (cfsr, hfsr) = (
+        core::ptr::read_volatile(CFSR),
+        core::ptr::read_volatile(HFSR),
+    );
+    let panic = cfsr & (1 << 16) != 0;
+    if !panic {
+        defmt::error!(
+            "HardFault at pc {=u32:#010x} (lr {=u32:#010x}), CFSR {=u32:#010x}, HFSR {=u32:#010x}",
+            ef.pc(),
+            ef.lr(),
+            cfsr,
+            hfsr
+        );
     }
+    process::exit(if panic { 101 } else { 3 })
 }

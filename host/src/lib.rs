@@ -8,6 +8,8 @@
 //!   tensor files (`.npy`, `.npz`).
 //! - [`runtime`]: host inference, core's forward prepared and batched.
 //! - [`datasets`]: datasets in their official layouts.
+//! - [`firmware`]: the Cortex-M4F firmware from the host: builds, QEMU
+//!   sessions over UART or semihosting, its defmt log, instruction counts.
 //! - [`commands`]: what each command-line tool does (`bin/` only parses
 //!   arguments and calls these).
 //! - [`cli`], [`fsutil`]: error reports of the tools; atomic saves.
@@ -16,6 +18,7 @@ pub mod cli;
 pub mod cnn2snn;
 pub mod commands;
 pub mod datasets;
+pub mod firmware;
 pub mod formats;
 pub mod fsutil;
 pub mod keras;

@@ -3,9 +3,7 @@
 //! ```text
 //! demo_tools cifar10-npy BATCH.bin IMAGES.npy     CIFAR-10 batch -> uint8 NHWC .npy
 //! demo_tools npz-extract FILE.npz KEY OUT.npy     one array of an .npz
-//! demo_tools npy-raw IN.npy OUT.bin             the raw bytes of a uint8 .npy (firmware input)
 //! demo_tools compare GOT.npy WANT.npy             every element equal (exit 1 if not)
-//! demo_tools compare-raw GOT.bin WANT.npy         little-endian int32 file vs an int32 .npy
 //! demo_tools top1 PREDICT.npy [LABELS...]         class histogram of the argmax per image
 //! ```
 
@@ -46,15 +44,6 @@ fn run(args: &[String]) -> Result<(), String> {
             println!("{out}: `{key}` {:?} {}", t.shape, t.dtype_name());
             Ok(())
         }
-        ["npy-raw", input, out] => {
-            let t = read(input)?;
-            let Some(bytes) = t.as_u8() else {
-                return Err(format!("{input}: expected uint8"));
-            };
-            std::fs::write(out, bytes).map_err(|e| format!("{out}: {e}"))?;
-            println!("{out}: {} bytes", bytes.len());
-            Ok(())
-        }
         ["compare", got, want] => {
             let (g, w) = (read(got)?, read(want)?);
             if g.shape != w.shape || g.data != w.data {
@@ -63,22 +52,6 @@ fn run(args: &[String]) -> Result<(), String> {
                     "{got} and {want} differ ({differ} elements, shapes {:?} {:?})",
                     g.shape, w.shape
                 ));
-            }
-            println!("{got} == {want}: all {} elements equal", g.len());
-            Ok(())
-        }
-        ["compare-raw", got, want] => {
-            let bytes = std::fs::read(got).map_err(|e| format!("{got}: {e}"))?;
-            let g: Vec<i32> = bytes
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            let w = read(want)?;
-            let Some(wv) = w.as_i32() else {
-                return Err(format!("{want}: not int32"));
-            };
-            if g != wv {
-                return Err(format!("{got} and {want} differ"));
             }
             println!("{got} == {want}: all {} elements equal", g.len());
             Ok(())

@@ -9,6 +9,7 @@
 
 pub mod fixtures;
 pub mod keras;
+pub mod random;
 
 use std::path::{Path, PathBuf};
 
@@ -250,4 +251,82 @@ impl Buffers {
             },
         }
     }
+}
+
+/// Outputs of a batch: uint8 levels or int32 potentials, images back to back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchOutputs {
+    Levels(Vec<u8>),
+    Potentials(Vec<i32>),
+}
+
+impl BatchOutputs {
+    fn push(&mut self, out: akida_core::LayerOutput) {
+        match (self, out) {
+            (BatchOutputs::Levels(v), akida_core::LayerOutput::Levels(l)) => v.extend_from_slice(l),
+            (BatchOutputs::Potentials(v), akida_core::LayerOutput::Potentials(p)) => {
+                v.extend_from_slice(p)
+            }
+            _ => panic!("a model changed its output kind"),
+        }
+    }
+
+    fn empty(levels: bool) -> BatchOutputs {
+        match levels {
+            true => BatchOutputs::Levels(Vec::new()),
+            false => BatchOutputs::Potentials(Vec::new()),
+        }
+    }
+
+    /// Elements of the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            BatchOutputs::Levels(v) => v.len(),
+            BatchOutputs::Potentials(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The model's outputs on images back to back, with the dense reference
+/// kernel of `akida_core::forward`.
+pub fn reference_outputs<B: AsRef<[u8]>, S: AsRef<str>>(
+    model: &akida_core::ValidModel<B, S>,
+    images: &[u8],
+) -> BatchOutputs {
+    let mut buffers = Buffers::for_model(model);
+    let n = model.input().len();
+    let mut out = BatchOutputs::empty(model.outputs_levels());
+    for image in images.chunks_exact(n) {
+        let mut ws = buffers.workspace();
+        let o = akida_core::forward(
+            model,
+            image,
+            &mut ws,
+            &akida_core::Backend::Reference,
+            |_, _| {},
+        )
+        .expect("reference forward runs");
+        out.push(o);
+    }
+    out
+}
+
+/// The outputs of `.akd` bytes streamed by `akida_core::stream` (the
+/// firmware's engine, with the M4 kernels' portable model on the host).
+pub fn stream_outputs(akd_bytes: &[u8], images: &[u8]) -> BatchOutputs {
+    let prepared = akida_core::stream::prepare(akd_bytes).expect("the model prepares");
+    let model = prepared.model();
+    let mut ws = vec![0u64; model.sizes().words()];
+    let n = model.input().len();
+    let mut out = BatchOutputs::empty(model.outputs_levels());
+    for image in images.chunks_exact(n) {
+        let o = akida_core::stream::forward_stream(&model, image, &mut ws, |_| {})
+            .expect("stream forward runs");
+        out.push(o);
+    }
+    out
 }

@@ -19,6 +19,9 @@
 pub mod event;
 #[allow(unsafe_code)] // SIMD intrinsics behind checked CPU features.
 pub mod fast;
+// Cortex-M4 DSP kernels through `asm!` (a portable model elsewhere).
+#[allow(unsafe_code)]
+pub mod m4;
 pub mod reference;
 
 use crate::dims::{Dims, Window};

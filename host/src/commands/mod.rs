@@ -3,9 +3,11 @@
 //! process):
 //!
 //! - [`akida`]: `akida summary | run | convert-format`;
+//! - [`flash`]: `akida flash` (the Cortex-M4F firmware under QEMU or on a board);
 //! - [`cnn2snn`]: `cnn2snn quantize | convert | check` on files;
 //! - [`akida_models`]: `akida_models create | summary`.
 
 pub mod akida;
 pub mod akida_models;
 pub mod cnn2snn;
+pub mod flash;
