@@ -11,7 +11,6 @@ use crate::kernels::m4::{self, DwTable, CELLS};
 use crate::kernels::ConvShape;
 use crate::layer::{LayerKind, Pooling};
 use crate::pooling::MaxPool;
-use crate::saturation::saturate;
 
 /// A layer's input and level output: two buffers, or one it overwrites.
 enum Io<'b> {
@@ -675,9 +674,13 @@ impl<'p> Pooler<'p> {
                     let n = (*cols - blk * CELLS).min(CELLS);
                     let block = &data[blk * f_n * CELLS..][..f_n * CELLS];
                     for (s, acc) in sums.iter_mut().zip(block.chunks_exact(CELLS)) {
+                        // `s` stays within 20 bits: a saturating 32-bit add
+                        // (QADD) then SSAT give the exact 64-bit result.
+                        let mut t = *s as i32;
                         for &v in &acc[..n] {
-                            *s = saturate(*s + (v >> shift) as i64) as i64;
+                            t = m4::ssat20(t.saturating_add(v >> shift));
                         }
+                        *s = t as i64;
                     }
                 }
             }

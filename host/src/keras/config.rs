@@ -116,7 +116,7 @@ impl<'de> Visitor<'de> for SizeVisitor {
 
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_u32(SizeVisitor).map(Size)
+        d.deserialize_any(SizeVisitor).map(Size)
     }
 }
 

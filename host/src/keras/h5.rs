@@ -335,7 +335,12 @@ impl Writer<'_> {
     }
 
     fn file(&self, tmp: &Path, model: &Model) -> Result<(), H5Error> {
-        let file = hdf5::File::create(tmp).map_err(self.hdf5("creating the file"))?;
+        // No object times (hdf5-metno already leaves them out of datasets):
+        // the same model gives the same bytes.
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(tmp)
+            .map_err(self.hdf5("creating the file"))?;
         let config =
             serde_json::to_string(&model_config(model)).map_err(|source| H5Error::Json {
                 path: self.path.to_owned(),
@@ -347,9 +352,7 @@ impl Writer<'_> {
             .map_err(self.hdf5("writing attributes"))?;
         write_str(&file, "model_config", &config, false)
             .map_err(self.hdf5("writing model_config"))?;
-        let mw = file
-            .create_group("model_weights")
-            .map_err(self.hdf5("creating /model_weights"))?;
+        let mw = new_group(&file, "model_weights").map_err(self.hdf5("creating /model_weights"))?;
         self.weights(&mw, model)?;
         drop(mw);
         file.close().map_err(self.hdf5("closing the file"))
@@ -384,10 +387,18 @@ fn ensure_group(parent: &Group, path: &str) -> hdf5::Result<Group> {
         group = if group.link_exists(part) {
             group.group(part)?
         } else {
-            group.create_group(part)?
+            new_group(&group, part)?
         };
     }
     Ok(group)
+}
+
+/// A new group without object times.
+fn new_group(parent: &Group, name: &str) -> hdf5::Result<Group> {
+    parent
+        .create_group_builder()
+        .obj_track_times(false)
+        .create(name)
 }
 
 /// A float32 dataset at the weight's name (which contains `/` and `:0`).
