@@ -309,16 +309,9 @@ pub fn potentials<'s>(
             im2col(&ConvShape::of(layer), input, p.padding_value, g.k_pad, a)
         }
         LayerKind::SeparableConvolutional => {
+            let _ = depthwise;
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
-            let dw = &mut depthwise[..plan.depthwise_len];
-            depthwise_product(&shape, weights.main, input, dw);
-            let cin = p.input.channels as usize;
-            for (dst, src) in a.chunks_exact_mut(g.k_pad).zip(dw.chunks_exact(cin)) {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = v as i16;
-                }
-                dst[cin..].fill(0);
-            }
+            depthwise_into_a(&shape, weights.main, input, g.k_pad, a);
         }
         LayerKind::FullyConnected => {
             for (dst, &src) in a.iter_mut().zip(input) {
@@ -362,14 +355,20 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
     }
 }
 
-/// Depthwise potentials, vectorized over channels.
+/// Depthwise potentials straight into A's rows (`k_pad` apart, zero beyond
+/// the channels), in wrapping 16-bit arithmetic vectorized over channels.
+/// Exact: [`FastPlan::of`] admits the fast kernel for a separable layer only
+/// when `sum |w| * max_input <= i16::MAX` for every channel, which bounds
+/// every partial sum, so no 16-bit operation wraps.
 #[inline(always)]
-fn depthwise_product(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
+fn depthwise_into_a(s: &ConvShape, w: &[i8], input: &[u8], k_pad: usize, a: &mut [i16]) {
     let c_n = s.input.channels as usize;
     let kw = s.kernel.cols as usize;
     let ocols = s.output.cols as usize;
-    for (p, acc) in out.chunks_exact_mut(c_n).enumerate() {
+    for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+        let (acc, rest) = row.split_at_mut(c_n);
         acc.fill(0);
+        rest.fill(0);
         let (oy, ox) = (p / ocols, p % ocols);
         for i in 0..s.kernel.rows as usize {
             for j in 0..kw {
@@ -377,7 +376,7 @@ fn depthwise_product(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
                     let x = &input[s.input.index(r, c, 0)..][..c_n];
                     let wt = &w[(i * kw + j) * c_n..][..c_n];
                     for ((a, &v), &wk) in acc.iter_mut().zip(x).zip(wt) {
-                        *a += v as i32 * wk as i32;
+                        *a = a.wrapping_add((v as i16).wrapping_mul(wk as i16));
                     }
                 }
             }

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::commands::akida::{convert_format, run_files, summary_table, RunOptions};
+use akida_host::commands::akida::{convert_format, profile_files, run_files, summary_table, RunOptions};
 use akida_host::formats;
 use akida_host::runtime::KernelPolicy;
 use anyhow::Result;
@@ -51,6 +51,9 @@ enum Command {
         /// Kernel choice per layer
         #[arg(long, value_enum, default_value_t = KernelPolicy::Auto)]
         kernel: KernelPolicy,
+        /// Then print each layer's time, one image at a time on one thread
+        #[arg(long)]
+        layers: bool,
     },
     /// Convert a model between .akd and .fbz (formats by extension)
     ConvertFormat {
@@ -80,6 +83,7 @@ fn run(cli: Cli) -> Result<()> {
             output,
             predict,
             kernel,
+            layers,
         } => {
             let options = RunOptions {
                 policy: kernel,
@@ -87,6 +91,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let stats = run_files(&model, &input, &output, options)?;
             println!("{stats}");
+            if layers {
+                print!("{}", profile_files(&model, &input, kernel)?);
+            }
         }
         Command::ConvertFormat { input, output } => {
             convert_format(&input, &output)?;

@@ -400,6 +400,65 @@ pub fn run_files(
     Ok(stats)
 }
 
+/// `akida run --layers`: runs the input's images one by one on this thread
+/// and returns a table of each layer's share of the time, with its dense
+/// multiply-accumulates, the kernel that ran it and its input density.
+pub fn profile_files(
+    model_path: &Path,
+    input_path: &Path,
+    policy: KernelPolicy,
+) -> Result<String, RunError> {
+    let model = formats::load(model_path)?;
+    let input = read_input(input_path)?;
+    let batch_error = |source| RunError::Batch {
+        path: input_path.to_owned(),
+        source,
+    };
+    let images = input.as_u8().ok_or_else(|| {
+        batch_error(BatchError::DType {
+            found: input.dtype_name().to_owned(),
+        })
+    })?;
+    let (n, _) = batch_size(&input.shape, model.input()).map_err(batch_error)?;
+    let runtime = Runtime::new(&model, policy);
+    let profile = runtime
+        .profile(images)
+        .map_err(|e| batch_error(BatchError::Forward(e)))?;
+    Ok(profile_table(&profile, n, runtime.simd().name()))
+}
+
+/// The table of [`profile_files`].
+pub fn profile_table(profile: &[crate::runtime::LayerProfile], images: usize, simd: &str) -> String {
+    let total: f64 = profile.iter().map(|p| p.seconds).sum();
+    let macs: u64 = profile.iter().map(|p| p.macs).sum();
+    let mut out = format!(
+        "{:<14} {:<24} {:>12} {:>9} {:>8} {:>10} {:>9} {:>6}\n",
+        "Layer", "Type", "MAC/image", "fast", "density", "us/image", "G MAC/s", "share"
+    );
+    let per = |s: f64| s / images.max(1) as f64;
+    let gmacs = |m: u64, s: f64| if s > 0.0 { m as f64 * images as f64 / s / 1e9 } else { 0.0 };
+    for p in profile {
+        out.push_str(&format!(
+            "{:<14} {:<24} {:>12} {:>9} {:>7.1}% {:>10.1} {:>9.2} {:>5.1}%\n",
+            p.name,
+            format!("{:?}", p.kind),
+            p.macs,
+            format!("{}/{}", p.fast_images, images),
+            100.0 * p.density,
+            1e6 * per(p.seconds),
+            gmacs(p.macs, p.seconds),
+            if total > 0.0 { 100.0 * p.seconds / total } else { 0.0 },
+        ));
+    }
+    out.push_str(&format!(
+        "total: {} MAC/image, {:.1} us/image, {:.2} G MAC/s (dense MACs), one thread, SIMD {simd}\n",
+        macs,
+        1e6 * per(total),
+        gmacs(macs, total)
+    ));
+    out
+}
+
 /// `akida convert-format`: rewrites a model in the format of `output`'s
 /// extension (`.akd` or `.fbz`). Both extensions are checked before anything
 /// is read; the save is atomic.

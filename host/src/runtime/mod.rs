@@ -304,3 +304,120 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         Ok(Some(out))
     }
 }
+
+/// The dense multiply-accumulates of one image through `layer` (depthwise
+/// and pointwise for a separable layer), what G MAC/s figures count.
+pub fn layer_macs(layer: &ValidLayer) -> u64 {
+    let p = layer.params();
+    let conv = layer.shapes.conv;
+    let cells = conv.rows as u64 * conv.cols as u64;
+    let cin = p.input.channels as u64;
+    let f = p.filters as u64;
+    match p.kind {
+        LayerKind::InputConvolutional | LayerKind::Convolutional => {
+            cells * f * p.kernel.area() as u64 * cin
+        }
+        LayerKind::SeparableConvolutional => cells * cin * (p.kernel.area() as u64 + f),
+        LayerKind::FullyConnected => p.input.len() as u64 * f,
+    }
+}
+
+/// Where one layer's time went in [`Runtime::profile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerProfile {
+    pub name: String,
+    pub kind: LayerKind,
+    /// Dense multiply-accumulates per image ([`layer_macs`]).
+    pub macs: u64,
+    /// Wall time of the layer over all images, one thread.
+    pub seconds: f64,
+    /// Images the fast kernel ran this layer for (the others: event or
+    /// reference, as the policy chose).
+    pub fast_images: usize,
+    /// Mean fraction of non-zero input values.
+    pub density: f64,
+}
+
+/// A [`Preparation`] that remembers which backend each layer got.
+struct Recorder<'r, 'm, B, S> {
+    runtime: &'r Runtime<'m, B, S>,
+    chosen: std::cell::RefCell<Vec<Backend>>,
+}
+
+impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Recorder<'_, '_, B, S> {
+    fn prepare<'s>(
+        &'s self,
+        index: usize,
+        layer: &ValidLayer,
+        input: &[u8],
+        buffers: &'s mut PrepBuffers,
+    ) -> Result<Prepared<'s>, ForwardError> {
+        let prepared = self.runtime.prepare(index, layer, input, buffers)?;
+        self.chosen.borrow_mut().push(prepared.backend);
+        Ok(prepared)
+    }
+}
+
+impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
+    /// Runs `images` one after another on this thread, timing each layer.
+    pub fn profile(&self, images: &[u8]) -> Result<Vec<LayerProfile>, ForwardError> {
+        let in_len = self.input_dims().len();
+        let mut profile: Vec<LayerProfile> = self
+            .model
+            .layers()
+            .map(|l| LayerProfile {
+                name: l.name().to_owned(),
+                kind: l.params().kind,
+                macs: layer_macs(&l),
+                seconds: 0.0,
+                fast_images: 0,
+                density: 0.0,
+            })
+            .collect();
+        let mut s = self.scratch();
+        let recorder = Recorder {
+            runtime: self,
+            chosen: Default::default(),
+        };
+        let n = images.len() / in_len;
+        for image in images.chunks_exact(in_len) {
+            let [level_a, level_b] = &mut s.levels;
+            let mut ws = Workspace {
+                levels: [level_a, level_b],
+                scratch: &mut s.scratch,
+                a: &mut s.a,
+                row: &mut s.row,
+                output: &mut s.output,
+                prep: PrepBuffers {
+                    weights: &mut [],
+                    packed: &mut [],
+                    cuts: &mut [],
+                },
+            };
+            recorder.chosen.borrow_mut().clear();
+            let mut density = vec![nonzero(image)];
+            let mut last = std::time::Instant::now();
+            let mut times = Vec::with_capacity(profile.len());
+            forward(self.model, image, &mut ws, &recorder, |_, out| {
+                let now = std::time::Instant::now();
+                times.push(now - last);
+                if let LayerOutput::Levels(l) = out {
+                    density.push(nonzero(l));
+                }
+                last = std::time::Instant::now();
+            })?;
+            for (i, p) in profile.iter_mut().enumerate() {
+                p.seconds += times[i].as_secs_f64();
+                p.density += density[i] / n as f64;
+                if matches!(recorder.chosen.borrow()[i], Backend::Fast(_)) {
+                    p.fast_images += 1;
+                }
+            }
+        }
+        Ok(profile)
+    }
+}
+
+fn nonzero(v: &[u8]) -> f64 {
+    v.iter().filter(|&&x| x != 0).count() as f64 / v.len().max(1) as f64
+}
