@@ -161,7 +161,9 @@ fn count_cuts(row: &[i32], sat: impl Fn(i32) -> i32, cuts: &[i32], stride: usize
             }
             let mut bytes = [0u8; CUT_LANES];
             for j in 0..CUT_LANES {
-                bytes[j] = count[j] as u8;
+                // `min` keeps the counts in i32 lanes (a bare `as u8` lets
+                // the compiler count in bytes, through costly packs).
+                bytes[j] = count[j].min(255) as u8;
             }
             match levels.get_mut(start..start + CUT_LANES) {
                 Some(l) => l.copy_from_slice(&bytes),

@@ -432,18 +432,19 @@ pub fn profile_table(profile: &[crate::runtime::LayerProfile], images: usize, si
     let total: f64 = profile.iter().map(|p| p.seconds).sum();
     let macs: u64 = profile.iter().map(|p| p.macs).sum();
     let mut out = format!(
-        "{:<14} {:<24} {:>12} {:>9} {:>8} {:>10} {:>9} {:>6}\n",
-        "Layer", "Type", "MAC/image", "fast", "density", "us/image", "G MAC/s", "share"
+        "{:<14} {:<24} {:>12} {:>11} {:>11} {:>8} {:>10} {:>9} {:>6}\n",
+        "Layer", "Type", "MAC/image", "fast", "zero input", "density", "us/image", "G MAC/s", "share"
     );
     let per = |s: f64| s / images.max(1) as f64;
     let gmacs = |m: u64, s: f64| if s > 0.0 { m as f64 * images as f64 / s / 1e9 } else { 0.0 };
     for p in profile {
         out.push_str(&format!(
-            "{:<14} {:<24} {:>12} {:>9} {:>7.1}% {:>10.1} {:>9.2} {:>5.1}%\n",
+            "{:<14} {:<24} {:>12} {:>11} {:>11} {:>7.1}% {:>10.1} {:>9.2} {:>5.1}%\n",
             p.name,
             format!("{:?}", p.kind),
             p.macs,
             format!("{}/{}", p.fast_images, images),
+            format!("{}/{}", p.zero_images, images),
             100.0 * p.density,
             1e6 * per(p.seconds),
             gmacs(p.macs, p.seconds),

@@ -1,17 +1,20 @@
-//! Host inference: core's [`forward`] with each layer prepared once (weights
-//! unpacked, the fast kernel's operand packed and level cuts computed), and
-//! batches spread over every core. Each layer runs with the best backend for
-//! its input: the event kernel when the input levels are sparse, the fast
-//! dense kernel otherwise. All backends come from `akida-core` and agree bit
-//! for bit.
+//! Host inference: core's layers ([`run_layer`]) with each layer prepared
+//! once (weights unpacked, the fast kernel's operand packed, as bytes where
+//! the instruction set has an exact u8 x s8 product, and level cuts
+//! computed), and batches spread over every core. Each layer runs with the
+//! best backend for its input: the event kernel when the input levels are
+//! sparse, the fast dense kernel otherwise; a layer whose input is all zero
+//! copies its output for a zero input, computed once. All backends come from
+//! `akida-core` and agree bit for bit.
 
-use akida_core::inference::{self, forward, LayerOutput, Workspace};
-use akida_core::kernels::fast::{FastOperands, FastPlan};
+use akida_core::inference::{self, run_layer, LayerBuffers, LayerOutputMut};
+use akida_core::kernels::fast::{self, FastOperands, FastPlan};
 use akida_core::kernels::{unpack_weights, Backend, KernelWeights, Prepared};
 use akida_core::{
     Dims, ForwardError, LayerKind, PrepBuffers, Preparation, Simd, ValidLayer, ValidModel,
 };
 use rayon::prelude::*;
+use std::time::Instant;
 
 /// How the runtime picks a backend for each layer (`akida run --kernel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -54,6 +57,12 @@ pub fn detect_simd() -> Simd {
     Simd::detect()
 }
 
+/// What a layer outputs for an all-zero input (the same every time).
+enum ZeroOutput {
+    Levels(Vec<u8>),
+    Potentials(Vec<i32>),
+}
+
 /// One layer, prepared.
 struct PreparedLayer {
     unpacked: Vec<i8>,
@@ -62,23 +71,61 @@ struct PreparedLayer {
     /// The fast kernel's plan, packed operand and level cuts, where its
     /// operands fit 16 bits.
     fast: Option<(FastPlan, Vec<i16>, Vec<i32>)>,
+    /// The output for an all-zero input (not for the first layer, whose
+    /// input is an image).
+    zero: Option<ZeroOutput>,
 }
 
 impl PreparedLayer {
-    fn new(layer: &ValidLayer) -> PreparedLayer {
+    fn new(index: usize, layer: &ValidLayer, simd: Simd, allow_u8: bool) -> PreparedLayer {
         let mut unpacked = vec![0i8; layer.params().unpacked_len()];
         let w = unpack_weights(layer, &mut unpacked);
         let main_len = w.main.len();
         let fast = FastPlan::of(layer, &w).map(|plan| {
+            let plan = plan.with_dot(layer, &w, simd, allow_u8);
             let mut packed = vec![0i16; plan.packed_len];
             let mut cuts = vec![0i32; plan.cuts_len];
             FastOperands::build(layer, plan, &w, &mut packed, &mut cuts);
             (plan, packed, cuts)
         });
-        PreparedLayer {
+        let mut prepared = PreparedLayer {
             unpacked,
             main_len,
             fast,
+            zero: None,
+        };
+        if index > 0 {
+            prepared.zero = prepared.zero_output(layer);
+        }
+        prepared
+    }
+
+    /// The layer's output for an all-zero input, by the event kernel.
+    fn zero_output(&self, layer: &ValidLayer) -> Option<ZeroOutput> {
+        let p = layer.params();
+        let input = vec![0u8; p.input.len()];
+        let prepared = Prepared {
+            backend: Backend::Event,
+            weights: self.weights(),
+            fast: None,
+        };
+        let mut scratch = vec![0i32; p.scratch_len(&layer.shapes)];
+        let mut row = vec![0i32; p.filters as usize];
+        let buffers = LayerBuffers {
+            scratch: &mut scratch,
+            a: &mut [],
+            row: &mut row,
+        };
+        let n = layer.output_len();
+        if p.activation {
+            let mut out = vec![0u8; n];
+            run_layer(layer, &prepared, &input, buffers, LayerOutputMut::Levels(&mut out)).ok()?;
+            Some(ZeroOutput::Levels(out))
+        } else {
+            let mut out = vec![0i32; n];
+            run_layer(layer, &prepared, &input, buffers, LayerOutputMut::Potentials(&mut out))
+                .ok()?;
+            Some(ZeroOutput::Potentials(out))
         }
     }
 
@@ -101,6 +148,9 @@ pub struct Runtime<'m, B, S> {
     model: &'m ValidModel<B, S>,
     layers: Vec<PreparedLayer>,
     simd: Simd,
+    /// Whether `simd`'s byte product passed its start-up check
+    /// ([`fast::self_check_u8`]); if not, every layer multiplies in 16 bits.
+    u8_checked: bool,
     policy: KernelPolicy,
 }
 
@@ -146,23 +196,59 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Runtime<'_, B,
 impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
     /// Prepares a valid model.
     pub fn new(model: &'m ValidModel<B, S>, policy: KernelPolicy) -> Runtime<'m, B, S> {
-        let layers = model.layers().map(|l| PreparedLayer::new(&l)).collect();
         Runtime {
             model,
-            layers,
-            simd: detect_simd(),
+            layers: Vec::new(),
+            simd: Simd::portable(),
+            u8_checked: false,
             policy,
         }
+        .with_simd(detect_simd())
     }
 
-    /// Uses `simd` for the fast kernel instead of the detected one.
-    pub fn with_simd(mut self, simd: Simd) -> Self {
+    /// Uses `simd` for the fast kernel instead of the detected one (the
+    /// layers are prepared again: the byte product depends on it).
+    pub fn with_simd(self, simd: Simd) -> Self {
+        self.with_kernels(simd, true)
+    }
+
+    /// Uses `simd`, with the byte product where it applies if `u8` (and
+    /// its start-up check passes), else the 16-bit product everywhere.
+    pub fn with_kernels(mut self, simd: Simd, u8: bool) -> Self {
         self.simd = simd;
+        self.u8_checked = u8 && fast::self_check_u8(simd);
+        self.layers = self
+            .model
+            .layers()
+            .enumerate()
+            .map(|(i, l)| PreparedLayer::new(i, &l, simd, self.u8_checked))
+            .collect();
         self
     }
 
     pub fn simd(&self) -> Simd {
         self.simd
+    }
+
+    /// How the byte product runs, for reports: its instruction, `off` when
+    /// no layer uses it, or the failed start-up check.
+    pub fn u8_report(&self) -> String {
+        let used = self
+            .layers
+            .iter()
+            .any(|l| matches!(&l.fast, Some((p, _, _)) if p.dot != fast::Dot::I16));
+        if !self.u8_checked && fast::self_check_u8(self.simd) {
+            "off".to_owned()
+        } else if !self.u8_checked {
+            format!(
+                "off ({} failed its start-up check: 16-bit products used)",
+                self.simd.u8_instruction()
+            )
+        } else if used {
+            self.simd.u8_instruction().to_owned()
+        } else {
+            "unused".to_owned()
+        }
     }
 
     pub fn model(&self) -> &'m ValidModel<B, S> {
@@ -224,6 +310,8 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
 
     /// Runs one image with core's forward; copies the last layer's output
     /// into `levels` or `potentials` (whichever the model produces).
+    /// Layer after layer as core's `forward` does, with this runtime's
+    /// preparation, and the zero-input output copied where it applies.
     fn forward_into(
         &self,
         image: &[u8],
@@ -231,22 +319,75 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         levels: &mut [u8],
         potentials: &mut [i32],
     ) -> Result<(), ForwardError> {
+        self.forward_observed(image, s, levels, potentials, |_, _, _| {})
+    }
+
+    /// [`Self::forward_into`], calling `observe(i, backend, input)` after
+    /// layer `i` ran on `input` with `backend` (`None`: the zero-input copy).
+    fn forward_observed(
+        &self,
+        image: &[u8],
+        s: &mut Scratch,
+        levels: &mut [u8],
+        potentials: &mut [i32],
+        mut observe: impl FnMut(usize, Option<Backend>, &[u8]),
+    ) -> Result<(), ForwardError> {
+        let expected = self.model.input().len();
+        if image.len() != expected {
+            return Err(ForwardError::InputLength {
+                expected,
+                found: image.len(),
+            });
+        }
         let [level_a, level_b] = &mut s.levels;
-        let mut ws = Workspace {
-            levels: [level_a, level_b],
-            scratch: &mut s.scratch,
-            a: &mut s.a,
-            row: &mut s.row,
-            output: &mut s.output,
-            prep: PrepBuffers {
-                weights: &mut [],
-                packed: &mut [],
-                cuts: &mut [],
-            },
+        let (mut src, mut dst): (&mut Vec<u8>, &mut Vec<u8>) = (level_a, level_b);
+        let last = self.model.len() - 1;
+        let mut no_buffers = PrepBuffers {
+            weights: &mut [],
+            packed: &mut [],
+            cuts: &mut [],
         };
-        match forward(self.model, image, &mut ws, self, |_, _| {})? {
-            LayerOutput::Levels(l) => levels.copy_from_slice(l),
-            LayerOutput::Potentials(p) => potentials.copy_from_slice(p),
+        for (i, layer) in self.model.layers().enumerate() {
+            let input: &[u8] = if i == 0 {
+                image
+            } else {
+                &src[..layer.params().input.len()]
+            };
+            let n = layer.output_len();
+            let zero = match &self.layers[i].zero {
+                Some(z) if input.iter().all(|&v| v == 0) => Some(z),
+                _ => None,
+            };
+            if let Some(z) = zero {
+                match z {
+                    ZeroOutput::Levels(l) => dst[..n].copy_from_slice(l),
+                    ZeroOutput::Potentials(p) => s.output[..n].copy_from_slice(p),
+                }
+                observe(i, None, input);
+            } else {
+                let prepared = self.prepare(i, &layer, input, &mut no_buffers)?;
+                let buffers = LayerBuffers {
+                    scratch: &mut s.scratch,
+                    a: &mut s.a,
+                    row: &mut s.row,
+                };
+                let out = if layer.params().activation {
+                    LayerOutputMut::Levels(&mut dst[..n])
+                } else {
+                    LayerOutputMut::Potentials(&mut s.output[..n])
+                };
+                run_layer(&layer, &prepared, input, buffers, out)?;
+                observe(i, Some(prepared.backend), input);
+            }
+            if i != last {
+                core::mem::swap(&mut src, &mut dst);
+            }
+        }
+        let n = self.model.output().len();
+        if self.model.outputs_levels() {
+            levels.copy_from_slice(&dst[..n]);
+        } else {
+            potentials.copy_from_slice(&s.output[..n]);
         }
         Ok(())
     }
@@ -332,30 +473,12 @@ pub struct LayerProfile {
     /// Wall time of the layer over all images, one thread.
     pub seconds: f64,
     /// Images the fast kernel ran this layer for (the others: event or
-    /// reference, as the policy chose).
+    /// reference, as the policy chose, or the zero-input copy).
     pub fast_images: usize,
+    /// Images whose input to this layer was all zero (output copied).
+    pub zero_images: usize,
     /// Mean fraction of non-zero input values.
     pub density: f64,
-}
-
-/// A [`Preparation`] that remembers which backend each layer got.
-struct Recorder<'r, 'm, B, S> {
-    runtime: &'r Runtime<'m, B, S>,
-    chosen: std::cell::RefCell<Vec<Backend>>,
-}
-
-impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Recorder<'_, '_, B, S> {
-    fn prepare<'s>(
-        &'s self,
-        index: usize,
-        layer: &ValidLayer,
-        input: &[u8],
-        buffers: &'s mut PrepBuffers,
-    ) -> Result<Prepared<'s>, ForwardError> {
-        let prepared = self.runtime.prepare(index, layer, input, buffers)?;
-        self.chosen.borrow_mut().push(prepared.backend);
-        Ok(prepared)
-    }
 }
 
 impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
@@ -371,50 +494,59 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
                 macs: layer_macs(&l),
                 seconds: 0.0,
                 fast_images: 0,
+                zero_images: 0,
                 density: 0.0,
             })
             .collect();
         let mut s = self.scratch();
-        let recorder = Recorder {
-            runtime: self,
-            chosen: Default::default(),
-        };
+        let out_len = self.output_dims().len();
+        let (mut levels, mut potentials) = (vec![0u8; out_len], vec![0i32; out_len]);
         let n = images.len() / in_len;
+        let outputs_levels = self.model.outputs_levels();
         for image in images.chunks_exact(in_len) {
-            let [level_a, level_b] = &mut s.levels;
-            let mut ws = Workspace {
-                levels: [level_a, level_b],
-                scratch: &mut s.scratch,
-                a: &mut s.a,
-                row: &mut s.row,
-                output: &mut s.output,
-                prep: PrepBuffers {
-                    weights: &mut [],
-                    packed: &mut [],
-                    cuts: &mut [],
-                },
+            let (l, p): (&mut [u8], &mut [i32]) = if outputs_levels {
+                (&mut levels, &mut [])
+            } else {
+                (&mut [], &mut potentials)
             };
-            recorder.chosen.borrow_mut().clear();
-            let mut density = vec![nonzero(image)];
-            let mut last = std::time::Instant::now();
-            let mut times = Vec::with_capacity(profile.len());
-            forward(self.model, image, &mut ws, &recorder, |_, out| {
-                let now = std::time::Instant::now();
-                times.push(now - last);
-                if let LayerOutput::Levels(l) = out {
-                    density.push(nonzero(l));
+            let mut last = Instant::now();
+            self.forward_observed(image, &mut s, l, p, |i, backend, input| {
+                let now = Instant::now();
+                let layer = &mut profile[i];
+                layer.seconds += (now - last).as_secs_f64();
+                layer.density += nonzero(input) / n as f64;
+                match backend {
+                    Some(Backend::Fast(_)) => layer.fast_images += 1,
+                    None => layer.zero_images += 1,
+                    _ => {}
                 }
-                last = std::time::Instant::now();
+                last = Instant::now();
             })?;
-            for (i, p) in profile.iter_mut().enumerate() {
-                p.seconds += times[i].as_secs_f64();
-                p.density += density[i] / n as f64;
-                if matches!(recorder.chosen.borrow()[i], Backend::Fast(_)) {
-                    p.fast_images += 1;
-                }
-            }
         }
         Ok(profile)
+    }
+
+    /// Runs `images` one at a time on this thread and returns the wall time
+    /// of each, in seconds (single-image latency).
+    pub fn latencies(&self, images: &[u8]) -> Result<Vec<f64>, ForwardError> {
+        let in_len = self.input_dims().len();
+        let out_len = self.output_dims().len();
+        let mut s = self.scratch();
+        let (mut levels, mut potentials) = (vec![0u8; out_len], vec![0i32; out_len]);
+        let outputs_levels = self.model.outputs_levels();
+        images
+            .chunks_exact(in_len)
+            .map(|image| {
+                let (l, p): (&mut [u8], &mut [i32]) = if outputs_levels {
+                    (&mut levels, &mut [])
+                } else {
+                    (&mut [], &mut potentials)
+                };
+                let start = Instant::now();
+                self.forward_into(image, &mut s, l, p)?;
+                Ok(start.elapsed().as_secs_f64())
+            })
+            .collect()
     }
 }
 
