@@ -143,9 +143,15 @@ const CUT_LANES: usize = 32;
 /// blocks of 32 filters are counted in i32 lanes in registers, the padding
 /// columns with them, and only the first `f` levels written.
 #[inline(always)]
-fn count_cuts(row: &[i32], sat: impl Fn(i32) -> i32, cuts: &[i32], stride: usize, levels: &mut [u8]) {
+fn count_cuts(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    cuts: &[i32],
+    stride: usize,
+    levels: &mut [u8],
+) {
     let f = levels.len();
-    if stride % CUT_LANES == 0 && row.len() >= stride {
+    if stride.is_multiple_of(CUT_LANES) && row.len() >= stride {
         for start in (0..f).step_by(CUT_LANES) {
             let p: &[i32; CUT_LANES] = row[start..start + CUT_LANES].try_into().unwrap();
             let mut v = [0i32; CUT_LANES];

@@ -759,7 +759,13 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2; `i16_quads` proved for the operands.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn gemm_u8_avx2(g: &Gemm, i16_quads: usize, a: &[u8], b: &[i8], product: &mut [i32]) {
+    pub unsafe fn gemm_u8_avx2(
+        g: &Gemm,
+        i16_quads: usize,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+    ) {
         check_u8(g, a, b, product);
         assert!(i16_quads >= 1);
         for f0 in (0..g.f_pad).step_by(TILE_F) {
