@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::commands::akida::{convert_format, profile_files, run_files, summary_table, RunOptions};
+use akida_host::commands::akida::{
+    convert_format, profile_files, run_files, simd_by_name, summary_table, RunOptions,
+};
 use akida_host::formats;
 use akida_host::runtime::KernelPolicy;
 use anyhow::Result;
@@ -51,9 +53,17 @@ enum Command {
         /// Kernel choice per layer
         #[arg(long, value_enum, default_value_t = KernelPolicy::Auto)]
         kernel: KernelPolicy,
-        /// Then print each layer's time, one image at a time on one thread
+        /// Then print each layer's time and the single-image latency (p50,
+        /// p99), one image at a time on one thread
         #[arg(long)]
         layers: bool,
+        /// Instruction set of the fast kernel (default: the best this CPU
+        /// has): portable, avx2, avx-vnni, avx512-vnni
+        #[arg(long, value_name = "NAME")]
+        simd: Option<String>,
+        /// 16-bit products everywhere (no u8 x s8 byte product)
+        #[arg(long)]
+        no_byte_product: bool,
     },
     /// Convert a model between .akd and .fbz (formats by extension)
     ConvertFormat {
@@ -84,15 +94,20 @@ fn run(cli: Cli) -> Result<()> {
             predict,
             kernel,
             layers,
+            simd,
+            no_byte_product,
         } => {
+            let simd = simd.as_deref().map(simd_by_name).transpose()?;
             let options = RunOptions {
                 policy: kernel,
                 predict,
+                simd,
+                no_byte_product,
             };
             let stats = run_files(&model, &input, &output, options)?;
             println!("{stats}");
             if layers {
-                print!("{}", profile_files(&model, &input, kernel)?);
+                print!("{}", profile_files(&model, &input, options)?);
             }
         }
         Command::ConvertFormat { input, output } => {

@@ -52,6 +52,10 @@ pub const EVENT_DENSITY: f64 = 0.05;
 /// pointwise stage works on depthwise potentials, far denser than the input).
 pub const SEPARABLE_EVENT_DENSITY: f64 = 0.005;
 
+/// Images between two progress reports of a batch (each step runs on every
+/// core).
+pub const PROGRESS_STEP: usize = 4096;
+
 /// The best SIMD instruction set of this CPU for the fast kernel.
 pub fn detect_simd() -> Simd {
     Simd::detect()
@@ -119,12 +123,25 @@ impl PreparedLayer {
         let n = layer.output_len();
         if p.activation {
             let mut out = vec![0u8; n];
-            run_layer(layer, &prepared, &input, buffers, LayerOutputMut::Levels(&mut out)).ok()?;
+            run_layer(
+                layer,
+                &prepared,
+                &input,
+                buffers,
+                LayerOutputMut::Levels(&mut out),
+            )
+            .ok()?;
             Some(ZeroOutput::Levels(out))
         } else {
             let mut out = vec![0i32; n];
-            run_layer(layer, &prepared, &input, buffers, LayerOutputMut::Potentials(&mut out))
-                .ok()?;
+            run_layer(
+                layer,
+                &prepared,
+                &input,
+                buffers,
+                LayerOutputMut::Potentials(&mut out),
+            )
+            .ok()?;
             Some(ZeroOutput::Potentials(out))
         }
     }
@@ -194,16 +211,28 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Runtime<'_, B,
 }
 
 impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
-    /// Prepares a valid model.
+    /// Prepares a valid model for this CPU's best instruction set, with the
+    /// byte product where it applies.
     pub fn new(model: &'m ValidModel<B, S>, policy: KernelPolicy) -> Runtime<'m, B, S> {
+        Runtime::with(model, policy, detect_simd(), true)
+    }
+
+    /// Prepares a valid model for `simd`, with the byte product where it
+    /// applies if `u8` (see [`Self::with_kernels`]).
+    pub fn with(
+        model: &'m ValidModel<B, S>,
+        policy: KernelPolicy,
+        simd: Simd,
+        u8: bool,
+    ) -> Runtime<'m, B, S> {
         Runtime {
             model,
             layers: Vec::new(),
-            simd: Simd::portable(),
+            simd,
             u8_checked: false,
             policy,
         }
-        .with_simd(detect_simd())
+        .with_kernels(simd, u8)
     }
 
     /// Uses `simd` for the fast kernel instead of the detected one (the
@@ -230,24 +259,19 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         self.simd
     }
 
-    /// How the byte product runs, for reports: its instruction, `off` when
-    /// no layer uses it, or the failed start-up check.
-    pub fn u8_report(&self) -> String {
+    /// How the byte product runs, for reports: its instruction, `unused`
+    /// when no layer takes it, `off` when not asked for, or the failed
+    /// start-up check.
+    pub fn u8_report(&self, asked: bool) -> &'static str {
         let used = self
             .layers
             .iter()
             .any(|l| matches!(&l.fast, Some((p, _, _)) if p.dot != fast::Dot::I16));
-        if !self.u8_checked && fast::self_check_u8(self.simd) {
-            "off".to_owned()
-        } else if !self.u8_checked {
-            format!(
-                "off ({} failed its start-up check: 16-bit products used)",
-                self.simd.u8_instruction()
-            )
-        } else if used {
-            self.simd.u8_instruction().to_owned()
-        } else {
-            "unused".to_owned()
+        match (asked, self.u8_checked, used) {
+            (false, _, _) => "off",
+            (true, false, _) => "off (its start-up check failed: 16-bit products used)",
+            (true, true, true) => self.simd.u8_instruction(),
+            (true, true, false) => "unused",
         }
     }
 
@@ -395,6 +419,16 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
     /// Runs a batch of `images` (back-to-back HWC uint8 images, a whole
     /// number of them) on every core.
     pub fn forward_batch(&self, images: &[u8]) -> Result<BatchOutput, ForwardError> {
+        self.forward_batch_progress(images, &|_| {})
+    }
+
+    /// [`Self::forward_batch`], calling `progress(done)` with the number of
+    /// images done after every [`PROGRESS_STEP`] of them.
+    pub fn forward_batch_progress(
+        &self,
+        images: &[u8],
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<BatchOutput, ForwardError> {
         let in_len = self.input_dims().len();
         let out_len = self.output_dims().len();
         if !images.len().is_multiple_of(in_len) {
@@ -404,26 +438,44 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             });
         }
         let n = images.len() / in_len;
-        let chunks = images.par_chunks_exact(in_len);
         if self.model.outputs_levels() {
             let mut out = vec![0u8; n * out_len];
-            chunks
-                .zip(out.par_chunks_exact_mut(out_len))
-                .try_for_each_init(
-                    || self.scratch(),
-                    |s, (img, out)| self.forward_into(img, s, out, &mut []),
-                )?;
+            self.steps(images, &mut out, progress, |s, img, out| {
+                self.forward_into(img, s, out, &mut [])
+            })?;
             Ok(BatchOutput::Levels(out))
         } else {
             let mut out = vec![0i32; n * out_len];
-            chunks
-                .zip(out.par_chunks_exact_mut(out_len))
-                .try_for_each_init(
-                    || self.scratch(),
-                    |s, (img, out)| self.forward_into(img, s, &mut [], out),
-                )?;
+            self.steps(images, &mut out, progress, |s, img, out| {
+                self.forward_into(img, s, &mut [], out)
+            })?;
             Ok(BatchOutput::Potentials(out))
         }
+    }
+
+    /// Runs `one` on every image of `images` into its slot of `out`, on
+    /// every core, [`PROGRESS_STEP`] images at a time.
+    fn steps<T: Send>(
+        &self,
+        images: &[u8],
+        out: &mut [T],
+        progress: &(dyn Fn(usize) + Sync),
+        one: impl Fn(&mut Scratch, &[u8], &mut [T]) -> Result<(), ForwardError> + Sync,
+    ) -> Result<(), ForwardError> {
+        let in_len = self.input_dims().len();
+        let out_len = self.output_dims().len();
+        let mut done = 0;
+        for (imgs, outs) in images
+            .chunks(in_len * PROGRESS_STEP)
+            .zip(out.chunks_mut(out_len * PROGRESS_STEP))
+        {
+            imgs.par_chunks_exact(in_len)
+                .zip(outs.par_chunks_exact_mut(out_len))
+                .try_for_each_init(|| self.scratch(), |s, (img, o)| one(s, img, o))?;
+            done += imgs.len() / in_len;
+            progress(done);
+        }
+        Ok(())
     }
 
     /// `predict` of a batch: the potentials of the last layer (which must
@@ -433,6 +485,11 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let BatchOutput::Potentials(p) = self.forward_batch(images)? else {
             return Ok(None);
         };
+        Ok(Some(self.rescale(&p)))
+    }
+
+    /// The engine's `predict` of a batch's output potentials.
+    pub fn rescale(&self, p: &[i32]) -> Vec<f32> {
         let last = self.model.last();
         let mut out = vec![0f32; p.len()];
         let per_image = self.output_dims().len();
@@ -442,7 +499,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         {
             inference::rescale_output(&last, src, dst);
         }
-        Ok(Some(out))
+        out
     }
 }
 
