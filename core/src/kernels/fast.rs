@@ -146,6 +146,8 @@ impl Simd {
     /// may sum `i16_quads` quads ([`Dot::U8`]) exactly: AVX2 needs at least
     /// one, the others sum in 32 bits.
     fn runs_u8(&self, i16_quads: u32) -> bool {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => i16_quads >= 1,
@@ -612,6 +614,8 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 /// as in [`Dot::U8`] (an instruction set that cannot use it, AVX2 with 0,
 /// runs the portable kernel: any combination is exact).
 pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product: &mut [i32]) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
     match simd.0 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
