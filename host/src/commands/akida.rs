@@ -581,6 +581,16 @@ pub fn profile_table(
             0.0
         }
     ));
+    let skipped: f64 = profile
+        .iter()
+        .map(|p| p.macs as f64 * p.zero_images as f64 / images.max(1) as f64)
+        .sum();
+    if skipped > 0.0 {
+        out.push_str(&format!(
+            "skipped: {skipped:.0} MAC/image of the total were not computed (all-zero layer \
+             input, fixed output copied)\n"
+        ));
+    }
     out
 }
 
