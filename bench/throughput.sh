@@ -16,7 +16,19 @@
 #      message if that fails), loads ENGINE_MODEL in BrainChip's engine, times
 #      `model.forward(x)` on the same images (best of 3 after a warm-up, model
 #      load excluded), checks its output equals ours, and prints images/s of
-#      both engines and their ratio.
+#      both engines and their ratio;
+#   5. if the model input is that of one of the int8 TFLite files in
+#      bench/tflite (ds_cnn_kws 49x10x1, ds_cnn_cifar10 32x32x3: the same
+#      architectures, see bench/tflite/make_tflite.py) and the ai-edge-litert
+#      interpreter is available (venv /tmp/litert-venv, created with
+#      `pip install ai-edge-litert` when missing), times it on the same
+#      images, XNNPACK, 2 threads: batch 1 (one `invoke` per image) and the
+#      whole batch in one `invoke`, best of 3 after a warm-up;
+#   6. `akida run --layers` on the first LAYER_IMAGES (default 200) images:
+#      the per-layer time and G MAC/s, and the single-image latency (p50,
+#      p99, one thread), whose p50 gives our batch-1 rate;
+#   7. with a C compiler on an AVX2 CPU, the register-only G MAC/s of one
+#      core for the AVX2 products' instruction pairs (bench/peak_avx2.c).
 #
 # Usage:
 #   bench/throughput.sh [MODEL.akd|MODEL.fbz [ENGINE_MODEL.fbz]]
@@ -32,6 +44,8 @@ MODEL="${1:-$ROOT/tests/data/reference/vectors/ds_cnn_kws_iq8_wq4_aq4.fbz}"
 ENGINE_MODEL="${2:-}"
 IMAGES="${IMAGES:-1000}"
 VENV=/tmp/akida-venv
+LITERT_VENV=/tmp/litert-venv
+LAYER_IMAGES="${LAYER_IMAGES:-200}"
 RUNS=3
 
 [[ -f "$MODEL" ]] || { echo "error: $MODEL: no such model file" >&2; exit 2; }
@@ -131,22 +145,24 @@ engine_python() {
     fi
 }
 
-PY="$(engine_python || true)"
-if [[ -z "$PY" ]]; then
-    echo "BrainChip akida engine: skipped (cannot install akida==2.19.3 into $VENV)"
-    exit 0
-fi
-
-if [[ -z "$ENGINE_MODEL" ]]; then
-    if [[ "${MODEL,,}" == *.fbz ]]; then
-        ENGINE_MODEL="$MODEL"
-    else
-        ENGINE_MODEL="$WORK/engine.fbz"
-        "$AKIDA" convert-format "$MODEL" "$ENGINE_MODEL" >/dev/null
+THEIRS_IPS=0
+engine() {
+    local py
+    py="$(engine_python || true)"
+    if [[ -z "$py" ]]; then
+        echo "BrainChip akida engine: skipped (cannot install akida==2.19.3 into $VENV)"
+        return
     fi
-fi
-
-THEIRS_IPS="$("$PY" - "$ENGINE_MODEL" "$X" "$WORK/ours.npy" "$RUNS" <<'EOF'
+    if [[ -z "$ENGINE_MODEL" ]]; then
+        if [[ "${MODEL,,}" == *.fbz ]]; then
+            ENGINE_MODEL="$MODEL"
+        else
+            ENGINE_MODEL="$WORK/engine.fbz"
+            "$AKIDA" convert-format "$MODEL" "$ENGINE_MODEL" >/dev/null
+        fi
+    fi
+    local line theirs_s same
+    line="$("$py" - "$ENGINE_MODEL" "$X" "$WORK/ours.npy" "$RUNS" <<'EOF'
 import sys, time
 import numpy as np
 import akida
@@ -164,9 +180,126 @@ same = ours.shape == out.shape and ours.dtype == out.dtype and np.array_equal(ou
 print(f"{len(x) / best:.0f} {best:.4f} {'identical' if same else 'DIFFERENT'}")
 EOF
 )"
-read -r THEIRS_IPS THEIRS_S SAME <<<"$THEIRS_IPS"
-printf 'BrainChip akida %s forward (best of %d):     %8.0f images/s  (%.4f s)\n' \
-    "2.19.3" "$RUNS" "$THEIRS_IPS" "$THEIRS_S"
-printf 'outputs of both engines: %s\n' "$SAME"
-printf 'ratio akida-rs / akida engine: %.2fx (whole process), %.2fx (inference only)\n' \
-    "$(calc "$OURS_IPS / $THEIRS_IPS")" "$(calc "$INNER_IPS / $THEIRS_IPS")"
+    read -r THEIRS_IPS theirs_s same <<<"$line"
+    printf 'BrainChip akida %s forward (best of %d):     %8.0f images/s  (%.4f s)\n' \
+        "2.19.3" "$RUNS" "$THEIRS_IPS" "$theirs_s"
+    printf 'outputs of both engines: %s\n' "$same"
+    printf 'ratio akida-rs / akida engine: %.2fx (whole process), %.2fx (inference only)\n' \
+        "$(calc "$OURS_IPS / $THEIRS_IPS")" "$(calc "$INNER_IPS / $THEIRS_IPS")"
+}
+
+# Our single-image latency and per-layer profile (`akida run --layers`).
+profile() {
+    local n=$((IMAGES < LAYER_IMAGES ? IMAGES : LAYER_IMAGES)) save=$IMAGES report p50
+    IMAGES=$n
+    write_images "$WORK/x1.npy"
+    IMAGES=$save
+    report="$("$AKIDA" run -m "$MODEL" -i "$WORK/x1.npy" -o "$WORK/ours1.npy" --layers)"
+    printf 'akida run --layers on %d of the images:\n%s\n' "$n" "$(tail -n +2 <<<"$report")"
+    p50="$(sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p' <<<"$report")"
+    printf 'akida-rs  batch 1 (1 / p50 latency, one thread):  %8.0f images/s\n' "$(calc "1e6 / $p50")"
+}
+
+# TFLite int8 (ai-edge-litert, XNNPACK, 2 threads) on the same images.
+litert_python() {
+    local py="$LITERT_VENV/bin/python"
+    if [[ -x "$py" ]] && "$py" -c 'import ai_edge_litert' 2>/dev/null; then
+        echo "$py"
+        return
+    fi
+    say "installing ai-edge-litert into $LITERT_VENV"
+    if python3 -m venv "$LITERT_VENV" >&2 && "$LITERT_VENV/bin/pip" install -q ai-edge-litert numpy >&2; then
+        echo "$py"
+    fi
+}
+
+tflite() {
+    local file py
+    case "$SHAPE" in
+        49x10x1) file="$ROOT/bench/tflite/ds_cnn_kws_int8.tflite" ;;
+        32x32x3) file="$ROOT/bench/tflite/ds_cnn_cifar10_int8.tflite" ;;
+        *)
+            echo "TFLite int8: skipped (no .tflite for input $SHAPE)"
+            return
+            ;;
+    esac
+    py="$(litert_python || true)"
+    if [[ -z "$py" ]]; then
+        echo "TFLite int8: skipped (cannot install ai-edge-litert into $LITERT_VENV)"
+        return
+    fi
+    "$py" - "$file" "$X" "$RUNS" "$THEIRS_IPS" "$INNER_IPS" 2>/dev/null <<'EOF'
+import sys, time
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+path, x_path, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+engine, ours = float(sys.argv[4]), float(sys.argv[5])
+x = np.load(x_path)
+n = len(x)
+
+
+def timed(f):
+    f()  # warm-up
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+one = Interpreter(model_path=path, num_threads=2)
+one.allocate_tensors()
+i1, o1 = one.get_input_details()[0]["index"], one.get_output_details()[0]["index"]
+
+
+def batch1():
+    for img in x:
+        one.set_tensor(i1, img[None])
+        one.invoke()
+        one.get_tensor(o1)
+
+
+batch = Interpreter(model_path=path, num_threads=2)
+ib = batch.get_input_details()[0]["index"]
+batch.resize_tensor_input(ib, list(x.shape))
+batch.allocate_tensors()
+ob = batch.get_output_details()[0]["index"]
+
+
+def whole():
+    batch.set_tensor(ib, x)
+    batch.invoke()
+    batch.get_tensor(ob)
+
+
+t1, tb = timed(batch1), timed(whole)
+name = path.rsplit("/", 1)[-1]
+print(f"TFLite int8 {name} (ai-edge-litert, XNNPACK, 2 threads, best of {runs}):")
+print(f"  batch 1:    {n / t1:8.0f} images/s  ({t1:.4f} s)")
+print(f"  batch {n}: {n / tb:8.0f} images/s  ({tb:.4f} s)")
+best = max(n / t1, n / tb)
+print(f"ratio akida-rs (batch inference) / TFLite int8 (its best): {ours / best:.2f}x")
+if engine > 0:
+    print(f"ratio TFLite int8 (its best) / akida engine: {best / engine:.2f}x")
+EOF
+}
+
+# The register-only peak of one core for the AVX2 products' instruction pairs.
+peak() {
+    if ! command -v cc >/dev/null || ! grep -qw avx2 /proc/cpuinfo; then
+        return
+    fi
+    if cc -O2 -mavx2 -o "$WORK/peak" "$ROOT/bench/peak_avx2.c" 2>/dev/null; then
+        printf 'peak (bench/peak_avx2.c, register-only loop), %s\n' "$("$WORK/peak")"
+    fi
+}
+
+printf 'CPU: %s, %s cores (nproc), load average %s\n' \
+    "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(nproc)" \
+    "$(cut -d' ' -f1-3 /proc/loadavg)"
+engine
+tflite
+profile
+peak

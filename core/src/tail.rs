@@ -48,14 +48,14 @@ pub fn finish(
     let stride = grid.stride;
     let row = &mut row[..stride];
     let cell = |k: usize| &grid.potentials[k * stride..][..stride];
-    let mut write = |row: &mut [i32], index: usize| {
+    let mut write = |row: &[i32], index: usize| {
         emit(layer, row, f, activation, index, &mut out);
     };
     match layer.params().pooling {
         Pooling::None => {
+            // Each cell straight from the grid: no copy.
             for index in 0..conv.rows as usize * conv.cols as usize {
-                row.copy_from_slice(cell(index));
-                write(row, index);
+                emit(layer, cell(index), f, activation, index, &mut out);
             }
         }
         Pooling::Max { size, stride } => {
@@ -95,71 +95,101 @@ pub fn finish(
     }
 }
 
-/// Saturates a pooled row and writes its first `f` values as levels or
-/// potentials at output cell `index`.
+/// Saturates a (pooled) row of potentials and writes its first `f` values
+/// as levels or potentials at output cell `index`.
 #[inline(always)]
 fn emit(
     layer: &ValidLayer,
-    row: &mut [i32],
+    row: &[i32],
     f: usize,
     activation: Activation,
     index: usize,
     out: &mut LayerOutputMut,
 ) {
-    if layer.params().saturates() {
-        for v in row.iter_mut() {
-            *v = (*v).clamp(POTENTIAL_MIN, POTENTIAL_MAX);
+    let saturates = layer.params().saturates();
+    let sat = |v: i32| {
+        if saturates {
+            v.clamp(POTENTIAL_MIN, POTENTIAL_MAX)
+        } else {
+            v
         }
-    }
+    };
     match out {
         LayerOutputMut::Levels(levels) => {
             let levels = &mut levels[index * f..][..f];
             match activation {
-                Activation::Divide => divide(layer, &row[..f], levels),
-                Activation::Cuts { cuts, stride } => count_cuts(row, cuts, stride, levels),
+                Activation::Divide => divide(layer, &row[..f], sat, levels),
+                Activation::Cuts { cuts, stride } => count_cuts(row, sat, cuts, stride, levels),
             }
         }
-        LayerOutputMut::Potentials(p) => p[index * f..][..f].copy_from_slice(&row[..f]),
+        LayerOutputMut::Potentials(p) => {
+            for (o, &v) in p[index * f..][..f].iter_mut().zip(&row[..f]) {
+                *o = sat(v);
+            }
+        }
     }
 }
 
 /// Levels by division, filter by filter.
 #[inline(always)]
-fn divide(layer: &ValidLayer, row: &[i32], levels: &mut [u8]) {
+fn divide(layer: &ValidLayer, row: &[i32], sat: impl Fn(i32) -> i32, levels: &mut [u8]) {
     let l = &layer.layer;
     let bits = l.params.act_bits;
     for (filter, (&p, level)) in row.iter().zip(levels.iter_mut()).enumerate() {
         let divisor = activation::step_divisor(l.act_step.get(filter));
-        *level = activation::level(p, l.threshold.get(filter), divisor, bits);
+        *level = activation::level(sat(p), l.threshold.get(filter), divisor, bits);
     }
 }
 
-/// Levels as the count of cuts each potential exceeds, 16 filters at a time
-/// in registers (`row` holds `stride` cells; `cuts` is `[level][stride]`).
+/// Lanes [`count_cuts`] works on at once.
+const CUT_LANES: usize = 32;
+
+/// Levels as the count of cuts each potential exceeds (`row` holds `stride`
+/// cells; `cuts` is `[level][stride]`, its padding columns never cut). With
+/// a stride that is a multiple of [`CUT_LANES`] (the fast kernel's), whole
+/// blocks of 32 filters are counted in i32 lanes in registers, the padding
+/// columns with them, and only the first `f` levels written.
 #[inline(always)]
-fn count_cuts(row: &[i32], cuts: &[i32], stride: usize, levels: &mut [u8]) {
+fn count_cuts(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    cuts: &[i32],
+    stride: usize,
+    levels: &mut [u8],
+) {
     let f = levels.len();
-    for start in (0..f).step_by(16) {
-        let n = (f - start).min(16);
-        let mut count = [0u8; 16];
-        if let Some(p) = row.get(start..start + 16) {
-            let p: &[i32; 16] = p.try_into().unwrap_or(&[i32::MIN; 16]);
+    if stride.is_multiple_of(CUT_LANES) && row.len() >= stride {
+        for start in (0..f).step_by(CUT_LANES) {
+            let p: &[i32; CUT_LANES] = row[start..start + CUT_LANES].try_into().unwrap();
+            let mut v = [0i32; CUT_LANES];
+            for j in 0..CUT_LANES {
+                v[j] = sat(p[j]);
+            }
+            let mut count = [0i32; CUT_LANES];
             for cut in cuts.chunks_exact(stride) {
-                let c: &[i32; 16] = cut
-                    .get(start..start + 16)
-                    .and_then(|c| c.try_into().ok())
-                    .unwrap_or(&[i32::MAX; 16]);
-                for j in 0..16 {
-                    count[j] += (p[j] > c[j]) as u8;
+                let c: &[i32; CUT_LANES] = cut[start..start + CUT_LANES].try_into().unwrap();
+                for j in 0..CUT_LANES {
+                    count[j] += (v[j] > c[j]) as i32;
                 }
             }
-        } else {
-            for cut in cuts.chunks_exact(stride) {
-                for j in 0..n {
-                    count[j] += (row[start + j] > cut[start + j]) as u8;
-                }
+            let mut bytes = [0u8; CUT_LANES];
+            for j in 0..CUT_LANES {
+                // `min` keeps the counts in i32 lanes (a bare `as u8` lets
+                // the compiler count in bytes, through costly packs).
+                bytes[j] = count[j].min(255) as u8;
+            }
+            match levels.get_mut(start..start + CUT_LANES) {
+                Some(l) => l.copy_from_slice(&bytes),
+                None => levels[start..].copy_from_slice(&bytes[..f - start]),
             }
         }
-        levels[start..start + n].copy_from_slice(&count[..n]);
+        return;
+    }
+    for (filter, (&p, level)) in row.iter().zip(levels.iter_mut()).enumerate() {
+        let p = sat(p);
+        *level = cuts
+            .chunks_exact(stride)
+            .filter(|cut| p > cut[filter])
+            .count() as u8;
     }
 }

@@ -322,3 +322,145 @@ fn padding_value_cells_are_events() {
     );
     assert_eq!(event, reference);
 }
+
+/// Final outputs (levels, potentials) of the fast kernel with the byte
+/// product wherever `simd` runs it exactly ([`fast::FastPlan::with_dot`]),
+/// and whether the layer took it; `None` where the fast kernel does not
+/// apply (operands beyond 16 bits).
+fn run_byte_product(
+    layer: &ValidLayer,
+    input: &[u8],
+    simd: Simd,
+) -> Option<(Vec<u8>, Vec<i32>, bool)> {
+    let mut b = Buffers::of(layer);
+    let weights = kernels::unpack_weights(layer, &mut b.weights);
+    let plan = fast::FastPlan::of(layer, &weights)?.with_dot(layer, &weights, simd, true);
+    let ops = fast::FastOperands::build(layer, plan, &weights, &mut b.packed, &mut b.cuts);
+    let prepared = kernels::Prepared {
+        backend: Backend::Fast(simd),
+        weights,
+        fast: Some(ops),
+    };
+    let n = layer.output_len();
+    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
+    let out_buf = if layer.params().activation {
+        LayerOutputMut::Levels(&mut levels)
+    } else {
+        LayerOutputMut::Potentials(&mut out)
+    };
+    let buffers = LayerBuffers {
+        scratch: &mut b.scratch,
+        a: &mut b.a,
+        row: &mut b.row,
+    };
+    run_layer(layer, &prepared, input, buffers, out_buf).unwrap();
+    Some((levels, out, plan.dot != fast::Dot::I16))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
+
+    /// The byte product (u8 x s8) of every instruction set this CPU runs
+    /// equals the reference kernel, and is taken wherever it applies.
+    #[test]
+    fn byte_product_kernels_agree(c in case()) {
+        let b = build(&c);
+        let l = valid(&c, &b);
+        let reference = run(&l, &b.input, Backend::Reference);
+        for simd in Simd::available() {
+            let Some((levels, out, took)) = run_byte_product(&l, &b.input, simd) else {
+                continue;
+            };
+            let bytes = c.kind != LayerKind::SeparableConvolutional;
+            // Only AVX2 may decline (pairs that could saturate 16 bits).
+            prop_assert!(took == bytes || (bytes && simd.name() == "avx2"));
+            prop_assert_eq!(&reference.1, &levels, "{} byte levels differ for {:?}", simd.name(), c);
+            prop_assert_eq!(&reference.2, &out, "{} byte potentials differ for {:?}", simd.name(), c);
+        }
+    }
+}
+
+/// The start-up check of the byte product passes on every instruction set
+/// this CPU runs (a kernel failing it here is a bug, not a CPU quirk).
+#[test]
+fn every_byte_product_passes_its_self_check() {
+    for simd in Simd::available() {
+        assert!(fast::self_check_u8(simd), "{} byte product", simd.name());
+    }
+}
+
+/// The AVX2 byte product widens its 16-bit lanes every `i16_quads` quads:
+/// a long K with 4-bit inputs and weights at their extremes (every pair at
+/// its bound) crosses several widenings and must still be exact.
+#[test]
+fn byte_product_at_the_sixteen_bit_bound_is_exact() {
+    let (rows, k, f) = (5usize, 1000usize, 33usize);
+    let g = fast::Gemm::new(rows, k, f);
+    let a = vec![15u8; rows * g.k4];
+    let w = vec![-8i8; k * f];
+    let mut b = vec![0i8; g.k4 * g.f_pad];
+    fast::pack_b_u8(&g, &w, &mut b);
+    let i16_quads = (i16::MAX as i64 / (2 * 15 * 8)) as u32;
+    for simd in Simd::available() {
+        let mut out = vec![0i32; rows * g.f_pad];
+        fast::gemm_u8(simd, &g, i16_quads, &a, &b, &mut out);
+        for row in out.chunks_exact(g.f_pad) {
+            assert!(
+                row[..f].iter().all(|&v| v == -15 * 8 * k as i32),
+                "{}",
+                simd.name()
+            );
+            assert!(row[f..].iter().all(|&v| v == 0), "{}", simd.name());
+        }
+    }
+}
+
+/// The case recorded in `kernels_agree.proptest-regressions` (an input
+/// convolution of one 1x1x3 image cell, one filter, 4-bit weights holding
+/// the asymmetric extreme -8, raw potentials), written out so that it stays
+/// checked whatever becomes of the generator the seed replays through:
+/// every backend and instruction set, 16-bit and byte products, and the
+/// weight widths around it.
+#[test]
+fn recorded_input_convolution_case_agrees() {
+    for weight_bits in [2, 4, 8] {
+        for seed in 1..200 {
+            let c = Case {
+                kind: LayerKind::InputConvolutional,
+                input: Dims::new(1, 1, 3),
+                filters: 1,
+                kernel: Window::ONE,
+                stride: Window::ONE,
+                padding: Padding::Valid,
+                padding_value: 0,
+                pooling: Pooling::None,
+                activation: false,
+                act_bits: 1,
+                weight_bits,
+                input_bits: None,
+                sparsity: 0.0,
+                seed,
+            };
+            let b = build(&c);
+            let l = valid(&c, &b);
+            let reference = run(&l, &b.input, Backend::Reference);
+            // The definition, by hand: one output, three products.
+            let mut w = vec![0i8; 3];
+            kernels::unpack_weights(&l, &mut w);
+            let want: i32 = (0..3).map(|i| b.input[i] as i32 * w[i] as i32).sum();
+            assert_eq!(reference.2, vec![want], "{c:?}");
+            assert_eq!(
+                run(&l, &b.input, Backend::Event).2,
+                reference.2,
+                "event {c:?}"
+            );
+            for simd in Simd::available() {
+                let fast = run(&l, &b.input, Backend::Fast(simd));
+                assert_eq!(fast.2, reference.2, "{} {c:?}", simd.name());
+                let (_, out, took) = run_byte_product(&l, &b.input, simd).unwrap();
+                assert!(took || (weight_bits == 8 && simd.name() == "avx2"));
+                assert_eq!(out, reference.2, "{} byte product {c:?}", simd.name());
+            }
+        }
+    }
+}

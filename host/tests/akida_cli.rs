@@ -133,6 +133,19 @@ fn run_gives_the_engine_outputs_on_every_reference_set() {
             let got = run_ok(&fbz, &input, &out, &["--kernel", kernel]);
             assert_eq!(got, forward, "{name} --kernel {kernel}");
         }
+        // Every fast-kernel path this CPU runs, forced by name, with and
+        // without the byte product.
+        for simd in akida_core::Simd::available() {
+            for extra in [&[][..], &["--no-byte-product"][..]] {
+                let args = [&["--kernel", "fast", "--simd", simd.name()][..], extra].concat();
+                run(&fbz, &input, &out)
+                    .args(&args)
+                    .assert()
+                    .success()
+                    .stdout(contains(format!("SIMD {}, ", simd.name())));
+                assert_eq!(read_npy(&out).unwrap(), forward, "{name} {args:?}");
+            }
+        }
         let got = run_ok(&fbz, &input, &out, &["--predict"]);
         assert_eq!(got.shape, predict.shape, "{name}");
         assert_eq!(f32_bits(&got), f32_bits(&predict), "{name} --predict");
@@ -447,4 +460,34 @@ fn errors_exit_2_name_the_file_and_write_nothing() {
         );
         assert_eq!(files_in(dir), before, "{args:?} wrote a file");
     }
+}
+
+/// `--simd` names only what this CPU runs; `--layers` prints the per-layer
+/// table and the single-image latency.
+#[test]
+fn run_simd_names_and_layer_profile() {
+    let name = &reference_sets()[0];
+    let dir = scratch("akida", "simd");
+    let input = dir.path().join("in.npy");
+    write_npy(&input, &array(name, "input_uint8")).unwrap();
+    let out = dir.path().join("out.npy");
+    run(&model_path(name), &input, &out)
+        .args(["--simd", "no-such-set"])
+        .assert()
+        .failure()
+        .stderr(contains(
+            "--simd no-such-set: not available on this CPU (available: portable",
+        ));
+    assert!(!out.exists());
+    run(&model_path(name), &input, &out)
+        .args(["--layers", "--no-byte-product"])
+        .assert()
+        .success()
+        .stdout(
+            contains("byte product off")
+                .and(contains(
+                    "latency per image (one at a time, one thread): p50 ",
+                ))
+                .and(contains("fast-kernel layers: ")),
+        );
 }

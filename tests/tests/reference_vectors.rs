@@ -88,15 +88,19 @@ fn every_layer_of_every_set_equals_the_engine_with_both_kernels() {
 }
 
 /// The host runtime (prepared model, batch over all cores, per-layer kernel
-/// choice, every fast-kernel instruction set) gives the engine's outputs.
+/// choice) gives the engine's outputs through every fast-kernel path this
+/// CPU runs: every instruction set (portable always; AVX2, AVX-VNNI,
+/// AVX-512 VNNI where present), each with the u8 x s8 byte product and with
+/// the 16-bit product only.
 #[test]
 fn host_runtime_batches_equal_the_engine_with_every_policy() {
     use akida_core::kernels::fast::Simd;
     use akida_host::runtime::{BatchOutput, KernelPolicy, Runtime};
 
     let (dir, names) = reference_sets();
-    let mut simds = vec![Simd::portable(), akida_host::runtime::detect_simd()];
-    simds.dedup();
+    let simds = Simd::available();
+    // Instruction sets whose byte product some layer of some set took.
+    let mut took_bytes = Vec::new();
     let mut compared = 0;
     for name in &names {
         let mut set = ReferenceSet::open(&dir, name);
@@ -111,9 +115,14 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
             KernelPolicy::Event,
             KernelPolicy::Reference,
         ] {
-            for &simd in &simds {
-                let rt = Runtime::new(&model, policy).with_simd(simd);
-                let what = format!("{name} {policy:?} {}", simd.name());
+            for (simd, u8) in simds.iter().flat_map(|&s| [(s, true), (s, false)]) {
+                let rt = Runtime::new(&model, policy).with_kernels(simd, u8);
+                let what = format!("{name} {policy:?} {} byte product {u8}", simd.name());
+                let report = rt.u8_report(u8);
+                assert!(!report.starts_with("off ("), "{what}: {report}");
+                if u8 && report == simd.u8_instruction() && !took_bytes.contains(&simd) {
+                    took_bytes.push(simd);
+                }
                 let BatchOutput::Potentials(p) = rt.forward_batch(inputs.as_u8().unwrap()).unwrap()
                 else {
                     panic!("{what}: expected potentials");
@@ -129,9 +138,23 @@ fn host_runtime_batches_equal_the_engine_with_every_policy() {
             }
         }
     }
+    // Each instruction set's byte product ran on some layer (the reference
+    // models have 4-bit weights on 4-bit or 8-bit inputs: AVX2 takes them too).
+    for simd in &simds {
+        assert!(
+            took_bytes.contains(simd),
+            "{}: byte product never taken",
+            simd.name()
+        );
+    }
     println!(
-        "host runtime: {compared} elements of {} sets equal to the engine",
-        names.len()
+        "host runtime: {compared} elements of {} sets equal to the engine, through {}",
+        names.len(),
+        simds
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
 }
 

@@ -10,6 +10,16 @@
 //!   16 bits, which [`FastPlan::of`] proves lossless) times the pointwise kernel;
 //! - fully connected: one row, the HWC input.
 //!
+//! Where A holds uint8 values (the image or input levels of a convolution or
+//! fully connected layer), the product can instead run on bytes
+//! ([`Dot::U8`]): A as u8, B as s8 packed in quads of K, which the u8 x s8
+//! dot-product instructions take (AVX-512 VNNI and AVX-VNNI `vpdpbusd`, exact
+//! in 32 bits; AVX2 `vpmaddubsw`, whose 16-bit pair sums and 16-bit running
+//! sums [`FastPlan::with_dot`] proves cannot saturate or wrap from the
+//! layer's input range and weights). [`FastPlan::with_dot`] picks it per
+//! instruction set; the separable pointwise product stays 16-bit, as its A
+//! (depthwise potentials) is signed and wider than a byte.
+//!
 //! The products are exact (no saturation anywhere: operands fit 16 bits and
 //! the validated potential bound fits 32), so the results equal the
 //! reference kernel's bit for bit; property tests hold them equal.
@@ -31,6 +41,9 @@ enum Isa {
     Portable,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX2 plus AVX-VNNI (256-bit `vpdpbusd`).
+    #[cfg(target_arch = "x86_64")]
+    AvxVnni,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
 }
@@ -48,6 +61,15 @@ impl Simd {
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx2_unchecked() -> Simd {
         Simd(Isa::Avx2)
+    }
+
+    /// AVX2 micro-kernels, and AVX-VNNI `vpdpbusd` for the byte product.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and AVX-VNNI.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx_vnni_unchecked() -> Simd {
+        Simd(Isa::AvxVnni)
     }
 
     /// AVX-512 VNNI micro-kernels.
@@ -77,6 +99,10 @@ impl Simd {
             if std::is_x86_feature_detected!("avx2") {
                 // SAFETY: detected on this CPU.
                 v.push(unsafe { Simd::avx2_unchecked() });
+                if std::is_x86_feature_detected!("avxvnni") {
+                    // SAFETY: detected on this CPU.
+                    v.push(unsafe { Simd::avx_vnni_unchecked() });
+                }
             }
             if std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
@@ -96,7 +122,36 @@ impl Simd {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => "avx2",
             #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => "avx-vnni",
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => "avx512-vnni",
+        }
+    }
+
+    /// The instruction that runs the byte product ([`Dot::U8`]) with this
+    /// instruction set, for reports.
+    pub fn u8_instruction(&self) -> &'static str {
+        match self.0 {
+            Isa::Portable => "portable",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => "vpmaddubsw",
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => "vpdpbusd ymm",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => "vpdpbusd zmm",
+        }
+    }
+
+    /// Whether this instruction set runs a byte product whose 16-bit lanes
+    /// may sum `i16_quads` quads ([`Dot::U8`]) exactly: AVX2 needs at least
+    /// one, the others sum in 32 bits.
+    fn runs_u8(&self, i16_quads: u32) -> bool {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
+        match self.0 {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => i16_quads >= 1,
+            _ => true,
         }
     }
 }
@@ -109,6 +164,8 @@ pub struct Gemm {
     /// Inner dimension and its padding to an even count.
     pub k: usize,
     pub k_pad: usize,
+    /// K padded to quads: the row length of a byte A ([`Dot::U8`]).
+    pub k4: usize,
     /// Columns of B (filters) and their padding to [`TILE_F`].
     pub f: usize,
     pub f_pad: usize,
@@ -120,10 +177,22 @@ impl Gemm {
             rows,
             k,
             k_pad: k.next_multiple_of(2),
+            k4: k.next_multiple_of(4),
             f,
             f_pad: f.next_multiple_of(TILE_F),
         }
     }
+}
+
+/// How the product of a layer multiplies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dot {
+    /// A and B in 16 bits, pairs of K (`vpmaddwd`, `vpdpwssd`).
+    I16,
+    /// A in u8 and B in s8, quads of K, 32-bit sums. `i16_quads`: how many
+    /// quads a 16-bit lane may sum without saturating or wrapping
+    /// (`i16::MAX / (2 * max_a * max_|w|)`, the AVX2 `vpmaddubsw` chunk).
+    U8 { i16_quads: u32 },
 }
 
 /// Everything the fast kernel of one layer needs to know, and the buffer
@@ -141,6 +210,10 @@ pub struct FastPlan {
     pub product_len: usize,
     /// i32 cells of the level cuts (levels x f_pad).
     pub cuts_len: usize,
+    /// How the product multiplies ([`Self::sizes`] and [`Self::of`]: 16-bit;
+    /// [`Self::with_dot`] may choose bytes). A byte A and a byte B fit the
+    /// buffers sized for 16 bits (`k4 <= 2 * k_pad`).
+    pub dot: Dot,
 }
 
 impl FastPlan {
@@ -167,6 +240,7 @@ impl FastPlan {
             depthwise_len,
             product_len: rows * gemm.f_pad,
             cuts_len: if p.activation { levels * gemm.f_pad } else { 0 },
+            dot: Dot::I16,
         }
     }
 
@@ -190,6 +264,41 @@ impl FastPlan {
         }
         Some(FastPlan::sizes(layer))
     }
+
+    /// This plan with the byte product where `simd` runs it exactly and
+    /// `allow_u8` (the instruction set passed its start-up check): layers
+    /// whose A is uint8 (input and plain convolutions, fully connected).
+    /// The AVX2 `vpmaddubsw` sums pairs `a0 * w0 + a1 * w1` into 16 bits with
+    /// saturation, then we add them in 16-bit lanes: with `max_a` the
+    /// highest input value (or padding value) and `max_w` the largest weight
+    /// magnitude, a pair is at most `2 * max_a * max_w` in magnitude, so
+    /// `n = i16::MAX / (2 * max_a * max_w)` quads (n pairs per lane) never
+    /// leave i16; the lanes are widened to 32 bits every `n` quads.
+    pub fn with_dot(
+        mut self,
+        layer: &ValidLayer,
+        weights: &KernelWeights,
+        simd: Simd,
+        allow_u8: bool,
+    ) -> FastPlan {
+        let p = layer.params();
+        if !allow_u8 || p.kind == LayerKind::SeparableConvolutional {
+            return self;
+        }
+        let w = product_weights(layer, weights);
+        let max_w = w.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
+        let max_a = (layer.max_input as i64).max(p.padding_value as i64);
+        let pair = 2 * max_a * max_w;
+        let i16_quads = if pair == 0 {
+            u32::MAX
+        } else {
+            (i16::MAX as i64 / pair).min(u32::MAX as i64) as u32
+        };
+        if simd.runs_u8(i16_quads) {
+            self.dot = Dot::U8 { i16_quads };
+        }
+        self
+    }
 }
 
 /// Packs B: the kernels' (K x F) weight matrix `w` (main, or pointwise for a
@@ -203,6 +312,37 @@ pub fn pack_b(g: &Gemm, w: &[i8], out: &mut [i16]) {
             out[(k / 2) * g.f_pad * 2 + col * 2 + k % 2] = w[k * g.f + col] as i16;
         }
     }
+}
+
+/// Packs B for the byte product: `out[(k/4) * f_pad * 4 + col * 4 + k % 4]`,
+/// zero beyond K and F.
+pub fn pack_b_u8(g: &Gemm, w: &[i8], out: &mut [i8]) {
+    let out = &mut out[..g.k4 * g.f_pad];
+    out.fill(0);
+    for k in 0..g.k {
+        for col in 0..g.f {
+            out[(k / 4) * g.f_pad * 4 + col * 4 + k % 4] = w[k * g.f + col];
+        }
+    }
+}
+
+/// The bytes of an i16 buffer (a byte A or B lives in the 16-bit buffers).
+fn bytes_mut(v: &mut [i16]) -> &mut [u8] {
+    // SAFETY: same allocation, twice the length in bytes; u8 has no
+    // alignment or validity requirement.
+    unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, v.len() * 2) }
+}
+
+/// Bytes as signed bytes.
+fn bytemuck_i8(v: &mut [u8]) -> &mut [i8] {
+    // SAFETY: i8 and u8 have the same size, alignment and valid values.
+    unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut i8, v.len()) }
+}
+
+/// An i16 buffer read as signed bytes.
+fn signed_bytes(v: &[i16]) -> &[i8] {
+    // SAFETY: as in `bytes_mut`; any byte is a valid i8.
+    unsafe { core::slice::from_raw_parts(v.as_ptr() as *const i8, v.len() * 2) }
 }
 
 /// The weights of the product: pointwise for a separable layer, else main.
@@ -251,7 +391,16 @@ impl<'p> FastOperands<'p> {
         packed: &'p mut [i16],
         cuts: &'p mut [i32],
     ) -> FastOperands<'p> {
-        pack_b(&plan.gemm, product_weights(layer, weights), packed);
+        let w = product_weights(layer, weights);
+        match plan.dot {
+            Dot::I16 => pack_b(&plan.gemm, w, packed),
+            Dot::U8 { .. } => {
+                let bytes = bytes_mut(&mut packed[..plan.packed_len]);
+                // SAFETY-free reinterpretation: i8 and u8 share a layout.
+                let signed: &mut [i8] = bytemuck_i8(bytes);
+                pack_b_u8(&plan.gemm, w, signed)
+            }
+        }
         if layer.params().activation {
             level_cuts(layer, &plan, cuts);
         }
@@ -281,6 +430,9 @@ pub fn with_simd<T: SimdTask>(simd: Simd, task: T) -> T::Output {
         // SAFETY: constructing this Simd value asserted AVX2 support.
         Isa::Avx2 => unsafe { x86::with_avx2(task) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-VNNI support.
+        Isa::AvxVnni => unsafe { x86::with_avx_vnni(task) },
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
         Isa::Avx512Vnni => unsafe { x86::with_avx512(task) },
     }
@@ -304,21 +456,30 @@ pub fn potentials<'s>(
     let p = layer.params();
     let a = &mut a[..plan.a_len];
     let (product, depthwise) = scratch.split_at_mut(plan.product_len);
+    if let Dot::U8 { i16_quads } = plan.dot {
+        let a = &mut bytes_mut(a)[..g.rows * g.k4];
+        match p.kind {
+            LayerKind::FullyConnected => {
+                a[..g.k].copy_from_slice(&input[..g.k]);
+                a[g.k..].fill(0);
+            }
+            _ => im2col_u8(&ConvShape::of(layer), input, p.padding_value, g.k4, a),
+        }
+        let b = &signed_bytes(ops.packed_b)[..g.k4 * g.f_pad];
+        gemm_u8(simd, g, i16_quads, a, b, product);
+        return Grid {
+            potentials: product,
+            stride: g.f_pad,
+        };
+    }
     match p.kind {
         LayerKind::InputConvolutional | LayerKind::Convolutional => {
             im2col(&ConvShape::of(layer), input, p.padding_value, g.k_pad, a)
         }
         LayerKind::SeparableConvolutional => {
+            let _ = depthwise;
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
-            let dw = &mut depthwise[..plan.depthwise_len];
-            depthwise_product(&shape, weights.main, input, dw);
-            let cin = p.input.channels as usize;
-            for (dst, src) in a.chunks_exact_mut(g.k_pad).zip(dw.chunks_exact(cin)) {
-                for (d, &v) in dst.iter_mut().zip(src) {
-                    *d = v as i16;
-                }
-                dst[cin..].fill(0);
-            }
+            depthwise_into_a(&shape, weights.main, input, g.k_pad, a);
         }
         LayerKind::FullyConnected => {
             for (dst, &src) in a.iter_mut().zip(input) {
@@ -345,6 +506,17 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
     for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
         let (oy, ox) = (p / ocols, p % ocols);
         for i in 0..kh {
+            // A kernel row inside the input is one run of kw * cin values.
+            if let (Some((r, c)), Some(_)) =
+                (s.input_cell(oy, ox, i, 0), s.input_cell(oy, ox, i, kw - 1))
+            {
+                let base = s.input.index(r, c, 0);
+                let dst = &mut row[i * kw * cin..][..kw * cin];
+                for (d, &v) in dst.iter_mut().zip(&input[base..base + kw * cin]) {
+                    *d = v as i16;
+                }
+                continue;
+            }
             for j in 0..kw {
                 let dst = &mut row[(i * kw + j) * cin..][..cin];
                 match s.input_cell(oy, ox, i, j) {
@@ -362,14 +534,54 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
     }
 }
 
-/// Depthwise potentials, vectorized over channels.
+/// im2col into a byte A: rows `k4` apart, padded cells `pad_value`, zero
+/// beyond K.
 #[inline(always)]
-fn depthwise_product(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
+fn im2col_u8(s: &ConvShape, input: &[u8], pad_value: u8, k4: usize, a: &mut [u8]) {
+    let cin = s.input.channels as usize;
+    let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
+    let k = kh * kw * cin;
+    let ocols = s.output.cols as usize;
+    for (p, row) in a.chunks_exact_mut(k4).enumerate() {
+        let (oy, ox) = (p / ocols, p % ocols);
+        for i in 0..kh {
+            // A kernel row inside the input is one run of kw * cin values.
+            if let (Some((r, c)), Some(_)) =
+                (s.input_cell(oy, ox, i, 0), s.input_cell(oy, ox, i, kw - 1))
+            {
+                let base = s.input.index(r, c, 0);
+                row[i * kw * cin..][..kw * cin].copy_from_slice(&input[base..base + kw * cin]);
+                continue;
+            }
+            for j in 0..kw {
+                let dst = &mut row[(i * kw + j) * cin..][..cin];
+                match s.input_cell(oy, ox, i, j) {
+                    Some((r, c)) => {
+                        let base = s.input.index(r, c, 0);
+                        dst.copy_from_slice(&input[base..base + cin]);
+                    }
+                    None => dst.fill(pad_value),
+                }
+            }
+        }
+        row[k..].fill(0);
+    }
+}
+
+/// Depthwise potentials straight into A's rows (`k_pad` apart, zero beyond
+/// the channels), in wrapping 16-bit arithmetic vectorized over channels.
+/// Exact: [`FastPlan::of`] admits the fast kernel for a separable layer only
+/// when `sum |w| * max_input <= i16::MAX` for every channel, which bounds
+/// every partial sum, so no 16-bit operation wraps.
+#[inline(always)]
+fn depthwise_into_a(s: &ConvShape, w: &[i8], input: &[u8], k_pad: usize, a: &mut [i16]) {
     let c_n = s.input.channels as usize;
     let kw = s.kernel.cols as usize;
     let ocols = s.output.cols as usize;
-    for (p, acc) in out.chunks_exact_mut(c_n).enumerate() {
+    for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+        let (acc, rest) = row.split_at_mut(c_n);
         acc.fill(0);
+        rest.fill(0);
         let (oy, ox) = (p / ocols, p % ocols);
         for i in 0..s.kernel.rows as usize {
             for j in 0..kw {
@@ -377,7 +589,7 @@ fn depthwise_product(s: &ConvShape, w: &[i8], input: &[u8], out: &mut [i32]) {
                     let x = &input[s.input.index(r, c, 0)..][..c_n];
                     let wt = &w[(i * kw + j) * c_n..][..c_n];
                     for ((a, &v), &wk) in acc.iter_mut().zip(x).zip(wt) {
-                        *a += v as i32 * wk as i32;
+                        *a = a.wrapping_add((v as i16).wrapping_mul(wk as i16));
                     }
                 }
             }
@@ -391,11 +603,101 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         Isa::Portable => gemm_portable(g, a, b, product),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
-        Isa::Avx2 => unsafe { x86::gemm_avx2(g, a, b, product) },
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::gemm_avx2(g, a, b, product) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
         Isa::Avx512Vnni => unsafe { x86::gemm_avx512_vnni(g, a, b, product) },
     }
+}
+
+/// `product (rows x f_pad) = A (rows x k4, u8) · B (quads, s8)`; `i16_quads`
+/// as in [`Dot::U8`] (an instruction set that cannot use it, AVX2 with 0,
+/// runs the portable kernel: any combination is exact).
+pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product: &mut [i32]) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
+    match simd.0 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX2 support.
+        Isa::Avx2 if i16_quads >= 1 => unsafe {
+            x86::gemm_u8_avx2(g, i16_quads as usize, a, b, product)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-VNNI support.
+        Isa::AvxVnni => unsafe { x86::gemm_u8_avx_vnni(g, a, b, product) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Avx512Vnni => unsafe { x86::gemm_u8_avx512_vnni(g, a, b, product) },
+        _ => gemm_u8_portable(g, a, b, product),
+    }
+}
+
+/// The byte product in plain Rust, the definition the SIMD ones are checked
+/// against (see [`self_check_u8`]).
+pub fn gemm_u8_portable(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
+    for (a_row, out) in a
+        .chunks_exact(g.k4)
+        .zip(product.chunks_exact_mut(g.f_pad))
+        .take(g.rows)
+    {
+        out.fill(0);
+        for (q, quad) in a_row.chunks_exact(4).enumerate() {
+            if quad == [0; 4] {
+                continue;
+            }
+            let a4 = [0, 1, 2, 3].map(|i| quad[i] as i32);
+            let b_row = &b[q * g.f_pad * 4..][..g.f_pad * 4];
+            for (o, bw) in out.iter_mut().zip(b_row.chunks_exact(4)) {
+                *o += a4[0] * bw[0] as i32
+                    + a4[1] * bw[1] as i32
+                    + a4[2] * bw[2] as i32
+                    + a4[3] * bw[3] as i32;
+            }
+        }
+    }
+}
+
+/// A start-up check of `simd`'s byte product against [`gemm_u8_portable`]
+/// on two small products (full byte ranges, and 4-bit ranges long enough
+/// for the AVX2 kernel to widen its 16-bit lanes several times, with odd
+/// rows, K and F). A kernel that disagrees must not be used: the host
+/// runtime then keeps the 16-bit product (and says so).
+pub fn self_check_u8(simd: Simd) -> bool {
+    // (rows, k, f, max_a, weight range lo..=hi)
+    let cases: [(usize, usize, usize, u32, i32, i32); 2] =
+        [(13, 71, 70, 255, -128, 127), (7, 601, 45, 15, -8, 7)];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut ok = true;
+    for (rows, k, f, max_a, lo, hi) in cases {
+        let g = Gemm::new(rows, k, f);
+        let mut a = [0u8; 13 * 604];
+        let mut w = [0i8; 601 * 70];
+        let mut b = [0i8; 604 * 96];
+        for row in a.chunks_exact_mut(g.k4).take(rows) {
+            for v in &mut row[..k] {
+                *v = (next() % (max_a as u64 + 1)) as u8;
+            }
+        }
+        for v in &mut w[..k * f] {
+            *v = (lo as i64 + (next() % (hi - lo + 1) as u64) as i64) as i8;
+        }
+        pack_b_u8(&g, &w, &mut b);
+        let max_w = lo.abs().max(hi.abs()) as i64;
+        let i16_quads = (i16::MAX as i64 / (2 * max_a as i64 * max_w)) as u32;
+        let (mut want, mut got) = ([0i32; 13 * 96], [0i32; 13 * 96]);
+        let n = rows * g.f_pad;
+        gemm_u8_portable(&g, &a, &b, &mut want[..n]);
+        got[..n].fill(i32::MIN);
+        gemm_u8(simd, &g, i16_quads, &a, &b, &mut got[..n]);
+        ok &= want[..n] == got[..n];
+    }
+    ok
 }
 
 fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
@@ -433,10 +735,246 @@ mod x86 {
     }
 
     /// # Safety
+    /// The CPU must support AVX2 and AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,bmi1,bmi2,avxvnni")]
+    pub unsafe fn with_avx_vnni<T: SimdTask>(task: T) -> T::Output {
+        task.run()
+    }
+
+    /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx2,fma,bmi1,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn with_avx512<T: SimdTask>(task: T) -> T::Output {
         task.run()
+    }
+
+    /// Checks the slices of a byte product.
+    fn check_u8(g: &Gemm, a: &[u8], b: &[i8], product: &[i32]) {
+        assert!(a.len() >= g.rows * g.k4 && b.len() >= g.k4 * g.f_pad);
+        assert!(product.len() >= g.rows * g.f_pad);
+        assert!(g.f_pad.is_multiple_of(TILE_F) && g.k4.is_multiple_of(4));
+    }
+
+    /// The byte product with AVX2 `vpmaddubsw`: 16-bit lanes summing at most
+    /// `i16_quads` quads (proved not to saturate or wrap, see
+    /// `FastPlan::with_dot`), then widened into 32-bit sums by `vpmaddwd`
+    /// with ones.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `i16_quads` proved for the operands.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn gemm_u8_avx2(
+        g: &Gemm,
+        i16_quads: usize,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+    ) {
+        check_u8(g, a, b, product);
+        assert!(i16_quads >= 1);
+        for f0 in (0..g.f_pad).step_by(TILE_F) {
+            let mut r0 = 0;
+            while r0 + 2 <= g.rows {
+                tile_u8_avx2::<2>(g, i16_quads, a, b, product, r0, f0);
+                r0 += 2;
+            }
+            while r0 < g.rows {
+                tile_u8_avx2::<1>(g, i16_quads, a, b, product, r0, f0);
+                r0 += 1;
+            }
+        }
+    }
+
+    /// R rows of A times 32 filters: 4 registers of 8 filters x 4 bytes.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn tile_u8_avx2<const R: usize>(
+        g: &Gemm,
+        i16_quads: usize,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+        r0: usize,
+        f0: usize,
+    ) {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let a_ptr = a.as_ptr();
+        let b_ptr = b.as_ptr();
+        let quads = g.k4 / 4;
+        let mut q0 = 0;
+        while q0 < quads {
+            let q1 = quads.min(q0 + i16_quads);
+            let mut acc16 = [[_mm256_setzero_si256(); 4]; R];
+            for q in q0..q1 {
+                let bp = b_ptr.add((q * g.f_pad + f0) * 4);
+                let bv = [
+                    _mm256_loadu_si256(bp as *const _),
+                    _mm256_loadu_si256(bp.add(32) as *const _),
+                    _mm256_loadu_si256(bp.add(64) as *const _),
+                    _mm256_loadu_si256(bp.add(96) as *const _),
+                ];
+                for (r, acc_r) in acc16.iter_mut().enumerate() {
+                    let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
+                    let av = _mm256_set1_epi32(quad);
+                    for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
+                        *acc_z = _mm256_add_epi16(*acc_z, _mm256_maddubs_epi16(av, bz));
+                    }
+                }
+            }
+            for (acc_r, acc16_r) in acc.iter_mut().zip(&acc16) {
+                for (acc_z, &v) in acc_r.iter_mut().zip(acc16_r) {
+                    *acc_z = _mm256_add_epi32(*acc_z, _mm256_madd_epi16(v, ones));
+                }
+            }
+            q0 = q1;
+        }
+        let out = product.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * g.f_pad + f0);
+            for (z, &v) in acc_r.iter().enumerate() {
+                _mm256_storeu_si256(o.add(8 * z) as *mut _, v);
+            }
+        }
+    }
+
+    /// The byte product with AVX-VNNI `vpdpbusd` (ymm): the AVX2 kernel's
+    /// tiles, each `vpmaddubsw` + add + widening replaced by one exact
+    /// 32-bit `vpdpbusd`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and AVX-VNNI.
+    #[target_feature(enable = "avx2,avxvnni")]
+    pub unsafe fn gemm_u8_avx_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
+        check_u8(g, a, b, product);
+        for f0 in (0..g.f_pad).step_by(TILE_F) {
+            let mut r0 = 0;
+            while r0 + 2 <= g.rows {
+                tile_u8_avx_vnni::<2>(g, a, b, product, r0, f0);
+                r0 += 2;
+            }
+            while r0 < g.rows {
+                tile_u8_avx_vnni::<1>(g, a, b, product, r0, f0);
+                r0 += 1;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,avxvnni")]
+    #[inline]
+    unsafe fn tile_u8_avx_vnni<const R: usize>(
+        g: &Gemm,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+        r0: usize,
+        f0: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_si256(); 4]; R];
+        let a_ptr = a.as_ptr();
+        let b_ptr = b.as_ptr();
+        for q in 0..g.k4 / 4 {
+            let bp = b_ptr.add((q * g.f_pad + f0) * 4);
+            let bv = [
+                _mm256_loadu_si256(bp as *const _),
+                _mm256_loadu_si256(bp.add(32) as *const _),
+                _mm256_loadu_si256(bp.add(64) as *const _),
+                _mm256_loadu_si256(bp.add(96) as *const _),
+            ];
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
+                let av = _mm256_set1_epi32(quad);
+                for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
+                    // u8 (A) x s8 (B), four products summed into 32 bits.
+                    *acc_z = _mm256_dpbusd_avx_epi32(*acc_z, av, bz);
+                }
+            }
+        }
+        let out = product.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * g.f_pad + f0);
+            for (z, &v) in acc_r.iter().enumerate() {
+                _mm256_storeu_si256(o.add(8 * z) as *mut _, v);
+            }
+        }
+    }
+
+    /// The byte product with AVX-512 VNNI `vpdpbusd` (zmm): the tiles of
+    /// the 16-bit `vpdpwssd` kernel, quads of bytes in place of pairs of
+    /// 16-bit values (both 4 bytes per filter and step).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn gemm_u8_avx512_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
+        check_u8(g, a, b, product);
+        let mut f0 = 0;
+        while f0 < g.f_pad {
+            if f0 + 2 * TILE_F <= g.f_pad {
+                rows_u8_vnni::<4>(g, a, b, product, f0);
+                f0 += 2 * TILE_F;
+            } else {
+                rows_u8_vnni::<2>(g, a, b, product, f0);
+                f0 += TILE_F;
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn rows_u8_vnni<const Z: usize>(
+        g: &Gemm,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+        f0: usize,
+    ) {
+        let mut r0 = 0;
+        while r0 + ROWS <= g.rows {
+            tile_u8_vnni::<ROWS, Z>(g, a, b, product, r0, f0);
+            r0 += ROWS;
+        }
+        while r0 < g.rows {
+            tile_u8_vnni::<1, Z>(g, a, b, product, r0, f0);
+            r0 += 1;
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn tile_u8_vnni<const R: usize, const Z: usize>(
+        g: &Gemm,
+        a: &[u8],
+        b: &[i8],
+        product: &mut [i32],
+        r0: usize,
+        f0: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_si512(); Z]; R];
+        let a_ptr = a.as_ptr();
+        let b_ptr = b.as_ptr();
+        for q in 0..g.k4 / 4 {
+            let bp = b_ptr.add((q * g.f_pad + f0) * 4);
+            let mut bv = [_mm512_setzero_si512(); Z];
+            for (z, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_loadu_si512(bp.add(64 * z) as *const _);
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
+                let av = _mm512_set1_epi32(quad);
+                for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
+                    // u8 (A) x s8 (B), four products summed into 32 bits.
+                    *acc_z = _mm512_dpbusd_epi32(*acc_z, av, bz);
+                }
+            }
+        }
+        let out = product.as_mut_ptr();
+        for (r, acc_r) in acc.iter().enumerate() {
+            let o = out.add((r0 + r) * g.f_pad + f0);
+            for (z, &v) in acc_r.iter().enumerate() {
+                _mm512_storeu_si512(o.add(16 * z) as *mut _, v);
+            }
+        }
     }
 
     /// Rows of A per micro-kernel tile.

@@ -10,7 +10,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akida_host::commands::akida::{convert_format, run_files, summary_table, RunOptions};
+use akida_host::commands::akida::{
+    convert_format, profile_files, run_files, simd_by_name, summary_table, RunOptions,
+};
 use akida_host::commands::flash::{flash_probe, flash_qemu, QemuOptions};
 use akida_host::firmware::{Counting, Transport};
 use akida_host::formats;
@@ -54,6 +56,17 @@ enum Command {
         /// Kernel choice per layer
         #[arg(long, value_enum, default_value_t = KernelPolicy::Auto)]
         kernel: KernelPolicy,
+        /// Then print each layer's time and the single-image latency (p50,
+        /// p99), one image at a time on one thread
+        #[arg(long)]
+        layers: bool,
+        /// Instruction set of the fast kernel (default: the best this CPU
+        /// has): portable, avx2, avx-vnni, avx512-vnni
+        #[arg(long, value_name = "NAME")]
+        simd: Option<String>,
+        /// 16-bit products everywhere (no u8 x s8 byte product)
+        #[arg(long)]
+        no_byte_product: bool,
     },
     /// Run a model on the Cortex-M4F firmware: under QEMU (loaded at run
     /// time, with memory and instruction figures) or on a board (built with
@@ -143,13 +156,22 @@ fn run(cli: Cli) -> Result<()> {
             output,
             predict,
             kernel,
+            layers,
+            simd,
+            no_byte_product,
         } => {
+            let simd = simd.as_deref().map(simd_by_name).transpose()?;
             let options = RunOptions {
                 policy: kernel,
                 predict,
+                simd,
+                no_byte_product,
             };
             let stats = run_files(&model, &input, &output, options)?;
             println!("{stats}");
+            if layers {
+                print!("{}", profile_files(&model, &input, options)?);
+            }
         }
         Command::Flash {
             model,

@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use akida_core::{Dims, ForwardError, InputData, Padding, Pooling, ValidLayer, Window};
+use akida_core::{Dims, ForwardError, InputData, Padding, Pooling, ValidLayer, ValidModel, Window};
 
 use crate::formats::akd::ConvertedModel;
 use crate::formats::npy::{self, Tensor, TensorData, TensorError};
@@ -236,6 +236,48 @@ pub struct RunOptions {
     /// Float32 rescaled potentials (the engine's `predict`) instead of the
     /// raw output.
     pub predict: bool,
+    /// The fast kernel's instruction set (`None`: the best this CPU has).
+    pub simd: Option<akida_core::Simd>,
+    /// 16-bit products everywhere: no u8 x s8 byte product.
+    pub no_byte_product: bool,
+}
+
+impl RunOptions {
+    /// The model prepared as these options say.
+    pub fn runtime<'m, B, S>(&self, model: &'m ValidModel<B, S>) -> Runtime<'m, B, S>
+    where
+        B: AsRef<[u8]> + Sync,
+        S: AsRef<str> + Sync,
+    {
+        let simd = self.simd.unwrap_or_else(crate::runtime::detect_simd);
+        Runtime::with(model, self.policy, simd, !self.no_byte_product)
+    }
+}
+
+/// The instruction set named `name` (as `Simd::name` writes it), if this
+/// CPU runs it.
+pub fn simd_by_name(name: &str) -> Result<akida_core::Simd, UnknownSimd> {
+    let available = akida_core::Simd::available();
+    available
+        .iter()
+        .find(|s| s.name() == name)
+        .copied()
+        .ok_or_else(|| UnknownSimd {
+            name: name.to_owned(),
+            available: available
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// `--simd NAME` names no instruction set this CPU runs.
+#[derive(Debug, thiserror::Error)]
+#[error("--simd {name}: not available on this CPU (available: {available})")]
+pub struct UnknownSimd {
+    pub name: String,
+    pub available: String,
 }
 
 /// Why a batch cannot run on a model (no file named: see [`RunError`]).
@@ -294,6 +336,8 @@ pub struct RunStats {
     pub simd: &'static str,
     /// Worker threads of the batch.
     pub threads: usize,
+    /// How the byte product ran (`Runtime::u8_report`).
+    pub byte_product: &'static str,
 }
 
 impl RunStats {
@@ -310,13 +354,14 @@ impl fmt::Display for RunStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} images, {:.4} s, {:.0} images/s, kernel {}, SIMD {}, {} threads",
+            "{} images, {:.4} s, {:.0} images/s, kernel {}, SIMD {}, {} threads, byte product {}",
             self.images,
             self.seconds,
             self.images_per_second(),
             self.policy.name(),
             self.simd,
-            self.threads
+            self.threads,
+            self.byte_product
         )
     }
 }
@@ -372,16 +417,22 @@ pub fn run_tensor(
             .check_input(values)
             .map_err(|source| BatchError::Image { image, source })?;
     }
-    let runtime = Runtime::new(model, options.policy);
+    let runtime = options.runtime(model);
+    let bar = progress_bar(n);
     let start = Instant::now();
-    let data = if options.predict {
-        // Cannot be `None`: `check_predict` saw a last layer without activation.
-        TensorData::F32(runtime.predict_batch(images)?.unwrap_or_default())
-    } else {
-        match runtime.forward_batch(images)? {
-            BatchOutput::Levels(v) => TensorData::U8(v),
-            BatchOutput::Potentials(v) => TensorData::I32(v),
+    let output = runtime.forward_batch_progress(images, &|done| {
+        if let Some(bar) = &bar {
+            bar.set_position(done as u64);
         }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let data = match output? {
+        // `check_predict` saw a last layer without activation.
+        BatchOutput::Potentials(v) if options.predict => TensorData::F32(runtime.rescale(&v)),
+        BatchOutput::Levels(v) => TensorData::U8(v),
+        BatchOutput::Potentials(v) => TensorData::I32(v),
     };
     let seconds = start.elapsed().as_secs_f64();
     let out = runtime.output_dims();
@@ -397,8 +448,28 @@ pub fn run_tensor(
         policy: options.policy,
         simd: runtime.simd().name(),
         threads: rayon::current_num_threads(),
+        byte_product: runtime.u8_report(!options.no_byte_product),
     };
     Ok((Tensor { shape, data }, stats))
+}
+
+/// Batches from this many images up show a progress bar.
+pub const PROGRESS_MIN_IMAGES: usize = 20_000;
+
+/// A progress bar on stderr for a batch of `n` images: only for large
+/// batches and when stderr is a terminal (nothing is written otherwise).
+fn progress_bar(n: usize) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if n < PROGRESS_MIN_IMAGES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(n as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} images, {per_sec}, {eta} left",
+    ) {
+        bar.set_style(style);
+    }
+    Some(bar)
 }
 
 /// Reads the input `.npy`, which must be uint8: any other dtype is reported
@@ -440,6 +511,129 @@ pub fn run_files(
         })?;
     npy::write_npy(output_path, &output)?;
     Ok(stats)
+}
+
+/// `akida run --layers`: runs the input's images one by one on this thread
+/// and returns a table of each layer's share of the time, with its dense
+/// multiply-accumulates, the kernel that ran it and its input density.
+pub fn profile_files(
+    model_path: &Path,
+    input_path: &Path,
+    options: RunOptions,
+) -> Result<String, RunError> {
+    let model = formats::load(model_path)?;
+    let input = read_input(input_path)?;
+    let batch_error = |source| RunError::Batch {
+        path: input_path.to_owned(),
+        source,
+    };
+    let images = input.as_u8().ok_or_else(|| {
+        batch_error(BatchError::DType {
+            found: input.dtype_name().to_owned(),
+        })
+    })?;
+    let (n, _) = batch_size(&input.shape, model.input()).map_err(batch_error)?;
+    let runtime = options.runtime(&model);
+    let profile = runtime
+        .profile(images)
+        .map_err(|e| batch_error(BatchError::Forward(e)))?;
+    let mut table = profile_table(&profile, n, runtime.simd().name());
+    let mut latencies = runtime
+        .latencies(images)
+        .map_err(|e| batch_error(BatchError::Forward(e)))?;
+    latencies.sort_by(f64::total_cmp);
+    let pct = |q: f64| 1e6 * latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+    table.push_str(&format!(
+        "latency per image (one at a time, one thread): p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    ));
+    Ok(table)
+}
+
+/// The table of [`profile_files`].
+pub fn profile_table(
+    profile: &[crate::runtime::LayerProfile],
+    images: usize,
+    simd: &str,
+) -> String {
+    let total: f64 = profile.iter().map(|p| p.seconds).sum();
+    let macs: u64 = profile.iter().map(|p| p.macs).sum();
+    let mut out = format!(
+        "{:<14} {:<24} {:>12} {:>11} {:>11} {:>8} {:>10} {:>9} {:>6}\n",
+        "Layer",
+        "Type",
+        "MAC/image",
+        "fast",
+        "zero input",
+        "density",
+        "us/image",
+        "G MAC/s",
+        "share"
+    );
+    let per = |s: f64| s / images.max(1) as f64;
+    let gmacs = |m: u64, s: f64| {
+        if s > 0.0 {
+            m as f64 * images as f64 / s / 1e9
+        } else {
+            0.0
+        }
+    };
+    for p in profile {
+        out.push_str(&format!(
+            "{:<14} {:<24} {:>12} {:>11} {:>11} {:>7.1}% {:>10.1} {:>9.2} {:>5.1}%\n",
+            p.name,
+            format!("{:?}", p.kind),
+            p.macs,
+            format!("{}/{}", p.fast_images, images),
+            format!("{}/{}", p.zero_images, images),
+            100.0 * p.density,
+            1e6 * per(p.seconds),
+            gmacs(p.macs, p.seconds),
+            if total > 0.0 {
+                100.0 * p.seconds / total
+            } else {
+                0.0
+            },
+        ));
+    }
+    let fast_macs: f64 = profile
+        .iter()
+        .map(|p| p.macs as f64 * p.fast_images as f64 / images.max(1) as f64)
+        .sum();
+    let fast_seconds: f64 = profile
+        .iter()
+        .filter(|p| p.fast_images > 0)
+        .map(|p| p.seconds)
+        .sum();
+    out.push_str(&format!(
+        "total: {} MAC/image, {:.1} us/image, {:.2} G MAC/s (dense MACs), one thread, SIMD {simd}\n",
+        macs,
+        1e6 * per(total),
+        gmacs(macs, total)
+    ));
+    out.push_str(&format!(
+        "fast-kernel layers: {:.0} MAC/image computed in {:.1} us/image: {:.2} G MAC/s\n",
+        fast_macs,
+        1e6 * per(fast_seconds),
+        if fast_seconds > 0.0 {
+            fast_macs * images as f64 / fast_seconds / 1e9
+        } else {
+            0.0
+        }
+    ));
+    let skipped: f64 = profile
+        .iter()
+        .map(|p| p.macs as f64 * p.zero_images as f64 / images.max(1) as f64)
+        .sum();
+    if skipped > 0.0 {
+        out.push_str(&format!(
+            "skipped: {skipped:.0} MAC/image of the total were not computed (all-zero layer \
+             input, fixed output copied)\n"
+        ));
+    }
+    out
 }
 
 /// `akida convert-format`: rewrites a model in the format of `output`'s
@@ -542,14 +736,22 @@ mod tests {
                 KernelPolicy::Event,
                 KernelPolicy::Fast,
             ] {
-                let options = RunOptions {
-                    policy,
-                    predict: false,
-                };
-                let (out, stats) = run_tensor(&model, &one, options).unwrap();
-                assert_eq!(out.shape, [1, 1, 3]);
-                assert_eq!(stats.policy, policy);
-                assert_eq!(out.as_i32().unwrap(), &all[i * 3..i * 3 + 3], "{policy:?}");
+                for simd in akida_core::Simd::available() {
+                    for no_byte_product in [false, true] {
+                        let options = RunOptions {
+                            policy,
+                            predict: false,
+                            simd: Some(simd),
+                            no_byte_product,
+                        };
+                        let (out, stats) = run_tensor(&model, &one, options).unwrap();
+                        let what = format!("{policy:?} {} {no_byte_product}", simd.name());
+                        assert_eq!(out.shape, [1, 1, 3]);
+                        assert_eq!(stats.policy, policy);
+                        assert_eq!(stats.simd, simd.name());
+                        assert_eq!(out.as_i32().unwrap(), &all[i * 3..i * 3 + 3], "{what}");
+                    }
+                }
             }
         }
     }
