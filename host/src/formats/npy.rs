@@ -339,10 +339,14 @@ pub struct Npz {
 
 impl Npz {
     pub fn open(path: &Path) -> Result<Npz, TensorError> {
-        let archive = npyz::npz::NpzArchive::open(path).map_err(|source| TensorError::Io {
+        let io = |source| TensorError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // A regular file only: a zip is read from its end, which a device or
+        // FIFO does not have.
+        let (file, _) = crate::fsutil::open_regular(path, u64::MAX).map_err(io)?;
+        let archive = npyz::npz::NpzArchive::new(BufReader::new(file)).map_err(io)?;
         Ok(Npz {
             path: path.to_owned(),
             archive,
