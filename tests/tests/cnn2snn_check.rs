@@ -428,6 +428,23 @@ fn transform() -> Model {
     model
 }
 
+/// A kernel holding a NaN (it passed `check` and converted into garbage
+/// before the rule existed).
+fn non_finite_weight() -> Model {
+    let mut model = front()
+        .add("conv_1", qconv(8, 3, 4))
+        .add("relu_1", qrelu(4))
+        .build("non_finite_weight");
+    set_weight(&mut model, "conv_1", WeightRole::Kernel, |i| {
+        if i == 5 {
+            f32::NAN
+        } else {
+            0.25
+        }
+    });
+    model
+}
+
 // ---------------------------------------------------------------------------
 // One model per warning rule (each converts and runs)
 // ---------------------------------------------------------------------------
@@ -555,7 +572,7 @@ fn fully_connected_input_size() -> Model {
 // The table: every rule, its case and the layer the finding names
 // ---------------------------------------------------------------------------
 
-const ERRORS: [Rule; 27] = [
+const ERRORS: [Rule; 28] = [
     Rule::NotSerial,
     Rule::UnsupportedLayer,
     Rule::Akida2Layer,
@@ -583,6 +600,7 @@ const ERRORS: [Rule; 27] = [
     Rule::PoolStrideAboveSize,
     Rule::NoNeuralLayer,
     Rule::Transform,
+    Rule::NonFiniteWeight,
 ];
 
 const WARNINGS: [Rule; 13] = [
@@ -632,6 +650,7 @@ fn case(rule: Rule) -> (Model, &'static str) {
         Rule::PoolStrideAboveSize => (pool_stride_above_size(), "pool_1"),
         Rule::NoNeuralLayer => (no_neural_layer(), "no_neural_layer"),
         Rule::Transform => (transform(), "bn_1"),
+        Rule::NonFiniteWeight => (non_finite_weight(), "conv_1"),
         Rule::FullyConnectedInput => (fully_connected_input(), "dense_1"),
         Rule::ValidPadding => (valid_padding(), "conv_1"),
         Rule::SeparableWeightBits => (separable_weight_bits(), "sep_1"),
