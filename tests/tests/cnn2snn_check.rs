@@ -784,7 +784,7 @@ fn expect_warning(rule: Rule) {
 fn every_rule_is_in_the_table_once() {
     let all: HashSet<Rule> = ERRORS.iter().chain(&WARNINGS).copied().collect();
     assert_eq!(all.len(), ERRORS.len() + WARNINGS.len());
-    assert_eq!(all.len(), 40);
+    assert_eq!(all.len(), 41);
 }
 
 #[test]
@@ -1058,15 +1058,21 @@ fn scaling_flags_are_refused_with_a_rescaling_and_need_a_positive_scale() {
         cnn2snn::plan::input_scaling(&plain, None).unwrap(),
         InputScaling::default()
     );
-    // A Rescaling with a negative scale gives a negative input scale.
-    let mut negative = rescaled_model();
-    negative.layer_mut("rescaling").unwrap().config = LayerConfig::Rescaling {
-        scale: -1.0 / 127.0,
-        offset: 0.0,
-    };
-    let report = check_model(&negative, None);
-    assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "rescaling");
-    assert!(report.findings[0].message.contains("-127"), "{report}");
+    // A Rescaling scale that is not positive is named as such (a scale of
+    // 0 was reported as an input scale of "inf").
+    for scale in [-1.0 / 127.0, 0.0] {
+        let mut bad = rescaled_model();
+        bad.layer_mut("rescaling").unwrap().config = LayerConfig::Rescaling { scale, offset: 0.0 };
+        let report = check_model(&bad, None);
+        assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "rescaling");
+        let message = &report.findings[0].message;
+        assert!(
+            message.starts_with(&format!(
+                "the Rescaling layer `rescaling` has scale {scale}:"
+            )),
+            "{report}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
