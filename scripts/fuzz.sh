@@ -20,6 +20,8 @@ out="${FUZZ_OUT:-target/fuzz}"
 mkdir -p "$out"
 tmp=/tmp
 [ -d /dev/shm ] && [ -w /dev/shm ] && tmp=/dev/shm
+# HDF5 can loop on a damaged file: give up a read after 5 s (see keras::h5).
+export AKIDA_H5_TIMEOUT="${AKIDA_H5_TIMEOUT:-5}"
 
 # The test profile, as CI builds it: no second build.
 cargo test -q -p akida-tests --test fuzz --no-run
@@ -38,7 +40,9 @@ for t in "${targets[@]}"; do
   case $rc in
     0) ;;
     1) echo "[fuzz] $t: crashes saved in $out/crashes/"; status=1 ;;
-    3) echo "[fuzz] $t: a hang, kept in $out/hangs/"; status=1 ;;
+    3) mkdir -p "$out/hangs"
+       cp "$out/current-$t" "$out/hangs/$t-seed$seed"
+       echo "[fuzz] $t: a hang, kept in $out/hangs/$t-seed$seed"; status=1 ;;
     *) mkdir -p "$out/crashes"
        cp "$out/current-$t" "$out/crashes/$t-abort-seed$seed"
        echo "[fuzz] $t: the process ended with status $rc; its input is $out/crashes/$t-abort-seed$seed"

@@ -538,6 +538,34 @@ fn every_bad_input_is_refused_cleanly() {
     );
 }
 
+/// A fuzz finding: HDF5 2.2 loops on this damaged file (a global heap
+/// behind a string attribute); the read is given up after
+/// `AKIDA_H5_TIMEOUT` seconds (120 s and 1 s per 10 MB by default) with a
+/// clear message, where it ran without end before.
+#[test]
+fn a_file_hdf5_loops_on_is_given_up() {
+    let tmp = scratch("bad-input", "hdf5-loop");
+    let dir = tmp.path();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data/fuzz/h5_hangs/global_heap_loop.h5");
+    std::fs::copy(data, dir.join("loop.h5")).unwrap();
+    let before = snapshot(dir);
+    let out = assert_cmd::Command::new(binary("akida_models"))
+        .args(["summary", "-m", "loop.h5"])
+        .current_dir(dir)
+        .env("AKIDA_H5_TIMEOUT", "3")
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(
+        err,
+        "error: loop.h5: HDF5 did not finish reading the file in 3 s: the file is corrupt (HDF5 can loop on some damaged files)\n"
+    );
+    assert_eq!(snapshot(dir), before);
+}
+
 /// `-sc` without `-sh` (or the reverse) is ignored, as BrainChip's cnn2snn
 /// ignores it, but no longer silently.
 #[test]

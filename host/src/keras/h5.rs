@@ -79,6 +79,8 @@ pub enum H5Error {
     },
     #[error("{}", path.display())]
     Graph { path: PathBuf, source: GraphError },
+    #[error("{}: HDF5 did not finish reading the file in {seconds} s: the file is corrupt (HDF5 can loop on some damaged files)", path.display())]
+    Stuck { path: PathBuf, seconds: u64 },
     #[error("{}: HDF5 error while {action}", path.display())]
     Hdf5 {
         path: PathBuf,
@@ -96,7 +98,47 @@ pub fn read_model(path: &Path) -> Result<Model, H5Error> {
     // Opening with std first gives plain messages for missing or unreadable
     // files, and refuses what is not a regular file (a device, a FIFO: HDF5
     // would read it forever) or is too large, before HDF5 opens it.
-    crate::fsutil::open_regular(path, MAX_H5_BYTES).map_err(io_err)?;
+    let (_, size) = crate::fsutil::open_regular(path, MAX_H5_BYTES).map_err(io_err)?;
+    let limit = read_time_limit(size);
+    // HDF5 itself can loop on a corrupt file (a fuzz finding: a damaged
+    // global heap behind a string attribute, in HDF5 2.2's
+    // H5HG__cache_heap_deserialize); the read runs on its own thread and is
+    // given up after `limit`. The stuck thread keeps HDF5's global lock, so
+    // the process can read no other .h5 file: the tools exit on the error.
+    let owned = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name("hdf5-read".into())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let _ = tx.send(read_model_now(&owned));
+        })
+        .map_err(io_err)?;
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(H5Error::Stuck {
+            path: path.to_owned(),
+            seconds: limit.as_secs(),
+        }),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the reader sends its result before it ends"),
+        },
+    }
+}
+
+/// How long reading a `.h5` file of `size` bytes may take: 120 s and 1 s
+/// per 10 MB (the 88 MB vgg_cifar10 reads in about a second), or
+/// `AKIDA_H5_TIMEOUT` seconds.
+fn read_time_limit(size: u64) -> std::time::Duration {
+    let seconds = std::env::var("AKIDA_H5_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120 + size / 10_000_000);
+    std::time::Duration::from_secs(seconds)
+}
+
+fn read_model_now(path: &Path) -> Result<Model, H5Error> {
     let file = hdf5::File::open(path).map_err(|e| H5Error::NotHdf5 {
         path: path.to_owned(),
         detail: e.to_string(),
