@@ -441,7 +441,12 @@ impl Writer<'_> {
     }
 
     fn file(&self, tmp: &Path, model: &Model) -> Result<(), H5Error> {
-        let file = hdf5::File::create(tmp).map_err(self.hdf5("creating the file"))?;
+        // No modification times in object headers (as h5py writes): the same
+        // model always gives the same bytes.
+        let file = hdf5::File::with_options()
+            .with_fcpl(|p| p.obj_track_times(false))
+            .create(tmp)
+            .map_err(self.hdf5("creating the file"))?;
         let config =
             serde_json::to_string(&model_config(model)).map_err(|source| H5Error::Json {
                 path: self.path.to_owned(),
@@ -453,9 +458,8 @@ impl Writer<'_> {
             .map_err(self.hdf5("writing attributes"))?;
         write_str(&file, "model_config", &config, false)
             .map_err(self.hdf5("writing model_config"))?;
-        let mw = file
-            .create_group("model_weights")
-            .map_err(self.hdf5("creating /model_weights"))?;
+        let mw =
+            ensure_group(&file, "model_weights").map_err(self.hdf5("creating /model_weights"))?;
         self.weights(&mw, model)?;
         drop(mw);
         file.close().map_err(self.hdf5("closing the file"))
@@ -490,7 +494,10 @@ fn ensure_group(parent: &Group, path: &str) -> hdf5::Result<Group> {
         group = if group.link_exists(part) {
             group.group(part)?
         } else {
-            group.create_group(part)?
+            group
+                .create_group_builder()
+                .obj_track_times(false)
+                .create(part)?
         };
     }
     Ok(group)
@@ -505,6 +512,7 @@ fn write_dataset(layer_group: &Group, w: &Weight) -> hdf5::Result<()> {
     let group = ensure_group(layer_group, dir)?;
     let ds = group
         .new_dataset::<f32>()
+        .obj_track_times(false)
         .shape(w.shape.clone())
         .create(leaf)?;
     ds.write_raw(&w.values)
