@@ -15,13 +15,20 @@ use std::path::{Path, PathBuf};
 /// reading them may never end), and files over `limit` bytes, before reading
 /// anything. Returns the file and its size.
 pub fn open_regular(path: &Path, limit: u64) -> io::Result<(fs::File, u64)> {
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a directory, device or FIFO)",
+        )
+    };
+    // Checked before opening too: opening a FIFO waits for a writer.
+    if !fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
     let file = fs::File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a directory, device or FIFO)",
-        ));
+        return Err(not_regular());
     }
     if meta.len() > limit {
         return Err(io::Error::new(
@@ -72,8 +79,47 @@ pub fn temporary_prefix(target: &Path) -> String {
     format!(".{}.", &name[..end])
 }
 
+/// Random characters at the end of a temporary file's name.
+const RANDOM_LEN: usize = 6;
+
+/// The process that made a temporary file of a save into `target`, from its
+/// name `.<name>.<pid>.<6 random characters>.tmp`; `None` for any other name.
+fn temporary_owner(target: &Path, file_name: &str) -> Option<u32> {
+    let rest = file_name.strip_prefix(&temporary_prefix(target))?;
+    let rest = rest.strip_suffix(".tmp")?;
+    let (pid, random) = rest.split_once('.')?;
+    let random_ok = random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    random_ok.then(|| pid.parse().ok()).flatten()
+}
+
+/// Whether process `pid` is running (from `/proc`; where there is no
+/// `/proc`, every process is taken as running, so nothing is removed).
+fn process_exists(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files that killed saves into `target` left behind
+/// (those whose process is gone); a save running in another process keeps
+/// its own.
+fn remove_stale(target: &Path) {
+    let Ok(entries) = fs::read_dir(directory(target)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = temporary_owner(target, &name) {
+            if !process_exists(pid) {
+                // Best effort: a file that cannot be removed stays.
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
 /// Temporary files of saves into `target` left in its directory (there are
-/// none after a save, failed or not, unless the process was killed).
+/// none after a save, failed or not, unless the process was killed; the
+/// next save into `target` removes those).
 pub fn leftovers(target: &Path) -> io::Result<Vec<PathBuf>> {
     let prefix = temporary_prefix(target);
     let mut found = Vec::new();
@@ -134,9 +180,15 @@ where
         io::copy(&mut finished, &mut out)?;
         return Ok(());
     }
-    let prefix = temporary_prefix(target);
+    remove_stale(target);
+    // `.<name>.<pid>.<random>.tmp`: the pid tells a later save whether the
+    // file is a leftover of a killed process.
+    let prefix = format!("{}{}.", temporary_prefix(target), std::process::id());
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
+    builder
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .rand_bytes(RANDOM_LEN);
     // A new file gets the usual mode (0666 less the umask), not tempfile's
     // private 0600; an overwritten one keeps its own.
     #[cfg(unix)]
@@ -205,6 +257,26 @@ mod tests {
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert!(sub.is_dir());
         assert!(leftovers(&sub).unwrap().is_empty());
+    }
+
+    #[test]
+    fn leftovers_of_dead_processes_go_with_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("model.akd");
+        // What a killed save leaves (no process has pid 2^30: pids stay below
+        // 2^22 on Linux), one of a running save (ours), and a user's file.
+        let dead = dir.path().join(".model.akd.1073741824.a1B2c3.tmp");
+        let alive = dir
+            .path()
+            .join(format!(".model.akd.{}.x9Y8z7.tmp", std::process::id()));
+        let other = dir.path().join(".model.akd.notes.tmp");
+        for f in [&dead, &alive, &other] {
+            fs::write(f, b"partial").unwrap();
+        }
+        atomic_write(&target, b"new").unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists() && other.exists());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
     }
 
     #[test]

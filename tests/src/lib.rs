@@ -8,6 +8,7 @@
 //! unless `AKIDA_REFERENCE_DIR` names another.
 
 pub mod fixtures;
+pub mod fuzz;
 pub mod keras;
 pub mod random;
 

@@ -428,6 +428,23 @@ fn transform() -> Model {
     model
 }
 
+/// A kernel holding a NaN (it passed `check` and converted into garbage
+/// before the rule existed).
+fn non_finite_weight() -> Model {
+    let mut model = front()
+        .add("conv_1", qconv(8, 3, 4))
+        .add("relu_1", qrelu(4))
+        .build("non_finite_weight");
+    set_weight(&mut model, "conv_1", WeightRole::Kernel, |i| {
+        if i == 5 {
+            f32::NAN
+        } else {
+            0.25
+        }
+    });
+    model
+}
+
 // ---------------------------------------------------------------------------
 // One model per warning rule (each converts and runs)
 // ---------------------------------------------------------------------------
@@ -555,7 +572,7 @@ fn fully_connected_input_size() -> Model {
 // The table: every rule, its case and the layer the finding names
 // ---------------------------------------------------------------------------
 
-const ERRORS: [Rule; 27] = [
+const ERRORS: [Rule; 28] = [
     Rule::NotSerial,
     Rule::UnsupportedLayer,
     Rule::Akida2Layer,
@@ -583,6 +600,7 @@ const ERRORS: [Rule; 27] = [
     Rule::PoolStrideAboveSize,
     Rule::NoNeuralLayer,
     Rule::Transform,
+    Rule::NonFiniteWeight,
 ];
 
 const WARNINGS: [Rule; 13] = [
@@ -632,6 +650,7 @@ fn case(rule: Rule) -> (Model, &'static str) {
         Rule::PoolStrideAboveSize => (pool_stride_above_size(), "pool_1"),
         Rule::NoNeuralLayer => (no_neural_layer(), "no_neural_layer"),
         Rule::Transform => (transform(), "bn_1"),
+        Rule::NonFiniteWeight => (non_finite_weight(), "conv_1"),
         Rule::FullyConnectedInput => (fully_connected_input(), "dense_1"),
         Rule::ValidPadding => (valid_padding(), "conv_1"),
         Rule::SeparableWeightBits => (separable_weight_bits(), "sep_1"),
@@ -765,7 +784,7 @@ fn expect_warning(rule: Rule) {
 fn every_rule_is_in_the_table_once() {
     let all: HashSet<Rule> = ERRORS.iter().chain(&WARNINGS).copied().collect();
     assert_eq!(all.len(), ERRORS.len() + WARNINGS.len());
-    assert_eq!(all.len(), 40);
+    assert_eq!(all.len(), 41);
 }
 
 #[test]
@@ -1039,15 +1058,21 @@ fn scaling_flags_are_refused_with_a_rescaling_and_need_a_positive_scale() {
         cnn2snn::plan::input_scaling(&plain, None).unwrap(),
         InputScaling::default()
     );
-    // A Rescaling with a negative scale gives a negative input scale.
-    let mut negative = rescaled_model();
-    negative.layer_mut("rescaling").unwrap().config = LayerConfig::Rescaling {
-        scale: -1.0 / 127.0,
-        offset: 0.0,
-    };
-    let report = check_model(&negative, None);
-    assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "rescaling");
-    assert!(report.findings[0].message.contains("-127"), "{report}");
+    // A Rescaling scale that is not positive is named as such (a scale of
+    // 0 was reported as an input scale of "inf").
+    for scale in [-1.0 / 127.0, 0.0] {
+        let mut bad = rescaled_model();
+        bad.layer_mut("rescaling").unwrap().config = LayerConfig::Rescaling { scale, offset: 0.0 };
+        let report = check_model(&bad, None);
+        assert_single_finding(&report, Rule::RescalingPlacement, Level::Error, "rescaling");
+        let message = &report.findings[0].message;
+        assert!(
+            message.starts_with(&format!(
+                "the Rescaling layer `rescaling` has scale {scale}:"
+            )),
+            "{report}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------

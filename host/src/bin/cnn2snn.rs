@@ -75,7 +75,22 @@ struct ScalingArgs {
 }
 
 impl ScalingArgs {
+    /// The scaling of both flags; one flag alone is ignored, as BrainChip's
+    /// cnn2snn ignores it, but with a warning on stderr.
     fn scaling(&self) -> Option<InputScaling> {
+        match (self.scale, self.shift) {
+            (Some(scale), None) => {
+                eprintln!("warning: -sc {scale} is ignored without -sh (cnn2snn applies the input scaling only when both are given)");
+            }
+            (None, Some(shift)) => {
+                eprintln!("warning: -sh {shift} is ignored without -sc (cnn2snn applies the input scaling only when both are given)");
+            }
+            _ => {}
+        }
+        self.both()
+    }
+
+    fn both(&self) -> Option<InputScaling> {
         match (self.scale, self.shift) {
             (Some(scale), Some(shift)) => Some(InputScaling { scale, shift }),
             _ => None,

@@ -285,6 +285,15 @@ fn fold_into(layer: &mut Layer, bn: &Layer) -> Result<(), Cnn2snnError> {
         .weight(WeightRole::MovingVariance)
         .ok_or_else(|| missing("moving_variance"))?
         .values;
+    let mut negative = var.iter().enumerate().filter(|(_, &v)| v < 0.0);
+    if let Some((channel, &value)) = negative.next() {
+        return Err(Cnn2snnError::NegativeVariance {
+            layer: bn.name.clone(),
+            channel,
+            value,
+            count: 1 + negative.count(),
+        });
+    }
     let eps = cfg.epsilon as f32;
     let scale: Vec<f32> = gamma
         .iter()

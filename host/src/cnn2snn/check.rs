@@ -55,6 +55,7 @@ pub enum Rule {
     PoolStrideAboveSize,
     NoNeuralLayer,
     Transform,
+    NonFiniteWeight,
     // Warnings (AKD1000 silicon limits).
     FullyConnectedInput,
     ValidPadding,
@@ -193,6 +194,19 @@ pub fn check_model(model: &keras::Model, flags: Option<InputScaling>) -> Report 
     if report.has_errors() {
         return report;
     }
+    if let Err(e) = super::check_finite(model) {
+        // The finding names the layer itself.
+        let text = e.to_string();
+        let (layer, message) = match &e {
+            Cnn2snnError::NonFinite { layer, .. } => {
+                let prefix = format!("layer `{layer}`: ");
+                (layer.as_str(), text.strip_prefix(&prefix).unwrap_or(&text))
+            }
+            _ => (model.name.as_str(), text.as_str()),
+        };
+        report.error(Rule::NonFiniteWeight, layer, message);
+        return report;
+    }
     match plan::prepare(model) {
         Ok(chain) => {
             let (_, r) = check_chain(&chain, scaling);
@@ -255,7 +269,8 @@ fn transform_rule(e: &Cnn2snnError, model: &str) -> (Rule, String) {
         Cnn2snnError::NotSerial { layer, .. } => (Rule::NotSerial, layer.clone()),
         Cnn2snnError::NegativeGamma { layer, .. }
         | Cnn2snnError::NullGamma { layer, .. }
-        | Cnn2snnError::BatchNormAxis { layer, .. } => (Rule::Transform, layer.clone()),
+        | Cnn2snnError::BatchNormAxis { layer, .. }
+        | Cnn2snnError::NegativeVariance { layer, .. } => (Rule::Transform, layer.clone()),
         Cnn2snnError::Shape { layer, .. } | Cnn2snnError::MissingWeight { layer, .. } => {
             (Rule::Transform, layer.clone())
         }

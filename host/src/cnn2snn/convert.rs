@@ -54,6 +54,7 @@ pub struct Conversion {
 /// Converts a quantized Keras model.
 pub fn convert(model: &keras::Model, options: &ConvertOptions) -> Result<Conversion, Cnn2snnError> {
     let scaling = plan::input_scaling(model, options.input_scaling)?;
+    super::check_finite(model)?;
     // Unknown and Akida 2.0 classes are refused by name before any transform.
     let classes = check::class_report(model);
     if classes.has_errors() {

@@ -82,6 +82,44 @@ pub enum Cnn2snnError {
         next: String,
         input: akida_core::Dims,
     },
-    #[error("converted model is inconsistent")]
-    Model(#[source] crate::formats::akd::BuildError),
+    /// The converted layers do not make a valid model ("inconsistent
+    /// model: ..." once, not twice).
+    #[error(transparent)]
+    Model(crate::formats::akd::BuildError),
+    #[error("layer `{layer}`: weight `{weight}` holds {value} at index {index} ({count} value(s) not finite in all): NaN and infinite weights cannot be quantized or converted")]
+    NonFinite {
+        layer: String,
+        weight: String,
+        index: usize,
+        value: f32,
+        count: usize,
+    },
+    #[error("the batch norm layer `{layer}` holds {count} negative moving variance(s) (channel {channel}: {value}): a variance cannot be negative")]
+    NegativeVariance {
+        layer: String,
+        channel: usize,
+        value: f32,
+        count: usize,
+    },
+}
+
+/// Refuses a model holding a NaN or infinite weight, naming the first one
+/// (layer, weight and index): quantizing it would give NaN thresholds or
+/// scales, and a garbage model.
+pub fn check_finite(model: &crate::keras::Model) -> Result<(), Cnn2snnError> {
+    for layer in &model.layers {
+        for w in &layer.weights {
+            let mut bad = w.values.iter().enumerate().filter(|(_, v)| !v.is_finite());
+            if let Some((index, &value)) = bad.next() {
+                return Err(Cnn2snnError::NonFinite {
+                    layer: layer.name.clone(),
+                    weight: w.name.clone(),
+                    index,
+                    value,
+                    count: 1 + bad.count(),
+                });
+            }
+        }
+    }
+    Ok(())
 }

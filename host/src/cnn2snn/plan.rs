@@ -77,11 +77,21 @@ pub fn input_scaling(
     flags: Option<InputScaling>,
 ) -> Result<InputScaling, Cnn2snnError> {
     let rescaling = model.layers.iter().take(2).find_map(|l| match l.config {
-        LayerConfig::Rescaling { scale, offset } => Some(InputScaling {
-            scale: 1.0 / scale,
-            shift: -offset / scale,
-        }),
+        LayerConfig::Rescaling { scale, offset } => Some((l, scale, offset)),
         _ => None,
+    });
+    if let Some((layer, scale, _)) = rescaling {
+        // cnn2snn divides by the scale: 0 would make an infinite input scale.
+        if scale <= 0.0 || !scale.is_finite() {
+            return Err(Cnn2snnError::Unsupported(format!(
+                "the Rescaling layer `{}` has scale {scale}: the scale must be finite and strictly positive (the input scale is its inverse)",
+                layer.name
+            )));
+        }
+    }
+    let rescaling = rescaling.map(|(_, scale, offset)| InputScaling {
+        scale: 1.0 / scale,
+        shift: -offset / scale,
     });
     let scaling = match (rescaling, flags) {
         (Some(_), Some(f)) => {

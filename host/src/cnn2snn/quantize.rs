@@ -69,6 +69,7 @@ pub fn quantize(
     options: &QuantizeOptions,
 ) -> Result<keras::Model, Cnn2snnError> {
     options.validate()?;
+    super::check_finite(model)?;
     let mut chain = Chain::from_model(model)?;
     if options.fold_batchnorm {
         chain::invert_batchnorm_pooling(&mut chain)?;

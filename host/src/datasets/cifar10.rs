@@ -4,6 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+/// Largest batch file read (1 GiB).
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
+
 /// Bytes of one record.
 pub const RECORD: usize = 1 + 3 * 1024;
 
@@ -58,10 +61,13 @@ impl Batch {
 
 /// Reads a batch file (`data_batch_N.bin`, `test_batch.bin`), any number of records.
 pub fn read_batch(path: &Path) -> Result<Batch, Cifar10Error> {
-    let bytes = std::fs::read(path).map_err(|source| Cifar10Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    // A regular file of at most 1 GiB (an official batch is 30 MB): a device
+    // or FIFO would be read without end.
+    let bytes =
+        crate::fsutil::read_regular(path, MAX_BATCH_BYTES).map_err(|source| Cifar10Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     decode_batch(&bytes).map_err(|e| match e {
         DecodeError::Length => Cifar10Error::Length {
             path: path.to_owned(),

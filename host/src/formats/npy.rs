@@ -246,13 +246,51 @@ pub fn npy_dtype(path: &Path) -> Result<String, TensorError> {
             path: path.to_owned(),
             source,
         })?;
-    let header = npyz::NpyHeader::from_reader(BufReader::new(file)).map_err(|source| {
-        TensorError::Header {
+    let header = bounded_header(BufReader::new(file))
+        .and_then(npyz::NpyHeader::from_reader)
+        .map_err(|source| TensorError::Header {
             path: path.to_owned(),
             source,
-        }
-    })?;
+        })?;
     Ok(header.dtype().descr().trim_matches('\'').to_owned())
+}
+
+/// Longest `.npy` header read (64 KiB; numpy itself refuses headers over
+/// 10,000 bytes unless told otherwise).
+pub const MAX_HEADER_BYTES: usize = 1 << 16;
+
+/// `r` with its header length checked before the header is read: npyz
+/// allocates what the file's 2- or 4-byte length field declares (up to
+/// 4 GiB, an abort on allocation: a fuzz finding). Whatever is not a `.npy`
+/// start is passed on for npyz to refuse.
+fn bounded_header<R: std::io::Read>(
+    mut r: R,
+) -> std::io::Result<std::io::Chain<std::io::Cursor<Vec<u8>>, R>> {
+    use std::io::Read;
+    let mut start = Vec::with_capacity(12);
+    (&mut r).take(8).read_to_end(&mut start)?;
+    let size_bytes = match start.get(6) {
+        Some(1) => 2,
+        Some(2) | Some(3) => 4,
+        _ => 0,
+    };
+    if start.len() == 8 && start.starts_with(b"\x93NUMPY") && size_bytes > 0 {
+        (&mut r).take(size_bytes).read_to_end(&mut start)?;
+        if start.len() == 8 + size_bytes as usize {
+            let mut len = [0u8; 4];
+            len[..size_bytes as usize].copy_from_slice(&start[8..]);
+            let len = u32::from_le_bytes(len) as usize;
+            if len > MAX_HEADER_BYTES {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the header declares {len} bytes, over the limit of {MAX_HEADER_BYTES}"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(std::io::Cursor::new(start).chain(r))
 }
 
 /// Reads one `.npy` file (C or Fortran order, either byte order): a regular
@@ -266,7 +304,10 @@ pub fn read_npy(path: &Path) -> Result<Tensor, TensorError> {
             }
         })?;
     let mut reader = Counting {
-        inner: BufReader::new(file),
+        inner: bounded_header(BufReader::new(file)).map_err(|source| TensorError::Header {
+            path: path.to_owned(),
+            source,
+        })?,
         read: 0,
     };
     let header =
@@ -339,10 +380,14 @@ pub struct Npz {
 
 impl Npz {
     pub fn open(path: &Path) -> Result<Npz, TensorError> {
-        let archive = npyz::npz::NpzArchive::open(path).map_err(|source| TensorError::Io {
+        let io = |source| TensorError::Io {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        // A regular file only: a zip is read from its end, which a device or
+        // FIFO does not have.
+        let (file, _) = crate::fsutil::open_regular(path, u64::MAX).map_err(io)?;
+        let archive = npyz::npz::NpzArchive::new(BufReader::new(file)).map_err(io)?;
         Ok(Npz {
             path: path.to_owned(),
             archive,
@@ -366,10 +411,19 @@ impl Npz {
             path: self.path.clone(),
             source,
         };
-        match self.archive.by_name(name).map_err(io)? {
-            Some(npy) => read_npy_file(npy, &self.path.clone(), name).map(Some),
-            None => Ok(None),
-        }
+        let header = |source| TensorError::Header {
+            path: self.path.clone(),
+            source,
+        };
+        let file = match self.archive.zip_archive().by_name(&format!("{name}.npy")) {
+            Ok(f) => f,
+            Err(npyz::zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+        };
+        let mut reader = bounded_header(file).map_err(header)?;
+        let parsed = npyz::NpyHeader::from_reader(&mut reader).map_err(header)?;
+        let npy = NpyFile::with_header(parsed, reader);
+        read_npy_file(npy, &self.path.clone(), name).map(Some)
     }
 
     /// Reads an array that must be present.
@@ -401,6 +455,26 @@ typed_getters!(as_u8, U8, u8; as_i8, I8, i8; as_i32, I32, i32; as_f32, F32, f32)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fuzz finding: a version 3 header whose length field says 4 GiB
+    /// made npyz allocate it (an abort on allocation under a memory limit).
+    #[test]
+    fn a_header_length_over_the_limit_is_refused_before_it_is_read() {
+        let dir = crate::test_support::scratch("npy-header-length");
+        let p = dir.path().join("h.npy");
+        let mut bytes = b"\x93NUMPY\x03\x00".to_vec();
+        bytes.extend_from_slice(&0xffff_ff76u32.to_le_bytes());
+        bytes.extend_from_slice(b"{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }\n");
+        std::fs::write(&p, &bytes).unwrap();
+        for e in [read_npy(&p).unwrap_err(), npy_dtype(&p).unwrap_err()] {
+            assert!(matches!(e, TensorError::Header { .. }), "{e}");
+            let text = crate::cli::report(&e);
+            assert!(
+                text.contains("declares 4294967158 bytes, over the limit"),
+                "{text}"
+            );
+        }
+    }
 
     /// A version 1.0 `.npy` file with the given header fields and data.
     fn npy_bytes(descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {

@@ -32,8 +32,21 @@ pub const KERAS_VERSION: &str = "2.19.0";
 /// The backend written into files.
 pub const BACKEND: &str = "tensorflow";
 
-/// Longest fixed-length string attribute element accepted.
-const MAX_FIXED_STRING: usize = 1024;
+/// Longest fixed-length string attribute element accepted (4 MiB; Keras
+/// files of the TensorFlow 2.4 era store `model_config` as one fixed-length
+/// string of the whole JSON, about 9 KB for ds_cnn_kws).
+const MAX_FIXED_STRING: usize = 1 << 22;
+
+/// Most bytes a string attribute may hold in all (64 MiB).
+const MAX_STRING_ATTRIBUTE_BYTES: usize = 1 << 26;
+
+/// Largest `.h5` file read (8 GiB): a bigger file is refused before HDF5
+/// opens it.
+pub const MAX_H5_BYTES: u64 = 1 << 33;
+
+/// Most weight values a model file may hold in all (2^28, 1 GiB of float32;
+/// each weight is also limited to [`super::layers::MAX_TENSOR_VALUES`]).
+pub const MAX_MODEL_VALUES: usize = 1 << 28;
 
 /// Why a Keras `.h5` file could not be read or written. Every variant names
 /// the file.
@@ -66,6 +79,8 @@ pub enum H5Error {
     },
     #[error("{}", path.display())]
     Graph { path: PathBuf, source: GraphError },
+    #[error("{}: HDF5 did not finish reading the file in {seconds} s: the file is corrupt (HDF5 can loop on some damaged files)", path.display())]
+    Stuck { path: PathBuf, seconds: u64 },
     #[error("{}: HDF5 error while {action}", path.display())]
     Hdf5 {
         path: PathBuf,
@@ -80,12 +95,50 @@ pub fn read_model(path: &Path) -> Result<Model, H5Error> {
         path: path.to_owned(),
         source,
     };
-    // Opening with std first gives plain messages for missing or unreadable files.
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if meta.is_dir() {
-        return Err(io_err(io::Error::other("is a directory")));
+    // Opening with std first gives plain messages for missing or unreadable
+    // files, and refuses what is not a regular file (a device, a FIFO: HDF5
+    // would read it forever) or is too large, before HDF5 opens it.
+    let (_, size) = crate::fsutil::open_regular(path, MAX_H5_BYTES).map_err(io_err)?;
+    let limit = read_time_limit(size);
+    // HDF5 itself can loop on a corrupt file (a fuzz finding: a damaged
+    // global heap behind a string attribute, in HDF5 2.2's
+    // H5HG__cache_heap_deserialize); the read runs on its own thread and is
+    // given up after `limit`. The stuck thread keeps HDF5's global lock, so
+    // the process can read no other .h5 file: the tools exit on the error.
+    let owned = path.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::Builder::new()
+        .name("hdf5-read".into())
+        .stack_size(16 << 20)
+        .spawn(move || {
+            let _ = tx.send(read_model_now(&owned));
+        })
+        .map_err(io_err)?;
+    match rx.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(H5Error::Stuck {
+            path: path.to_owned(),
+            seconds: limit.as_secs(),
+        }),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(()) => unreachable!("the reader sends its result before it ends"),
+        },
     }
-    std::fs::File::open(path).map_err(io_err)?;
+}
+
+/// How long reading a `.h5` file of `size` bytes may take: 120 s and 1 s
+/// per 10 MB (the 88 MB vgg_cifar10 reads in about a second), or
+/// `AKIDA_H5_TIMEOUT` seconds.
+fn read_time_limit(size: u64) -> std::time::Duration {
+    let seconds = std::env::var("AKIDA_H5_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(120 + size / 10_000_000);
+    std::time::Duration::from_secs(seconds)
+}
+
+fn read_model_now(path: &Path) -> Result<Model, H5Error> {
     let file = hdf5::File::open(path).map_err(|e| H5Error::NotHdf5 {
         path: path.to_owned(),
         detail: e.to_string(),
@@ -196,8 +249,9 @@ impl Reader<'_> {
             .map_err(|m| self.format("/model_weights attribute layer_names", m))?;
         let known: HashSet<&str> = model.layers.iter().map(|l| l.name.as_str()).collect();
         let mut stored = Vec::new();
+        let mut total = 0usize;
         for name in &names {
-            let weights = self.layer_weights(&group, name)?;
+            let weights = self.layer_weights(&group, name, &mut total)?;
             if !known.contains(name.as_str()) {
                 if !weights.is_empty() {
                     return Err(self.format(
@@ -218,7 +272,14 @@ impl Reader<'_> {
     }
 
     /// The weights of one layer group, in `weight_names` order.
-    fn layer_weights(&self, mw: &Group, layer: &str) -> Result<Vec<Weight>, H5Error> {
+    /// `total` counts the values read so far, refused over
+    /// [`MAX_MODEL_VALUES`] before a dataset is read.
+    fn layer_weights(
+        &self,
+        mw: &Group,
+        layer: &str,
+        total: &mut usize,
+    ) -> Result<Vec<Weight>, H5Error> {
         let location = format!("/model_weights/{layer}");
         let group = mw
             .group(layer)
@@ -233,11 +294,19 @@ impl Reader<'_> {
                     layer: layer.to_owned(),
                     dataset: format!("{location}/{wn}"),
                 })?;
-                let values =
-                    read_floats(&ds).map_err(|m| self.format(format!("{location}/{wn}"), m))?;
+                let at = |m| self.format(format!("{location}/{wn}"), m);
+                let shape = ds.shape();
+                super::layers::check_size("the dataset", &shape).map_err(at)?;
+                *total = total.saturating_add(ds.size());
+                if *total > MAX_MODEL_VALUES {
+                    return Err(at(format!(
+                        "the weights read so far hold {total} values, over the limit of {MAX_MODEL_VALUES} (2^28, 1 GiB of float32) per model"
+                    )));
+                }
+                let values = read_floats(&ds).map_err(at)?;
                 Ok(Weight {
                     name: wn.clone(),
-                    shape: ds.shape(),
+                    shape,
                     values,
                 })
             })
@@ -257,7 +326,7 @@ fn read_floats(ds: &hdf5::Dataset) -> Result<Vec<f32>, String> {
             .read_raw::<f64>()
             .map(|v| v.into_iter().map(|x| x as f32).collect())
             .map_err(|e| e.to_string()),
-        other => Err(format!("has type {other:?}, expected float32")),
+        other => Err(format!("has type {other}, expected float32")),
     }
 }
 
@@ -300,20 +369,57 @@ fn read_strings(attr: &Attribute) -> Result<Vec<String>, String> {
             .iter()
             .map(|s| s.as_str().to_owned())
             .collect()),
-        TypeDescriptor::FixedAscii(n) if n <= MAX_FIXED_STRING => Ok(attr
-            .read_raw::<FixedAscii<MAX_FIXED_STRING>>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
-        TypeDescriptor::FixedUnicode(n) if n <= MAX_FIXED_STRING => Ok(attr
-            .read_raw::<FixedUnicode<MAX_FIXED_STRING>>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
+        TypeDescriptor::FixedAscii(n) | TypeDescriptor::FixedUnicode(n) => {
+            let unicode = matches!(desc, TypeDescriptor::FixedUnicode(_));
+            read_fixed_strings(attr, n, unicode)
+        }
         _ if attr.size() == 0 => Ok(Vec::new()),
-        other => Err(format!("holds {other:?}, not strings")),
+        other => Err(format!("holds {other}, not strings")),
+    }
+}
+
+/// Fixed-length strings of `width` bytes each, of any width up to
+/// [`MAX_FIXED_STRING`]: read as the next of a few fixed widths (HDF5 pads
+/// or converts), so that the buffer is at most 8 times the stored size.
+fn read_fixed_strings(
+    attr: &Attribute,
+    width: usize,
+    unicode: bool,
+) -> Result<Vec<String>, String> {
+    if width > MAX_FIXED_STRING {
+        return Err(format!(
+            "holds fixed-length strings of {width} bytes, over the limit of {MAX_FIXED_STRING} bytes (4 MiB)"
+        ));
+    }
+    let count = attr.size();
+    let bytes = count.saturating_mul(width.next_power_of_two().max(1 << 10));
+    if bytes > MAX_STRING_ATTRIBUTE_BYTES {
+        return Err(format!(
+            "holds {count} fixed-length strings of {width} bytes, over the limit of {MAX_STRING_ATTRIBUTE_BYTES} bytes (64 MiB)"
+        ));
+    }
+    fn read<const N: usize>(attr: &Attribute, unicode: bool) -> Result<Vec<String>, String> {
+        let err = |e: hdf5::Error| e.to_string();
+        Ok(if unicode {
+            attr.read_raw::<FixedUnicode<N>>()
+                .map_err(err)?
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect()
+        } else {
+            attr.read_raw::<FixedAscii<N>>()
+                .map_err(err)?
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect()
+        })
+    }
+    match width {
+        0..=1024 => read::<1024>(attr, unicode),
+        1025..=8192 => read::<8192>(attr, unicode),
+        8193..=65536 => read::<65536>(attr, unicode),
+        65537..=524288 => read::<524288>(attr, unicode),
+        _ => read::<MAX_FIXED_STRING>(attr, unicode),
     }
 }
 
@@ -335,8 +441,8 @@ impl Writer<'_> {
     }
 
     fn file(&self, tmp: &Path, model: &Model) -> Result<(), H5Error> {
-        // No object times (hdf5-metno already leaves them out of datasets):
-        // the same model gives the same bytes.
+        // No modification times in object headers (as h5py writes): the same
+        // model always gives the same bytes.
         let file = hdf5::File::with_options()
             .with_fcpl(|p| p.obj_track_times(false))
             .create(tmp)
@@ -352,7 +458,8 @@ impl Writer<'_> {
             .map_err(self.hdf5("writing attributes"))?;
         write_str(&file, "model_config", &config, false)
             .map_err(self.hdf5("writing model_config"))?;
-        let mw = new_group(&file, "model_weights").map_err(self.hdf5("creating /model_weights"))?;
+        let mw =
+            ensure_group(&file, "model_weights").map_err(self.hdf5("creating /model_weights"))?;
         self.weights(&mw, model)?;
         drop(mw);
         file.close().map_err(self.hdf5("closing the file"))
@@ -387,18 +494,13 @@ fn ensure_group(parent: &Group, path: &str) -> hdf5::Result<Group> {
         group = if group.link_exists(part) {
             group.group(part)?
         } else {
-            new_group(&group, part)?
+            group
+                .create_group_builder()
+                .obj_track_times(false)
+                .create(part)?
         };
     }
     Ok(group)
-}
-
-/// A new group without object times.
-fn new_group(parent: &Group, name: &str) -> hdf5::Result<Group> {
-    parent
-        .create_group_builder()
-        .obj_track_times(false)
-        .create(name)
 }
 
 /// A float32 dataset at the weight's name (which contains `/` and `:0`).
@@ -410,6 +512,7 @@ fn write_dataset(layer_group: &Group, w: &Weight) -> hdf5::Result<()> {
     let group = ensure_group(layer_group, dir)?;
     let ds = group
         .new_dataset::<f32>()
+        .obj_track_times(false)
         .shape(w.shape.clone())
         .create(leaf)?;
     ds.write_raw(&w.values)
@@ -538,6 +641,45 @@ mod tests {
             string_list_attr(&file, "nothing").unwrap_err(),
             "is missing"
         );
+    }
+
+    /// Keras files of the TensorFlow 2.4 era store `model_config` as one
+    /// fixed-length string; longer than 1 KiB it was refused ("holds
+    /// FixedAscii(9244), not strings") before the reader took any width.
+    #[test]
+    fn a_long_fixed_length_model_config_is_read() {
+        let (_dir, path) = temp("fixed_config.h5");
+        write_model(&path, &small_model()).unwrap();
+        let file = hdf5::File::open_rw(&path).unwrap();
+        let config = read_strings(&file.attr("model_config").unwrap()).unwrap()[0].clone();
+        file.delete_attr("model_config").unwrap();
+        // Padded to 9244 bytes, as the 1.0-era ds_cnn_kws file holds it.
+        let padded = format!("{config:<9244}");
+        let value = FixedAscii::<9244>::from_ascii(&padded).unwrap();
+        file.new_attr::<FixedAscii<9244>>()
+            .shape(())
+            .create("model_config")
+            .unwrap()
+            .write_scalar(&value)
+            .unwrap();
+        file.close().unwrap();
+        let mut back = read_model(&path).unwrap();
+        back.layers.iter_mut().for_each(|l| l.raw = None);
+        assert_eq!(back, small_model());
+    }
+
+    #[test]
+    fn non_string_attributes_are_named_in_plain_words() {
+        let (_dir, path) = temp("int_attr.h5");
+        let file = hdf5::File::create(&path).unwrap();
+        file.new_attr::<i32>()
+            .shape(2)
+            .create("names")
+            .unwrap()
+            .write_raw(&[1, 2])
+            .unwrap();
+        let e = string_list_attr(&file, "names").unwrap_err();
+        assert_eq!(e, "holds int32, not strings");
     }
 
     #[test]

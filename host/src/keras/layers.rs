@@ -438,8 +438,15 @@ impl LayerConfig {
         }
     }
 
-    /// The output shape for the given input shapes (one per inbound layer).
+    /// The output shape for the given input shapes (one per inbound layer),
+    /// refused when it holds more than [`MAX_TENSOR_VALUES`] values.
     pub fn output_shape(&self, inputs: &[Shape]) -> Result<Shape, String> {
+        let shape = self.output_shape_unchecked(inputs)?;
+        check_size("the output", &shape)?;
+        Ok(shape)
+    }
+
+    fn output_shape_unchecked(&self, inputs: &[Shape]) -> Result<Shape, String> {
         if let Some(shape) = self.input_shape() {
             return shape;
         }
@@ -471,7 +478,7 @@ impl LayerConfig {
                 c.filters,
             ),
             LayerConfig::DepthwiseConv2D(c) => {
-                let channels = spatial(input)?[2] * c.depth_multiplier;
+                let channels = checked_product(&[spatial(input)?[2], c.depth_multiplier])?;
                 conv_shape(
                     input,
                     c.kernel_size,
@@ -497,7 +504,7 @@ impl LayerConfig {
                 let c = spatial(input)?[2];
                 Ok(if *keepdims { vec![1, 1, c] } else { vec![c] })
             }
-            LayerConfig::Flatten => Ok(vec![input.iter().product()]),
+            LayerConfig::Flatten => Ok(vec![checked_product(input)?]),
             LayerConfig::Reshape { target_shape } => reshape(input, target_shape),
             LayerConfig::BatchNormalization(bn) => {
                 bn_channel_axis(&bn.axis, input.len())?;
@@ -508,8 +515,18 @@ impl LayerConfig {
     }
 
     /// The weights this layer holds for the given input shape, in Keras order
-    /// (`None` for an unknown class, whose weights are taken as stored).
+    /// (`None` for an unknown class, whose weights are taken as stored);
+    /// refused when a weight would hold more than [`MAX_TENSOR_VALUES`]
+    /// values, before anything is allocated.
     pub fn weight_specs(&self, input: &[usize]) -> Result<Option<Vec<WeightSpec>>, String> {
+        let specs = self.weight_specs_unchecked(input)?;
+        for spec in specs.iter().flatten() {
+            check_size(&format!("weight `{}`", spec.role.keras_name()), &spec.shape)?;
+        }
+        Ok(specs)
+    }
+
+    fn weight_specs_unchecked(&self, input: &[usize]) -> Result<Option<Vec<WeightSpec>>, String> {
         let spec = |role, shape: Vec<usize>| WeightSpec { role, shape };
         let specs = match self {
             LayerConfig::Conv2D(c) | LayerConfig::QuantizedConv2D { conv: c, .. } => {
@@ -528,7 +545,10 @@ impl LayerConfig {
                 let dm = c.depth_multiplier;
                 let mut v = vec![
                     spec(WeightRole::DepthwiseKernel, vec![kh, kw, cin, dm]),
-                    spec(WeightRole::PointwiseKernel, vec![1, 1, cin * dm, c.filters]),
+                    spec(
+                        WeightRole::PointwiseKernel,
+                        vec![1, 1, checked_product(&[cin, dm])?, c.filters],
+                    ),
                 ];
                 if c.use_bias {
                     v.push(spec(WeightRole::Bias, vec![c.filters]));
@@ -541,7 +561,7 @@ impl LayerConfig {
                 let dm = c.depth_multiplier;
                 let mut v = vec![spec(WeightRole::DepthwiseKernel, vec![kh, kw, cin, dm])];
                 if c.use_bias {
-                    v.push(spec(WeightRole::Bias, vec![cin * dm]));
+                    v.push(spec(WeightRole::Bias, vec![checked_product(&[cin, dm])?]));
                 }
                 v
             }
@@ -573,6 +593,31 @@ impl LayerConfig {
     }
 }
 
+/// Most values a layer output or a weight may hold: 2^28 (1 GiB of float32,
+/// far above any Akida 1.0 model: the AKD1000 holds about 8 MB of weights).
+/// A shape over it, read from a file's config or asked for on the command
+/// line, is refused before anything is allocated.
+pub const MAX_TENSOR_VALUES: usize = 1 << 28;
+
+/// The number of values of `shape`, or an error when it overflows.
+fn checked_product(shape: &[usize]) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("the shape {shape:?} holds more values than this machine can count"))
+}
+
+/// Refuses a shape of more than [`MAX_TENSOR_VALUES`] values.
+pub fn check_size(what: &str, shape: &[usize]) -> Result<(), String> {
+    let n = checked_product(shape)?;
+    if n > MAX_TENSOR_VALUES {
+        return Err(format!(
+            "{what} has shape {shape:?}, {n} values, over the limit of {MAX_TENSOR_VALUES} (2^28, 1 GiB of float32) per tensor"
+        ));
+    }
+    Ok(())
+}
+
 /// An `[H, W, C]` input, or an error naming what was found.
 fn spatial(input: &[usize]) -> Result<[usize; 3], String> {
     match input {
@@ -601,16 +646,17 @@ fn conv_shape(
 
 /// Keras `Reshape` with at most one `-1` entry.
 fn reshape(input: &[usize], target: &[i64]) -> Result<Shape, String> {
-    let total: usize = input.iter().product();
+    let total = checked_product(input)?;
     let unknown = target.iter().filter(|&&d| d == -1).count();
     if unknown > 1 || target.iter().any(|&d| d < -1 || d == 0) {
         return Err(format!("invalid target shape {target:?}"));
     }
-    let known: usize = target
+    let known = target
         .iter()
         .filter(|&&d| d > 0)
-        .map(|&d| d as usize)
-        .product();
+        .map(|&d| usize::try_from(d).ok())
+        .try_fold(1usize, |n, d| n.checked_mul(d?))
+        .ok_or_else(|| format!("invalid target shape {target:?}"))?;
     let fill = if unknown == 1 {
         if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {input:?} to {target:?}"));
@@ -623,7 +669,7 @@ fn reshape(input: &[usize], target: &[i64]) -> Result<Shape, String> {
         .iter()
         .map(|&d| if d == -1 { fill } else { d as usize })
         .collect();
-    if out.iter().product::<usize>() != total {
+    if checked_product(&out)? != total {
         return Err(format!(
             "cannot reshape {input:?} ({total} values) to {target:?}"
         ));
@@ -652,6 +698,39 @@ fn bn_channel_axis(axis: &[i64], rank: usize) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Sizes a config asks for are checked before anything is allocated:
+    /// a 100000x100000 kernel (or `--classes 4000000000`) was an abort on
+    /// allocation ("memory allocation of N bytes failed"), a Flatten of a
+    /// huge input an overflow.
+    #[test]
+    fn absurd_sizes_are_refused_not_allocated() {
+        let conv = LayerConfig::Conv2D(Conv2DConfig::new(8, [100_000, 100_000]));
+        let e = conv.weight_specs(&[8, 6, 1]).unwrap_err();
+        assert!(
+            e.starts_with("weight `kernel` has shape [100000, 100000, 1, 8], 80000000000 values, over the limit of 268435456"),
+            "{e}"
+        );
+        let dense = LayerConfig::Dense(DenseConfig::new(4_000_000_000));
+        assert!(dense
+            .weight_specs(&[64])
+            .unwrap_err()
+            .contains("over the limit"));
+        let huge = vec![usize::MAX / 2, 4, 1];
+        let e = LayerConfig::Flatten.output_shape(&[huge]).unwrap_err();
+        assert!(e.contains("more values than this machine can count"), "{e}");
+        let input = LayerConfig::InputLayer {
+            batch_input_shape: vec![None, Some(100_000), Some(100_000), Some(3)],
+            dtype: "float32".into(),
+        };
+        assert!(input
+            .output_shape(&[])
+            .unwrap_err()
+            .contains("over the limit"));
+        // The largest legal tensor passes.
+        let dense = LayerConfig::Dense(DenseConfig::new(1 << 20));
+        assert!(dense.weight_specs(&[256]).is_ok());
+    }
 
     #[test]
     fn same_and_valid_padding_follow_tensorflow() {

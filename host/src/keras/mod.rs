@@ -211,6 +211,13 @@ pub enum GraphError {
         weight: String,
         expected: &'static str,
     },
+    #[error("layer `{layer}` ({class}): {what} is not supported (only {supported})")]
+    Unsupported {
+        layer: String,
+        class: String,
+        what: String,
+        supported: &'static str,
+    },
     #[error("layer `{layer}`: weight `{weight}` has {found} values for shape {shape:?}")]
     WeightLength {
         layer: String,
@@ -338,13 +345,15 @@ impl Model {
                 }
             }
         }
-        layer
-            .config
-            .output_shape(&inputs)
-            .map_err(|message| GraphError::Shape {
-                layer: layer.name.clone(),
-                message,
-            })
+        layer.config.output_shape(&inputs).map_err(|message| {
+            // A channels-first input read as channels-last may not fit.
+            unsupported_layout(layer)
+                .err()
+                .unwrap_or_else(|| GraphError::Shape {
+                    layer: layer.name.clone(),
+                    message,
+                })
+        })
     }
 
     /// Checks the graph: unique names, inbound layers defined earlier,
@@ -400,6 +409,39 @@ fn check_weight_lengths(layer: &Layer) -> Result<(), GraphError> {
     Ok(())
 }
 
+/// Config values that change the weight shapes in ways this crate does not
+/// model: a grouped convolution, channels-first data. Checked when the
+/// weights do not have the shapes a channels-last, ungrouped layer calls
+/// for, so that such a file is refused as unsupported, not as a wrong shape.
+fn unsupported_layout(layer: &Layer) -> Result<(), GraphError> {
+    let Some(raw) = &layer.raw else {
+        return Ok(());
+    };
+    let unsupported = |what: String, supported| GraphError::Unsupported {
+        layer: layer.name.clone(),
+        class: layer.class_name().to_owned(),
+        what,
+        supported,
+    };
+    if let Some(groups) = raw.config.get("groups") {
+        if groups.as_u64() != Some(1) {
+            return Err(unsupported(
+                format!("groups={groups} (a grouped convolution)"),
+                "groups=1",
+            ));
+        }
+    }
+    if let Some(format) = raw.config.get("data_format") {
+        if !format.is_null() && format.as_str() != Some("channels_last") {
+            return Err(unsupported(
+                format!("data_format {format}"),
+                "channels_last",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The layer's weights match the roles and shapes its config calls for.
 fn check_weights(layer: &Layer, input: &[usize]) -> Result<(), GraphError> {
     let shape_err = |message| GraphError::Shape {
@@ -426,6 +468,7 @@ fn check_weights(layer: &Layer, input: &[usize]) -> Result<(), GraphError> {
             });
         }
         if w.shape != spec.shape {
+            unsupported_layout(layer)?;
             return Err(GraphError::WeightShape {
                 layer: layer.name.clone(),
                 weight: w.name.clone(),
