@@ -14,6 +14,7 @@
 //! - [`tail`]: pooling, [`saturation`] and [`activation`] after the kernel.
 //! - [`inference`]: running a layer and a model ([`forward`]).
 //! - [`format`]: the `.akd` file (header, checksum, postcard payload).
+//! - [`mfcc`]: the keyword-spotting front end (PCM to MFCC to uint8 input).
 #![no_std]
 // `unsafe_code` is denied by the workspace lints; only the x86 SIMD
 // micro-kernels of `kernels::fast` allow it.
@@ -27,6 +28,7 @@ pub mod format;
 pub mod inference;
 pub mod kernels;
 pub mod layer;
+pub mod mfcc;
 pub mod model;
 pub mod pooling;
 pub mod saturation;
