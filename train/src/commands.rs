@@ -178,7 +178,7 @@ pub enum CommandError {
     Eval {
         path: PathBuf,
         #[source]
-        source: EvalError,
+        source: Box<EvalError>,
     },
     #[error(transparent)]
     Converted(ModelFileError),
@@ -263,7 +263,10 @@ pub fn run(tool: Tool, action: &Action, options: &Options) -> Result<Outcome, Co
             };
             let eval_err = |path: &Path| {
                 let path = path.to_owned();
-                move |source| CommandError::Eval { path, source }
+                move |source| CommandError::Eval {
+                    path,
+                    source: Box::new(source),
+                }
             };
             let converted = match (akida, akd) {
                 (true, Some(_)) => {
