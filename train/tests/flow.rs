@@ -96,6 +96,66 @@ fn flow(action_first: bool) {
     );
 }
 
+/// `cifar10_train ACTION -m M -s M ...` (the model saved over itself, as
+/// BrainChip's documents write it), the action first or last, on the
+/// CIFAR-10 mini set, a few batches per epoch.
+fn cifar(action: &str, model: &Path, extra: &[&str], action_first: bool) -> String {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cifar10_train"));
+    if action_first {
+        c.arg(action);
+    }
+    c.arg("-m").arg(model);
+    if action != "eval" {
+        c.arg("-s").arg(model);
+    }
+    c.arg("--data-dir")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets/cifar10-mini"));
+    c.args(["--no-progress", "--batch-size", "16", "--max-batches", "2"]);
+    c.args(extra);
+    if !action_first {
+        c.arg(action);
+    }
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{c:?} failed: {text}");
+    text
+}
+
+/// The flow on ds_cnn_cifar10 with `-m x.h5 -s x.h5`: every step rewrites
+/// its input file, which must stay a readable model.
+fn cifar_flow(action_first: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let created = akida_models::create("ds_cnn_cifar10", Some(&p("x.h5")), 3, None).unwrap();
+    let before = keras::read_model(&created).unwrap();
+    let out = cifar("train", &created, &["-e", "1"], action_first);
+    assert!(out.contains("Model saved as"), "{out}");
+    let after = keras::read_model(&created).unwrap();
+    assert_ne!(before, after, "training changed the weights");
+    quantize(&created, &p("q4.h5"), 4);
+    cifar("tune", &p("q4.h5"), &["-e", "1"], action_first);
+    quantize(&p("q4.h5"), &p("q2.h5"), 2);
+    cifar("tune", &p("q2.h5"), &["-e", "1"], action_first);
+    cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap();
+    let report = cifar("eval", &p("q2.h5"), &["-ak"], action_first);
+    assert!(report.contains("on 500 samples"), "{report}");
+    assert!(report.contains("top-1 agreement"), "{report}");
+}
+
+#[test]
+fn cifar10_train_flow_with_the_action_first() {
+    cifar_flow(true);
+}
+
+#[test]
+fn cifar10_train_flow_with_the_options_first() {
+    cifar_flow(false);
+}
+
 #[test]
 fn documented_flow_with_the_action_first() {
     flow(true);
