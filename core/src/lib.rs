@@ -18,6 +18,7 @@
 //! - [`stream`]: row-streaming inference in a small static workspace (the
 //!   firmware), with the Cortex-M4 kernels of [`kernels::m4`].
 //! - [`wire`]: the framed byte protocol between a host and the firmware.
+//! - [`mfcc`]: the keyword-spotting front end (PCM to MFCC to uint8 input).
 #![no_std]
 // `unsafe_code` is denied by the workspace lints; only the x86 SIMD
 // micro-kernels of `kernels::fast`, the Cortex-M4 `asm!` of `kernels::m4`
@@ -32,6 +33,7 @@ pub mod format;
 pub mod inference;
 pub mod kernels;
 pub mod layer;
+pub mod mfcc;
 pub mod model;
 pub mod pooling;
 pub mod saturation;

@@ -4,6 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
+use super::{DatasetError, ImageSet, Split, Targets};
+
+/// How to get the data, for the error when none is found.
+pub const HOW_TO_GET: &str = "CIFAR-10 in its official binary layout (cifar-10-batches-bin: data_batch_1.bin .. data_batch_5.bin, test_batch.bin) is the \"CIFAR-10 binary version\" of https://www.cs.toronto.edu/~kriz/cifar.html; tests/data/datasets/README.md says how to rebuild it from a public GitHub copy (scripts/build_cifar10.py), and tests/data/datasets/cifar10-mini is a 1,500-image subset";
+
 /// Largest batch file read (1 GiB).
 pub const MAX_BATCH_BYTES: u64 = 1 << 30;
 
@@ -113,6 +118,78 @@ fn decode_batch(bytes: &[u8]) -> Result<Batch, DecodeError> {
     Ok(Batch { images, labels })
 }
 
+/// The folder holding the batch files: `dir` itself or its
+/// `cifar-10-batches-bin/`.
+pub fn batches_dir(dir: &Path) -> Result<PathBuf, DatasetError> {
+    for candidate in [dir.join("cifar-10-batches-bin"), dir.to_owned()] {
+        if candidate.join("test_batch.bin").is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(DatasetError::NotFound {
+        name: "CIFAR-10",
+        dir: dir.to_owned(),
+        expected: "expected test_batch.bin and data_batch_*.bin there or in cifar-10-batches-bin/",
+        how: HOW_TO_GET,
+    })
+}
+
+/// One split of CIFAR-10 from `dir` (see [`batches_dir`]): `Test` is
+/// `test_batch.bin`; `Train` and `Validation` share the `data_batch_*.bin`
+/// files in name order, every tenth image (index 9, 19, ...) being
+/// validation.
+pub fn load(dir: &Path, split: Split) -> Result<ImageSet, DatasetError> {
+    let dir = batches_dir(dir)?;
+    let mut files = Vec::new();
+    match split {
+        Split::Test => files.push(dir.join("test_batch.bin")),
+        Split::Train | Split::Validation => {
+            for entry in std::fs::read_dir(&dir).map_err(DatasetError::io(&dir))? {
+                let path = entry.map_err(DatasetError::io(&dir))?.path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if name.starts_with("data_batch_") && name.ends_with(".bin") {
+                    files.push(path);
+                }
+            }
+            files.sort();
+            if files.is_empty() {
+                return Err(DatasetError::NotFound {
+                    name: "CIFAR-10",
+                    dir,
+                    expected: "expected data_batch_*.bin",
+                    how: HOW_TO_GET,
+                });
+            }
+        }
+    }
+    let mut images = Vec::new();
+    let mut labels = Vec::new();
+    let mut index = 0usize;
+    for file in &files {
+        let batch = read_batch(file)?;
+        for (i, &label) in batch.labels.iter().enumerate() {
+            let keep = match split {
+                Split::Test => true,
+                Split::Train => index % 10 != 9,
+                Split::Validation => index % 10 == 9,
+            };
+            index += 1;
+            if keep {
+                images.extend_from_slice(&batch.images[i * 3072..(i + 1) * 3072]);
+                labels.push(label as u32);
+            }
+        }
+    }
+    Ok(ImageSet {
+        shape: [32, 32, 3],
+        images,
+        targets: Targets::Classes {
+            labels,
+            classes: CLASSES.len(),
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +232,19 @@ mod tests {
             seen[l as usize] = true;
         }
         assert!(seen.iter().all(|&s| s));
+    }
+
+    #[test]
+    fn splits_of_the_mini_set() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets/cifar10-mini");
+        let train = load(&dir, Split::Train).unwrap();
+        let val = load(&dir, Split::Validation).unwrap();
+        let test = load(&dir, Split::Test).unwrap();
+        assert_eq!((train.len(), val.len(), test.len()), (900, 100, 500));
+        let missing = load(Path::new("/nonexistent"), Split::Test).unwrap_err();
+        assert!(
+            missing.to_string().contains("cifar-10-batches-bin"),
+            "{missing}"
+        );
     }
 }

@@ -1,0 +1,223 @@
+//! Batch normalization over the last axis (channels of NHWC maps, units of
+//! dense outputs) fused with the ReLU that follows it in every akida_models
+//! block: statistics, forward and backward on `[rows, c]` slices.
+//!
+//! Forward `y = act(x * scale + shift)` with `scale = gamma / sqrt(var +
+//! eps)` and `shift = beta - mean * scale`; `act` is the identity, ReLU, or
+//! ReLU clipped at `max` (Keras `ReLU(max_value)`), whose gradient passes
+//! where `0 < pre-activation < max` as TensorFlow's `relu6` does.
+//! In training, mean and variance are the batch's (biased variance), and
+//! the backward pass differentiates through them:
+//! `dx = scale (g - sum(g)/M - xhat sum(g xhat)/M)`, `g` the gradient after
+//! the activation's mask, `xhat = (x - mean) / sqrt(var + eps)`.
+
+use rayon::prelude::*;
+
+use super::depthwise::add_into;
+use super::simd;
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 256;
+
+/// The activation fused after the normalization.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    None,
+    Relu,
+    /// ReLU clipped at this value.
+    ReluMax(f32),
+}
+
+impl Act {
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Act::None => v,
+            Act::Relu => v.max(0.0),
+            Act::ReluMax(m) => v.max(0.0).min(m),
+        }
+    }
+
+    /// Whether the gradient passes at pre-activation `v`.
+    #[inline(always)]
+    fn passes(self, v: f32) -> bool {
+        match self {
+            Act::None => true,
+            Act::Relu => v > 0.0,
+            Act::ReluMax(m) => v > 0.0 && v < m,
+        }
+    }
+
+    /// The activation as one number (for burn's extension arguments):
+    /// negative is none, infinite is ReLU, finite is ReLU clipped there.
+    pub fn code(self) -> f32 {
+        match self {
+            Act::None => -1.0,
+            Act::Relu => f32::INFINITY,
+            Act::ReluMax(m) => m,
+        }
+    }
+
+    pub fn from_code(code: f32) -> Act {
+        if code < 0.0 {
+            Act::None
+        } else if code.is_infinite() {
+            Act::Relu
+        } else {
+            Act::ReluMax(code)
+        }
+    }
+}
+
+/// Per-channel mean and biased variance of `x` (`[rows, c]`), summed in
+/// float64.
+pub fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
+    assert!(c > 0 && x.len().is_multiple_of(c), "batch norm input");
+    let rows = x.len() / c;
+    let sums = x
+        .par_chunks(ROWS_PER_TASK * c)
+        .map(|chunk| {
+            simd(|| {
+                // Float32 sums over at most ROWS_PER_TASK rows, then float64.
+                let mut s = vec![0f32; c];
+                let mut q = vec![0f32; c];
+                for row in chunk.chunks_exact(c) {
+                    for ((s, q), &v) in s.iter_mut().zip(q.iter_mut()).zip(row) {
+                        *s += v;
+                        *q += v * v;
+                    }
+                }
+                s.iter().chain(&q).map(|&v| v as f64).collect::<Vec<f64>>()
+            })
+        })
+        .reduce(Vec::new, |mut a: Vec<f64>, b: Vec<f64>| {
+            if a.is_empty() {
+                return b;
+            }
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        });
+    let m = rows.max(1) as f64;
+    let mean: Vec<f64> = sums[..c].iter().map(|s| s / m).collect();
+    let var: Vec<f32> = sums[c..]
+        .iter()
+        .zip(&mean)
+        .map(|(q, mu)| (q / m - mu * mu).max(0.0) as f32)
+        .collect();
+    (mean.iter().map(|&v| v as f32).collect(), var)
+}
+
+/// `scale` and `shift` of the normalization.
+pub fn affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma
+        .iter()
+        .zip(var)
+        .map(|(g, v)| g / (v + eps).sqrt())
+        .collect();
+    let shift = beta
+        .iter()
+        .zip(mean)
+        .zip(&scale)
+        .map(|((b, m), s)| b - m * s)
+        .collect();
+    (scale, shift)
+}
+
+/// `y = act(x * scale + shift)` row by row.
+pub fn forward(x: &[f32], scale: &[f32], shift: &[f32], act: Act, y: &mut [f32]) {
+    let c = scale.len();
+    assert_eq!(x.len(), y.len(), "batch norm output");
+    y.par_chunks_mut(ROWS_PER_TASK * c)
+        .zip(x.par_chunks(ROWS_PER_TASK * c))
+        .for_each(|(y, x)| {
+            simd(|| {
+                for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                    for (((o, &v), &s), &t) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                        *o = act.apply(v * s + t);
+                    }
+                }
+            })
+        });
+}
+
+/// Gradients of the forward: `dx`, `dgamma`, `dbeta`. `train`: the
+/// statistics are the batch's and the gradient flows through them;
+/// otherwise they are constants (moving statistics).
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f32,
+    act: Act,
+    train: bool,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let c = gamma.len();
+    let rows = x.len() / c;
+    let (scale, shift) = affine(gamma, beta, mean, var, eps);
+    let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    // Pass 1: sum(g) and sum(g * xhat) per channel.
+    let sums = x
+        .par_chunks(ROWS_PER_TASK * c)
+        .zip(dy.par_chunks(ROWS_PER_TASK * c))
+        .map(|(x, dy)| {
+            simd(|| {
+                let mut acc = vec![0f32; 2 * c];
+                let (sg, sgx) = acc.split_at_mut(c);
+                for (xr, gr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+                    for i in 0..c {
+                        let pre = xr[i] * scale[i] + shift[i];
+                        let g = if act.passes(pre) { gr[i] } else { 0.0 };
+                        let xhat = (xr[i] - mean[i]) * inv_std[i];
+                        sg[i] += g;
+                        sgx[i] += g * xhat;
+                    }
+                }
+                acc
+            })
+        })
+        .reduce(Vec::new, add_into);
+    let (dbeta, dgamma) = (sums[..c].to_vec(), sums[c..].to_vec());
+    let m = rows as f32;
+    let (mean_g, mean_gx): (Vec<f32>, Vec<f32>) = if train {
+        (
+            dbeta.iter().map(|s| s / m).collect(),
+            dgamma.iter().map(|s| s / m).collect(),
+        )
+    } else {
+        (vec![0.0; c], vec![0.0; c])
+    };
+    // Pass 2: dx.
+    let mut dx = vec![0f32; x.len()];
+    dx.par_chunks_mut(ROWS_PER_TASK * c)
+        .zip(
+            x.par_chunks(ROWS_PER_TASK * c)
+                .zip(dy.par_chunks(ROWS_PER_TASK * c)),
+        )
+        .for_each(|(dx, (x, dy))| {
+            simd(|| {
+                for ((dr, xr), gr) in dx
+                    .chunks_exact_mut(c)
+                    .zip(x.chunks_exact(c))
+                    .zip(dy.chunks_exact(c))
+                {
+                    for i in 0..c {
+                        let pre = xr[i] * scale[i] + shift[i];
+                        let g = if act.passes(pre) { gr[i] } else { 0.0 };
+                        let xhat = (xr[i] - mean[i]) * inv_std[i];
+                        dr[i] = scale[i] * (g - mean_g[i] - xhat * mean_gx[i]);
+                    }
+                }
+            })
+        });
+    (dx, dgamma, dbeta)
+}
