@@ -5,11 +5,12 @@
 //! dense kernel otherwise. All backends come from `akida-core` and agree bit
 //! for bit.
 
-use akida_core::inference::{self, forward, LayerOutput, Workspace};
+use akida_core::inference::{self, forward, LayerOutput};
 use akida_core::kernels::fast::{FastOperands, FastPlan};
 use akida_core::kernels::{unpack_weights, Backend, KernelWeights, Prepared};
 use akida_core::{
     Dims, ForwardError, LayerKind, PrepBuffers, Preparation, Simd, ValidLayer, ValidModel,
+    WorkspaceBuffers, WorkspaceSizes,
 };
 use rayon::prelude::*;
 
@@ -104,15 +105,6 @@ pub struct Runtime<'m, B, S> {
     policy: KernelPolicy,
 }
 
-/// Per-thread buffers of [`forward`].
-struct Scratch {
-    levels: [Vec<u8>; 2],
-    scratch: Vec<i32>,
-    a: Vec<i16>,
-    row: Vec<i32>,
-    output: Vec<i32>,
-}
-
 /// Outputs of a batch: levels (last layer with activation) or potentials.
 #[derive(Clone, Debug, PartialEq)]
 pub enum BatchOutput {
@@ -179,15 +171,15 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         self.model.output()
     }
 
-    fn scratch(&self) -> Scratch {
-        let sizes = self.model.workspace_sizes(true);
-        Scratch {
-            levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
-            scratch: vec![0i32; sizes.scratch],
-            a: vec![0i16; sizes.a],
-            row: vec![0i32; sizes.row],
-            output: vec![0i32; sizes.output],
-        }
+    /// Per-thread buffers of [`forward`] (no preparation buffers: the
+    /// layers are prepared once).
+    fn scratch(&self) -> WorkspaceBuffers {
+        WorkspaceBuffers::new(&WorkspaceSizes {
+            weights: 0,
+            packed: 0,
+            cuts: 0,
+            ..self.model.workspace_sizes(true)
+        })
     }
 
     /// The backend of one layer for this input.
@@ -227,24 +219,11 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
     fn forward_into(
         &self,
         image: &[u8],
-        s: &mut Scratch,
+        s: &mut WorkspaceBuffers,
         levels: &mut [u8],
         potentials: &mut [i32],
     ) -> Result<(), ForwardError> {
-        let [level_a, level_b] = &mut s.levels;
-        let mut ws = Workspace {
-            levels: [level_a, level_b],
-            scratch: &mut s.scratch,
-            a: &mut s.a,
-            row: &mut s.row,
-            output: &mut s.output,
-            prep: PrepBuffers {
-                weights: &mut [],
-                packed: &mut [],
-                cuts: &mut [],
-            },
-        };
-        match forward(self.model, image, &mut ws, self, |_, _| {})? {
+        match forward(self.model, image, &mut s.workspace(), self, |_, _| {})? {
             LayerOutput::Levels(l) => levels.copy_from_slice(l),
             LayerOutput::Potentials(p) => potentials.copy_from_slice(p),
         }
