@@ -267,28 +267,22 @@ mod model_tail {
 mod imp_tail {
     use core::arch::asm;
 
-    macro_rules! slot {
-        (true, $b:literal) => {
-            concat!(
-                "ldr r6, [r0], #4\n",
-                "asr r6, r6, r11\n",
-                "ssat r6, #20, r6\n",
-                "sub r6, r6, r3\n",
-                "add r6, r5, r6, lsl #",
-                $b,
-                "\n",
-                "sdiv r6, r6, r4\n",
-                "usat r6, #",
-                $b,
-                ", r6\n",
-                "strb r6, [r8]\n",
-                "add r8, r8, r9\n",
-            )
+    /// The 20-bit saturation of a slot's value, where `SAT` asks for it.
+    macro_rules! sat {
+        (true) => {
+            "ssat r6, #20, r6\n"
         };
-        (false, $b:literal) => {
+        (false) => {
+            ""
+        };
+    }
+
+    macro_rules! slot {
+        ($sat:tt, $b:literal) => {
             concat!(
                 "ldr r6, [r0], #4\n",
                 "asr r6, r6, r11\n",
+                sat!($sat),
                 "sub r6, r6, r3\n",
                 "add r6, r5, r6, lsl #",
                 $b,
@@ -458,27 +452,23 @@ pub fn gemm_filters<const N: usize>(
     act: &[u32],
     out: &mut [i32],
 ) {
-    let units_per_word = per_word(bits) / 4;
     assert!(N == CELLS || N == 1, "gemm: blocks of 1 or {CELLS} cells");
-    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
-    assert!(
-        stride <= 4 * words && (bits == 8 || stride == 4 * words),
-        "gemm: filters overlap"
-    );
+    check_layout(bits, stride, words);
     if words == 0 || filters == 0 {
         out[..filters * N].fill(0);
         return;
     }
-    assert!(
-        w.len() >= (filters - 1) * stride + 4 * words,
-        "gemm: weights shorter than {filters} filters of {words} words"
-    );
-    assert!(
-        act.len() >= words * units_per_word * N * 2,
-        "gemm: activation block too short"
-    );
+    let g = Operands {
+        bits,
+        w,
+        stride,
+        words,
+        filters,
+        act,
+    };
+    g.check(N);
     assert!(out.len() >= filters * N, "gemm: output too short");
-    imp::gemm_filters::<N>(bits, w, stride, words, filters, act, out);
+    imp::gemm_filters::<N>(g, out);
 }
 
 /// [`gemm_filters`] over a block of [`CELLS`] cells, each accumulator
@@ -498,29 +488,73 @@ pub fn gemm_levels<const SAT: bool>(
     dst: &mut [u8],
     dst_stride: usize,
 ) {
-    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
-    assert!(
-        stride <= 4 * words && (bits == 8 || stride == 4 * words),
-        "gemm: filters overlap"
-    );
+    check_layout(bits, stride, words);
     if filters == 0 {
         return;
     }
     assert!(words > 0, "gemm: an empty reduction");
-    assert!(
-        w.len() >= (filters - 1) * stride + 4 * words,
-        "gemm: weights shorter than {filters} filters of {words} words"
-    );
-    assert!(
-        act.len() >= words * (per_word(bits) / 4) * CELLS * 2,
-        "gemm: activation block too short"
-    );
+    let g = Operands {
+        bits,
+        w,
+        stride,
+        words,
+        filters,
+        act,
+    };
+    g.check(CELLS);
     assert!(table.len() >= 3 * filters, "gemm: short table");
     assert!(
         filters <= dst_stride && dst.len() > (CELLS - 1) * dst_stride + filters - 1,
         "gemm: short output"
     );
-    imp::gemm_levels::<SAT>(bits, w, stride, words, filters, act, table, dst, dst_stride);
+    imp::gemm_levels::<SAT>(g, table, dst, dst_stride);
+}
+
+/// The weight width and filter stride of a GEMM call.
+#[inline(always)]
+fn check_layout(bits: u8, stride: usize, words: usize) {
+    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
+    assert!(
+        stride <= 4 * words && (bits == 8 || stride == 4 * words),
+        "gemm: filters overlap"
+    );
+}
+
+/// The operands of a GEMM call: `filters` filters of `words` packed weight
+/// words at `bits` bits, every `stride` bytes from `w`, over the activation
+/// block `act`.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    bits: u8,
+    w: &'a [u8],
+    stride: usize,
+    words: usize,
+    filters: usize,
+    act: &'a [u32],
+}
+
+impl Operands<'_> {
+    /// The weights (at least one filter) and an activation block of
+    /// `cells` cells are long enough.
+    #[inline(always)]
+    fn check(&self, cells: usize) {
+        let Operands {
+            bits,
+            w,
+            stride,
+            words,
+            filters,
+            act,
+        } = *self;
+        assert!(
+            w.len() >= (filters - 1) * stride + 4 * words,
+            "gemm: weights shorter than {filters} filters of {words} words"
+        );
+        assert!(
+            act.len() >= words * (per_word(bits) / 4) * cells * 2,
+            "gemm: activation block too short"
+        );
+    }
 }
 
 /// The portable model of the kernel, instruction for instruction.
@@ -561,36 +595,22 @@ mod model {
         acc
     }
 
-    pub fn gemm_filters<const N: usize>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
-        out: &mut [i32],
-    ) {
-        for f in 0..filters {
-            let acc = gemm::<N>(bits, &w[f * stride..], words, act);
+    pub fn gemm_filters<const N: usize>(g: super::Operands, out: &mut [i32]) {
+        for f in 0..g.filters {
+            let acc = gemm::<N>(g.bits, &g.w[f * g.stride..], g.words, g.act);
             out[f * N..f * N + N].copy_from_slice(&acc);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn gemm_levels<const SAT: bool>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
+        g: super::Operands,
         table: &[i32],
         dst: &mut [u8],
         dst_stride: usize,
     ) {
-        let shift = super::shift(bits);
-        for f in 0..filters {
-            let acc = gemm::<{ super::CELLS }>(bits, &w[f * stride..], words, act);
+        let shift = super::shift(g.bits);
+        for f in 0..g.filters {
+            let acc = gemm::<{ super::CELLS }>(g.bits, &g.w[f * g.stride..], g.words, g.act);
             super::model_tail::tail_levels::<4, SAT>(
                 &acc,
                 &table[3 * f..],
@@ -680,172 +700,101 @@ mod imp {
         };
     }
 
-    /// The loop body: one weight word, without the end test.
-    macro_rules! body {
-        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
-            concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $w,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $w,
-                ", ror #8\n",
-                $cells,
-            )
+    /// `ldr $w, [$wp], #4`: the next weight word.
+    macro_rules! load {
+        ($w:literal, $wp:literal) => {
+            concat!("ldr ", $w, ", [", $wp, "], #4\n")
         };
-        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
-            concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xF0F0F0F0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #4\n",
-                "and ",
-                $w,
-                ", ",
-                $w,
-                ", #0xF0F0F0F0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $w,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $w,
-                ", ror #8\n",
-                $cells,
-            )
+    }
+
+    /// `and $dst, $src, #$mask`: the values of a pass in the top bits.
+    macro_rules! mask {
+        ($dst:literal, $src:literal, $mask:literal) => {
+            concat!("and ", $dst, ", ", $src, ", #", $mask, "\n")
         };
-        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+    }
+
+    /// `lsl $w, $w, #$n`: the next values of the word to the top bits.
+    macro_rules! next {
+        ($w:literal, $n:literal) => {
+            concat!("lsl ", $w, ", ", $w, ", #", $n, "\n")
+        };
+    }
+
+    /// The weight pairs of `$src` (bytes 0, 2 and 1, 3) sign-extended into
+    /// `$p0` and `$p1`, then `$cells`.
+    macro_rules! pairs {
+        ($src:literal, $p0:literal, $p1:literal, $cells:expr) => {
             concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
                 "sxtb16 ",
                 $p0,
                 ", ",
-                $p1,
+                $src,
                 "\n",
                 "sxtb16 ",
                 $p1,
                 ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
+                $src,
                 ", ror #8\n",
                 $cells,
             )
         };
     }
 
-    /// Every filter over a block of five cells. The filter loop keeps its
-    /// state in memory (`lr` points to it): activation block, output,
-    /// filters left, weight pointer adjustment, weight bytes per filter.
-    macro_rules! gemm5 {
-        ($bits:tt, $w:expr, $state:expr) => {
-            gemm5!($bits, $w, $state, "")
+    /// The loop body: one weight word, without the end test.
+    macro_rules! body {
+        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(load!($w, $wp), pairs!($w, $p0, $p1, $cells))
         };
-        ($bits:tt, $w:expr, $state:expr, $twice:expr) => {{
+        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                load!($w, $wp),
+                mask!($p1, $w, "0xF0F0F0F0"),
+                pairs!($p1, $p0, $p1, $cells),
+                next!($w, "4"),
+                mask!($w, $w, "0xF0F0F0F0"),
+                pairs!($w, $p0, $p1, $cells),
+            )
+        };
+        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                load!($w, $wp),
+                mask!($p1, $w, "0xC0C0C0C0"),
+                pairs!($p1, $p0, $p1, $cells),
+                next2!($cells, $w, $p0, $p1),
+                next2!($cells, $w, $p0, $p1),
+                next2!($cells, $w, $p0, $p1),
+            )
+        };
+    }
+
+    /// The next four 2-bit values of the word `$w`, then `$cells`.
+    macro_rules! next2 {
+        ($cells:expr, $w:literal, $p0:literal, $p1:literal) => {
+            concat!(
+                next!($w, "2"),
+                mask!($p1, $w, "0xC0C0C0C0"),
+                pairs!($p1, $p0, $p1, $cells),
+            )
+        };
+    }
+
+    /// One weight word over five cells, in registers r10-r12, from r5.
+    macro_rules! word5 {
+        ($bits:tt) => {
+            body!($bits, cells5!(), "r10", "r11", "r12", "r5")
+        };
+    }
+
+    /// The filter loop over a block of five cells: its state in memory
+    /// (`lr` points to it: activation block, weight bytes per filter, then
+    /// what `$filter_end` reads), the loop's end and the state's address in
+    /// a stack frame; per filter the five accumulators start from the
+    /// state's zeros, the words are accumulated (two per turn with
+    /// `$twice`), then `$filter_end` (r6: the state) stores them and counts
+    /// the filter down.
+    macro_rules! gemm5_asm {
+        ($bits:tt, $w:expr, $state:expr, $twice:expr, $($filter_end:expr),+ $(,)?) => {{
             // SAFETY: the caller checked the weights, the activation block
             // and the output; r6/r7 are saved and restored, the stack frame
             // (loop end, state address) is released.
@@ -862,20 +811,13 @@ mod imp {
                     "add r7, r6, #20",
                     "ldm r7, {{r0, r1, r2, r3, r4}}",
                     "2:",
-                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
+                    word5!($bits),
                     $twice,
                     "ldr r6, [sp]",
                     "cmp r5, r6",
                     "bne 2b",
                     "ldr r6, [sp, #4]",
-                    "ldr r7, [r6, #8]",
-                    "stm r7!, {{r0, r1, r2, r3, r4}}",
-                    "str r7, [r6, #8]",
-                    "ldr r7, [r6, #16]",
-                    "add r5, r5, r7",
-                    "ldr r7, [r6, #12]",
-                    "subs r7, r7, #1",
-                    "str r7, [r6, #12]",
+                    $($filter_end,)+
                     "bne 3b",
                     "add sp, sp, #8",
                     "pop {{r6, r7}}",
@@ -894,6 +836,31 @@ mod imp {
                 );
             }
         }};
+    }
+
+    /// Every filter over a block of five cells, the accumulators stored
+    /// (the state: activation block, weight bytes, output, filters left,
+    /// weight pointer adjustment, five zeros).
+    macro_rules! gemm5 {
+        ($bits:tt, $w:expr, $state:expr) => {
+            gemm5!($bits, $w, $state, "")
+        };
+        ($bits:tt, $w:expr, $state:expr, $twice:expr) => {
+            gemm5_asm!(
+                $bits,
+                $w,
+                $state,
+                $twice,
+                "ldr r7, [r6, #8]",
+                "stm r7!, {{r0, r1, r2, r3, r4}}",
+                "str r7, [r6, #8]",
+                "ldr r7, [r6, #16]",
+                "add r5, r5, r7",
+                "ldr r7, [r6, #12]",
+                "subs r7, r7, #1",
+                "str r7, [r6, #12]",
+            )
+        };
     }
 
     /// The level of slot `$r`: saturated (`$sat`) and unscaled by the shift
@@ -901,9 +868,9 @@ mod imp {
     /// minus the threshold r7, times 16, plus S - 1 (r9), over S (r8),
     /// clamped to 4 bits, stored at r10, which moves on by the stride r11.
     macro_rules! level {
-        (true, $r:literal, $sh:literal) => {
+        ($sat:tt, $r:literal, $sh:literal) => {
             concat!(
-                "ssat r6, #20, ",
+                unscale!($sat),
                 $r,
                 ", ",
                 $sh,
@@ -916,20 +883,16 @@ mod imp {
                 "add r10, r10, r11\n",
             )
         };
-        (false, $r:literal, $sh:literal) => {
-            concat!(
-                "mov r6, ",
-                $r,
-                ", ",
-                $sh,
-                "\n",
-                "sub r6, r6, r7\n",
-                "add r6, r9, r6, lsl #4\n",
-                "sdiv r6, r6, r8\n",
-                "usat r6, #4, r6\n",
-                "strb r6, [r10]\n",
-                "add r10, r10, r11\n",
-            )
+    }
+
+    /// The start of `level!`'s first instruction: unscaled into r6,
+    /// saturated or moved.
+    macro_rules! unscale {
+        (true) => {
+            "ssat r6, #20, "
+        };
+        (false) => {
+            "mov r6, "
         };
     }
 
@@ -937,118 +900,74 @@ mod imp {
     /// level (see `gemm5`; the state adds the table and the level pointer
     /// and stride).
     macro_rules! gemm5_levels {
-        ($bits:tt, $sat:tt, $sh:literal, $w:expr, $state:expr, $twice:expr) => {{
-            // SAFETY: as for `gemm5`; the levels stay in the checked output.
-            unsafe {
-                asm!(
-                    "push {{r6, r7}}",
-                    "sub sp, sp, #8",
-                    "str lr, [sp, #4]",
-                    "3:",
-                    "ldr r6, [sp, #4]",
-                    "ldrd lr, r7, [r6]",
-                    "add r7, r5, r7",
-                    "str r7, [sp]",
-                    "add r7, r6, #20",
-                    "ldm r7, {{r0, r1, r2, r3, r4}}",
-                    "2:",
-                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
-                    $twice,
-                    "ldr r6, [sp]",
-                    "cmp r5, r6",
-                    "bne 2b",
-                    "ldr r6, [sp, #4]",
-                    "ldr r10, [r6, #40]",
-                    "ldm r10!, {{r7, r8, r9}}",
-                    "str r10, [r6, #40]",
-                    "ldrd r10, r11, [r6, #8]",
-                    "add r12, r10, #1",
-                    "str r12, [r6, #8]",
-                    level!($sat, "r0", $sh),
-                    level!($sat, "r1", $sh),
-                    level!($sat, "r2", $sh),
-                    level!($sat, "r3", $sh),
-                    level!($sat, "r4", $sh),
-                    "ldr r6, [sp, #4]",
-                    "ldr r7, [r6, #16]",
-                    "add r5, r5, r7",
-                    "ldr r7, [r6, #44]",
-                    "subs r7, r7, #1",
-                    "str r7, [r6, #44]",
-                    "bne 3b",
-                    "add sp, sp, #8",
-                    "pop {{r6, r7}}",
-                    inout("lr") $state.as_mut_ptr() => _,
-                    inout("r5") $w.as_ptr() => _,
-                    out("r0") _,
-                    out("r1") _,
-                    out("r2") _,
-                    out("r3") _,
-                    out("r4") _,
-                    out("r8") _,
-                    out("r9") _,
-                    out("r10") _,
-                    out("r11") _,
-                    out("r12") _,
-                );
-            }
-        }};
+        ($bits:tt, $sat:tt, $sh:literal, $w:expr, $state:expr, $twice:expr) => {
+            gemm5_asm!(
+                $bits,
+                $w,
+                $state,
+                $twice,
+                "ldr r10, [r6, #40]",
+                "ldm r10!, {{r7, r8, r9}}",
+                "str r10, [r6, #40]",
+                "ldrd r10, r11, [r6, #8]",
+                "add r12, r10, #1",
+                "str r12, [r6, #8]",
+                level!($sat, "r0", $sh),
+                level!($sat, "r1", $sh),
+                level!($sat, "r2", $sh),
+                level!($sat, "r3", $sh),
+                level!($sat, "r4", $sh),
+                "ldr r6, [sp, #4]",
+                "ldr r7, [r6, #16]",
+                "add r5, r5, r7",
+                "ldr r7, [r6, #44]",
+                "subs r7, r7, #1",
+                "str r7, [r6, #44]",
+            )
+        };
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn gemm_levels<const SAT: bool>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
+        g: super::Operands,
         table: &[i32],
         dst: &mut [u8],
         dst_stride: usize,
     ) {
+        let (w, words) = (g.w, g.words);
         // Activation block, weight bytes, level pointer, level stride,
         // weight adjustment, five zeros, table, filters left.
         let mut state = [
-            act.as_ptr() as u32,
+            g.act.as_ptr() as u32,
             4 * words as u32,
             dst.as_mut_ptr() as u32,
             dst_stride as u32,
-            stride.wrapping_sub(4 * words) as u32,
+            g.stride.wrapping_sub(4 * words) as u32,
             0,
             0,
             0,
             0,
             0,
             table.as_ptr() as u32,
-            filters as u32,
+            g.filters as u32,
         ];
 
         macro_rules! go {
             ($bits:tt, $sh:literal) => {
-                match (SAT, words.is_multiple_of(2)) {
-                    (true, false) => gemm5_levels!($bits, true, $sh, w, state, ""),
-                    (false, false) => gemm5_levels!($bits, false, $sh, w, state, ""),
-                    (true, true) => gemm5_levels!(
-                        $bits,
-                        true,
-                        $sh,
-                        w,
-                        state,
-                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
-                    ),
-                    (false, true) => gemm5_levels!(
-                        $bits,
-                        false,
-                        $sh,
-                        w,
-                        state,
-                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
-                    ),
+                if words.is_multiple_of(2) {
+                    go!($bits, $sh, word5!($bits))
+                } else {
+                    go!($bits, $sh, "")
+                }
+            };
+            ($bits:tt, $sh:literal, $twice:expr) => {
+                if SAT {
+                    gemm5_levels!($bits, true, $sh, w, state, $twice)
+                } else {
+                    gemm5_levels!($bits, false, $sh, w, state, $twice)
                 }
             };
         }
-        match bits {
+        match g.bits {
             8 => go!(8, "lsl #0"),
             4 => go!(4, "asr #4"),
             _ => go!(2, "asr #6"),
@@ -1093,16 +1012,9 @@ mod imp {
         }};
     }
 
-    pub fn gemm_filters<const N: usize>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
-        out: &mut [i32],
-    ) {
-        let adjust = stride.wrapping_sub(4 * words) as u32;
+    pub fn gemm_filters<const N: usize>(g: super::Operands, out: &mut [i32]) {
+        let (bits, w, words, filters, act) = (g.bits, g.w, g.words, g.filters, g.act);
+        let adjust = g.stride.wrapping_sub(4 * words) as u32;
         if N == super::CELLS {
             // Activation block, weight bytes per filter, output, filters
             // left, weight adjustment, five zeros.
@@ -1123,9 +1035,9 @@ mod imp {
                 (8, false) => gemm5!(8, w, state),
                 (4, false) => gemm5!(4, w, state),
                 (_, false) => gemm5!(2, w, state),
-                (8, true) => gemm5!(8, w, state, body!(8, cells5!(), "r10", "r11", "r12", "r5")),
-                (4, true) => gemm5!(4, w, state, body!(4, cells5!(), "r10", "r11", "r12", "r5")),
-                (_, true) => gemm5!(2, w, state, body!(2, cells5!(), "r10", "r11", "r12", "r5")),
+                (8, true) => gemm5!(8, w, state, word5!(8)),
+                (4, true) => gemm5!(4, w, state, word5!(4)),
+                (_, true) => gemm5!(2, w, state, word5!(2)),
             }
         } else {
             let state = [act.as_ptr() as u32, 4 * words as u32, adjust];
@@ -1254,39 +1166,21 @@ impl DwTable {
     /// at `bits` (`cin * bits` a multiple of 8, `c0` a multiple of 4).
     pub fn set_quad(&mut self, data: &[u8], bits: u8, cin: usize, c0: usize) {
         let row = cin * bits as usize / 8;
-        let at = c0 * bits as usize / 8;
         let taps = self.taps;
         let recs = self.data[..6 * taps].chunks_exact_mut(6);
         let rows = data[..taps * row].chunks_exact(row).rev();
+        // One loop per width, each with its width's unpacking.
+        macro_rules! fill {
+            ($bits:literal) => {
+                for (rec, r) in recs.zip(rows) {
+                    rec[2..6].copy_from_slice(&quad_weights(r, $bits, c0));
+                }
+            };
+        }
         match bits {
-            4 => {
-                for (rec, r) in recs.zip(rows) {
-                    let b = &r[at..at + 2];
-                    let v = b[0] as u32 | (b[1] as u32) << 8;
-                    rec[2] = ((v << 28) as i32) >> 28;
-                    rec[3] = ((v << 24) as i32) >> 28;
-                    rec[4] = ((v << 20) as i32) >> 28;
-                    rec[5] = ((v << 16) as i32) >> 28;
-                }
-            }
-            2 => {
-                for (rec, r) in recs.zip(rows) {
-                    let v = r[at] as u32;
-                    rec[2] = ((v << 30) as i32) >> 30;
-                    rec[3] = ((v << 28) as i32) >> 30;
-                    rec[4] = ((v << 26) as i32) >> 30;
-                    rec[5] = ((v << 24) as i32) >> 30;
-                }
-            }
-            _ => {
-                for (rec, r) in recs.zip(rows) {
-                    let b = &r[at..at + 4];
-                    rec[2] = b[0] as i8 as i32;
-                    rec[3] = b[1] as i8 as i32;
-                    rec[4] = b[2] as i8 as i32;
-                    rec[5] = b[3] as i8 as i32;
-                }
-            }
+            4 => fill!(4),
+            2 => fill!(2),
+            _ => fill!(8),
         }
     }
 
