@@ -286,35 +286,28 @@ fn read_strings(attr: &Attribute) -> Result<Vec<String>, String> {
         .dtype()
         .and_then(|t| t.to_descriptor())
         .map_err(|e| e.to_string())?;
-    let err = |e: hdf5::Error| e.to_string();
     match desc {
-        TypeDescriptor::VarLenAscii => Ok(attr
-            .read_raw::<VarLenAscii>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
-        TypeDescriptor::VarLenUnicode => Ok(attr
-            .read_raw::<VarLenUnicode>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
-        TypeDescriptor::FixedAscii(n) if n <= MAX_FIXED_STRING => Ok(attr
-            .read_raw::<FixedAscii<MAX_FIXED_STRING>>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
-        TypeDescriptor::FixedUnicode(n) if n <= MAX_FIXED_STRING => Ok(attr
-            .read_raw::<FixedUnicode<MAX_FIXED_STRING>>()
-            .map_err(err)?
-            .iter()
-            .map(|s| s.as_str().to_owned())
-            .collect()),
+        TypeDescriptor::VarLenAscii => strings_as::<VarLenAscii>(attr),
+        TypeDescriptor::VarLenUnicode => strings_as::<VarLenUnicode>(attr),
+        TypeDescriptor::FixedAscii(n) if n <= MAX_FIXED_STRING => {
+            strings_as::<FixedAscii<MAX_FIXED_STRING>>(attr)
+        }
+        TypeDescriptor::FixedUnicode(n) if n <= MAX_FIXED_STRING => {
+            strings_as::<FixedUnicode<MAX_FIXED_STRING>>(attr)
+        }
         _ if attr.size() == 0 => Ok(Vec::new()),
         other => Err(format!("holds {other:?}, not strings")),
     }
+}
+
+/// The strings of a string attribute of type `T`.
+fn strings_as<T: hdf5::H5Type + AsRef<str>>(attr: &Attribute) -> Result<Vec<String>, String> {
+    Ok(attr
+        .read_raw::<T>()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|s| s.as_ref().to_owned())
+        .collect())
 }
 
 // ---------------------------------------------------------------- writing
