@@ -229,7 +229,24 @@ pub fn tail_levels<const B: u32, const SAT: bool>(
     if filters == 0 {
         return;
     }
-    imp_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift);
+    let tail = Tail {
+        acc,
+        table,
+        stride,
+        filters,
+        shift,
+    };
+    imp_tail::tail_levels::<B, SAT>(tail, dst);
+}
+
+/// The operands of [`tail_levels`] but its output, checked.
+#[derive(Clone, Copy)]
+struct Tail<'a> {
+    acc: &'a [i32],
+    table: &'a [i32],
+    stride: usize,
+    filters: usize,
+    shift: u32,
 }
 
 #[cfg(not(target_arch = "arm"))]
@@ -241,23 +258,17 @@ mod imp_tail {
 mod model_tail {
     use super::isa::{sdiv, ssat, usat};
 
-    pub fn tail_levels<const B: u32, const SAT: bool>(
-        acc: &[i32],
-        table: &[i32],
-        dst: &mut [u8],
-        stride: usize,
-        filters: usize,
-        shift: u32,
-    ) {
-        for f in 0..filters {
+    pub fn tail_levels<const B: u32, const SAT: bool>(tail: super::Tail, dst: &mut [u8]) {
+        let table = tail.table;
+        for f in 0..tail.filters {
             let (t, s, s1) = (table[3 * f], table[3 * f + 1], table[3 * f + 2]);
             for slot in 0..super::CELLS {
-                let mut v = acc[f * super::CELLS + slot] >> shift;
+                let mut v = tail.acc[f * super::CELLS + slot] >> tail.shift;
                 if SAT {
                     v = ssat(v, 20);
                 }
                 let q = sdiv(s1.wrapping_add((v.wrapping_sub(t)) << B), s);
-                dst[slot * stride + f] = usat(q, B) as u8;
+                dst[slot * tail.stride + f] = usat(q, B) as u8;
             }
         }
     }
@@ -301,7 +312,7 @@ mod imp_tail {
     /// threshold, S, S - 1, r6 the value, r8 the slot's level, r9 the stride,
     /// r10 filters left, r11 the shift. r6 is saved: it may not be named.
     macro_rules! tail {
-        ($sat:tt, $b:literal, $acc:expr, $table:expr, $dst:expr, $stride:expr, $filters:expr, $shift:expr) => {
+        ($sat:tt, $b:literal, $tail:expr, $dst:expr) => {
             // SAFETY: the caller checked the lengths; r6 is saved and restored.
             unsafe {
                 asm!(
@@ -318,37 +329,30 @@ mod imp_tail {
                     "subs r10, r10, #1",
                     "bne 2b",
                     "pop {{r6}}",
-                    inout("r0") $acc.as_ptr() => _,
-                    inout("r1") $table.as_ptr() => _,
+                    inout("r0") $tail.acc.as_ptr() => _,
+                    inout("r1") $tail.table.as_ptr() => _,
                     inout("r2") $dst.as_mut_ptr() => _,
                     out("r3") _,
                     out("r4") _,
                     out("r5") _,
                     out("r8") _,
-                    in("r9") $stride,
-                    inout("r10") $filters => _,
-                    in("r11") $shift,
+                    in("r9") $tail.stride,
+                    inout("r10") $tail.filters => _,
+                    in("r11") $tail.shift,
                 );
             }
         };
     }
 
-    pub fn tail_levels<const B: u32, const SAT: bool>(
-        acc: &[i32],
-        table: &[i32],
-        dst: &mut [u8],
-        stride: usize,
-        filters: usize,
-        shift: u32,
-    ) {
+    pub fn tail_levels<const B: u32, const SAT: bool>(tail: super::Tail, dst: &mut [u8]) {
         match (B, SAT) {
-            (1, true) => tail!(true, "1", acc, table, dst, stride, filters, shift),
-            (2, true) => tail!(true, "2", acc, table, dst, stride, filters, shift),
-            (4, true) => tail!(true, "4", acc, table, dst, stride, filters, shift),
-            (1, false) => tail!(false, "1", acc, table, dst, stride, filters, shift),
-            (2, false) => tail!(false, "2", acc, table, dst, stride, filters, shift),
-            (4, false) => tail!(false, "4", acc, table, dst, stride, filters, shift),
-            _ => super::model_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift),
+            (1, true) => tail!(true, "1", tail, dst),
+            (2, true) => tail!(true, "2", tail, dst),
+            (4, true) => tail!(true, "4", tail, dst),
+            (1, false) => tail!(false, "1", tail, dst),
+            (2, false) => tail!(false, "2", tail, dst),
+            (4, false) => tail!(false, "4", tail, dst),
+            _ => super::model_tail::tail_levels::<B, SAT>(tail, dst),
         }
     }
 }
@@ -611,14 +615,14 @@ mod model {
         let shift = super::shift(g.bits);
         for f in 0..g.filters {
             let acc = gemm::<{ super::CELLS }>(g.bits, &g.w[f * g.stride..], g.words, g.act);
-            super::model_tail::tail_levels::<4, SAT>(
-                &acc,
-                &table[3 * f..],
-                &mut dst[f..],
-                dst_stride,
-                1,
+            let tail = super::Tail {
+                acc: &acc,
+                table: &table[3 * f..],
+                stride: dst_stride,
+                filters: 1,
                 shift,
-            );
+            };
+            super::model_tail::tail_levels::<4, SAT>(tail, &mut dst[f..]);
         }
     }
 
@@ -1274,15 +1278,13 @@ pub fn dw_cells(
         }
         return;
     }
-    imp_dw::dw_cells(
+    let at = DwCells {
         window,
         origin,
         stride,
         cells,
-        &table.data[..6 * table.taps],
-        out_a,
-        out_b,
-    );
+    };
+    imp_dw::dw_cells(at, &table.data[..6 * table.taps], out_a, out_b);
 }
 
 /// The depthwise part of a separable layer over one block of `cells`
@@ -1336,9 +1338,40 @@ pub fn dw_quads(
         }
         return;
     }
-    imp_dw::dw_quads(
-        window, origin, stride, cells, table, weights, bits, quads, out_a, out_b, unit,
-    );
+    let at = DwCells {
+        window,
+        origin,
+        stride,
+        cells,
+    };
+    let kernel = DwKernel {
+        weights,
+        bits,
+        quads,
+        unit,
+    };
+    imp_dw::dw_quads(at, kernel, table, out_a, out_b);
+}
+
+/// The cells of a depthwise call (checked): `cells` cells `stride` bytes
+/// apart from `origin` in `window`.
+#[derive(Clone, Copy)]
+struct DwCells<'a> {
+    window: &'a [u8],
+    origin: usize,
+    stride: usize,
+    cells: usize,
+}
+
+/// The stored kernel of [`dw_quads`] (see [`DwTable::set_quad`]): `quads`
+/// channel quads at `bits` bits; the outputs of quad `q` start `q * unit`
+/// words on.
+#[derive(Clone, Copy)]
+struct DwKernel<'a> {
+    weights: &'a [u8],
+    bits: u8,
+    quads: usize,
+    unit: usize,
 }
 
 #[cfg(not(target_arch = "arm"))]
@@ -1348,47 +1381,30 @@ mod imp_dw {
 
 #[allow(dead_code)]
 mod model_dw {
-    #[allow(clippy::too_many_arguments)]
+    use super::{DwCells, DwKernel, DwTable};
+
     pub fn dw_quads(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &mut super::DwTable,
-        weights: &[u8],
-        bits: u8,
-        quads: usize,
+        at: DwCells,
+        k: DwKernel,
+        table: &mut DwTable,
         out_a: &mut [u32],
         out_b: &mut [u32],
-        unit: usize,
     ) {
-        for q in 0..quads {
-            table.set_quad(weights, bits, 4 * quads, 4 * q);
+        for q in 0..k.quads {
+            table.set_quad(k.weights, k.bits, 4 * k.quads, 4 * q);
             let t = &table.data[..6 * table.taps];
-            dw_cells(
-                window,
-                origin + 4 * q,
-                stride,
-                cells,
-                t,
-                &mut out_a[q * unit..],
-                &mut out_b[q * unit..],
-            );
+            let quad = DwCells {
+                origin: at.origin + 4 * q,
+                ..at
+            };
+            dw_cells(quad, t, &mut out_a[q * k.unit..], &mut out_b[q * k.unit..]);
         }
     }
 
-    pub fn dw_cells(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &[i32],
-        out_a: &mut [u32],
-        out_b: &mut [u32],
-    ) {
-        for x in 0..cells {
+    pub fn dw_cells(at: DwCells, table: &[i32], out_a: &mut [u32], out_b: &mut [u32]) {
+        for x in 0..at.cells {
             let mut acc = [super::DW_BIAS; 4];
-            super::model::dw_pair(window, origin + x * stride, table, &mut acc);
+            super::model::dw_pair(at.window, at.origin + x * at.stride, table, &mut acc);
             let (a, b) = super::dw_split(&acc);
             out_a[2 * x..2 * x + 2].copy_from_slice(&a);
             out_b[2 * x..2 * x + 2].copy_from_slice(&b);
@@ -1464,33 +1480,26 @@ mod imp_dw {
         };
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn dw_quads(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
+        at: super::DwCells,
+        k: super::DwKernel,
         table: &mut super::DwTable,
-        weights: &[u8],
-        bits: u8,
-        quads: usize,
         out_a: &mut [u32],
         out_b: &mut [u32],
-        unit: usize,
     ) {
         let b = super::DW_BIAS;
         let n = 6 * table.taps;
-        let base = window.as_ptr() as u32 + origin as u32;
+        let base = at.window.as_ptr() as u32 + at.origin as u32;
         let (oa, ob) = (out_a.as_mut_ptr() as u32, out_b.as_mut_ptr() as u32);
-        let mut state: [u32; 11] = [0, stride as u32, 0, 0, 0, 0, 0, b, b, b, b];
-        for q in 0..quads {
-            table.set_quad(weights, bits, 4 * quads, 4 * q);
+        let mut state: [u32; 11] = [0, at.stride as u32, 0, 0, 0, 0, 0, b, b, b, b];
+        for q in 0..k.quads {
+            table.set_quad(k.weights, k.bits, 4 * k.quads, 4 * q);
             let t = table.data[..n].as_ptr() as u32;
-            let at = (4 * q * unit) as u32;
+            let out = (4 * q * k.unit) as u32;
             state[0] = base + 4 * q as u32;
-            state[2] = cells as u32;
-            state[3] = oa + at;
-            state[4] = ob + at;
+            state[2] = at.cells as u32;
+            state[3] = oa + out;
+            state[4] = ob + out;
             state[5] = t;
             state[6] = t + 4 * n as u32;
             run(&mut state, n);
@@ -1523,21 +1532,13 @@ mod imp_dw {
         }
     }
 
-    pub fn dw_cells(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &[i32],
-        out_a: &mut [u32],
-        out_b: &mut [u32],
-    ) {
+    pub fn dw_cells(at: super::DwCells, table: &[i32], out_a: &mut [u32], out_b: &mut [u32]) {
         let b = super::DW_BIAS;
         let t = table.as_ptr() as u32;
         let mut state: [u32; 11] = [
-            window.as_ptr() as u32 + origin as u32,
-            stride as u32,
-            cells as u32,
+            at.window.as_ptr() as u32 + at.origin as u32,
+            at.stride as u32,
+            at.cells as u32,
             out_a.as_mut_ptr() as u32,
             out_b.as_mut_ptr() as u32,
             t,
