@@ -572,7 +572,7 @@ mod x86 {
             bv
         };
         row |pair| pair;
-        madd |acc, pair, bz| dpwssd_bcst(*acc, bz, pair);
+        madd |acc, av, bz| dpwssd_bcst(*acc, bz, av);
     }
 
     /// # Safety
