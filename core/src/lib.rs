@@ -42,9 +42,9 @@ pub mod wire;
 
 pub use dims::{Dims, Padding, Window};
 pub use format::{decode, encode_into, FormatError};
-pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMut, Workspace};
 #[cfg(feature = "std")]
 pub use inference::WorkspaceBuffers;
+pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMut, Workspace};
 pub use kernels::{Backend, KernelWeights, PrepBuffers, Preparation, Prepared, Simd};
 #[cfg(feature = "std")]
 pub use layer::OwnedLayer;

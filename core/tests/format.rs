@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use akida_core::format::{self, FormatError, HEADER_LEN};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
-    decode, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, LayerRef, ModelError,
-    ModelRef, Pooling, ValidModel, Window,
+    decode, Dims, F32Values, I32Values, Layer, LayerKind, LayerRef, ModelError, ModelRef, Pooling,
+    ValidModel, Window,
 };
 use proptest::prelude::*;
 

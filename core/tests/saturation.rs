@@ -65,7 +65,8 @@ fn potentials(m: &ValidModel<Vec<u8>, String>, x: &[u8]) -> Vec<i32> {
     backends.extend(Simd::available().into_iter().map(Backend::Fast));
     for backend in backends {
         let mut buffers = WorkspaceBuffers::new(&m.workspace_sizes(true));
-        let LayerOutput::Potentials(p) = forward(m, x, &mut buffers.workspace(), &backend, |_, _| {}).unwrap()
+        let mut ws = buffers.workspace();
+        let LayerOutput::Potentials(p) = forward(m, x, &mut ws, &backend, |_, _| {}).unwrap()
         else {
             panic!("potentials expected");
         };

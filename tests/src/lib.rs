@@ -213,7 +213,9 @@ impl Buffers {
     pub fn for_model<B: AsRef<[u8]>, S: AsRef<str>>(
         model: &akida_core::ValidModel<B, S>,
     ) -> Buffers {
-        Buffers(akida_core::WorkspaceBuffers::new(&model.workspace_sizes(true)))
+        Buffers(akida_core::WorkspaceBuffers::new(
+            &model.workspace_sizes(true),
+        ))
     }
 
     /// The workspace borrowing these buffers.

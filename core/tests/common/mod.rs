@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use akida_core::{Dims, LayerKind, LayerParams, Padding, Pooling, Window};
+use proptest::prelude::Rng;
 use proptest::test_runner::{RngAlgorithm, TestRng};
 
 /// The bulk values of a case come from proptest's own generator, seeded by
