@@ -554,6 +554,18 @@ mod tests {
         (dir, path)
     }
 
+    /// Replaces the bias of `conv_0/x` with `values`.
+    fn replace_bias<T: hdf5::H5Type>(f: &hdf5::File, values: &[T]) {
+        let g = f.group("model_weights/conv_0/x/conv_0/x").unwrap();
+        g.unlink("bias:0").unwrap();
+        let ds = g
+            .new_dataset::<T>()
+            .shape(vec![values.len()])
+            .create("bias:0")
+            .unwrap();
+        ds.write_raw(values).unwrap();
+    }
+
     #[test]
     fn malformed_json_is_a_json_error() {
         let (_dir, path) = damaged("json.h5", |f| {
@@ -607,16 +619,7 @@ mod tests {
 
     #[test]
     fn wrong_weight_shape_is_a_graph_error() {
-        let (_dir, path) = damaged("shape.h5", |f| {
-            let g = f.group("model_weights/conv_0/x/conv_0/x").unwrap();
-            g.unlink("bias:0").unwrap();
-            let ds = g
-                .new_dataset::<f32>()
-                .shape(vec![4])
-                .create("bias:0")
-                .unwrap();
-            ds.write_raw(&[0f32; 4]).unwrap();
-        });
+        let (_dir, path) = damaged("shape.h5", |f| replace_bias(f, &[0f32; 4]));
         let err = read_model(&path).unwrap_err();
         match &err {
             H5Error::Graph {
@@ -639,16 +642,7 @@ mod tests {
         let (_dir, path) = damaged("nogroup.h5", |f| f.unlink("model_weights").unwrap());
         let err = read_model(&path).unwrap_err();
         assert!(matches!(err, H5Error::Format { .. }), "{err}");
-        let (_dir, path) = damaged("dtype.h5", |f| {
-            let g = f.group("model_weights/conv_0/x/conv_0/x").unwrap();
-            g.unlink("bias:0").unwrap();
-            let ds = g
-                .new_dataset::<i32>()
-                .shape(vec![3])
-                .create("bias:0")
-                .unwrap();
-            ds.write_raw(&[0i32; 3]).unwrap();
-        });
+        let (_dir, path) = damaged("dtype.h5", |f| replace_bias(f, &[0i32; 3]));
         let err = read_model(&path).unwrap_err();
         assert!(
             crate::cli::report(&err).contains("expected float32"),
