@@ -142,6 +142,55 @@ pub struct Workspace<'w> {
     pub prep: PrepBuffers<'w>,
 }
 
+/// Owned buffers of a [`Workspace`], sized by [`crate::WorkspaceSizes`].
+#[cfg(feature = "std")]
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceBuffers {
+    levels: [std::vec::Vec<u8>; 2],
+    scratch: std::vec::Vec<i32>,
+    a: std::vec::Vec<i16>,
+    row: std::vec::Vec<i32>,
+    output: std::vec::Vec<i32>,
+    weights: std::vec::Vec<i8>,
+    packed: std::vec::Vec<i16>,
+    cuts: std::vec::Vec<i32>,
+}
+
+#[cfg(feature = "std")]
+impl WorkspaceBuffers {
+    /// Zeroed buffers of `sizes`.
+    pub fn new(sizes: &crate::WorkspaceSizes) -> WorkspaceBuffers {
+        use std::vec;
+        WorkspaceBuffers {
+            levels: [vec![0; sizes.levels], vec![0; sizes.levels]],
+            scratch: vec![0; sizes.scratch],
+            a: vec![0; sizes.a],
+            row: vec![0; sizes.row],
+            output: vec![0; sizes.output],
+            weights: vec![0; sizes.weights],
+            packed: vec![0; sizes.packed],
+            cuts: vec![0; sizes.cuts],
+        }
+    }
+
+    /// The workspace borrowing these buffers.
+    pub fn workspace(&mut self) -> Workspace<'_> {
+        let [a, b] = &mut self.levels;
+        Workspace {
+            levels: [a, b],
+            scratch: &mut self.scratch,
+            a: &mut self.a,
+            row: &mut self.row,
+            output: &mut self.output,
+            prep: PrepBuffers {
+                weights: &mut self.weights,
+                packed: &mut self.packed,
+                cuts: &mut self.cuts,
+            },
+        }
+    }
+}
+
 /// Runs a valid model on one HWC uint8 input (an image, or the values of
 /// its InputData layer, each at most [`ValidModel::max_input`]), each layer with the backend
 /// and data `preparation` supplies. `observe(i, output)` sees every layer's

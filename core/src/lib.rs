@@ -44,6 +44,8 @@ pub mod wire;
 
 pub use dims::{Dims, Padding, Window};
 pub use format::{decode, encode_into, FormatError};
+#[cfg(feature = "std")]
+pub use inference::WorkspaceBuffers;
 pub use inference::{forward, run_layer, ForwardError, LayerOutput, LayerOutputMut, Workspace};
 pub use kernels::{Backend, KernelWeights, PrepBuffers, Preparation, Prepared, Simd};
 #[cfg(feature = "std")]

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use akida_core::format::{self, FormatError, HEADER_LEN};
 use akida_core::weights::{pack_into, packed_len};
 use akida_core::{
-    decode, Dims, F32Values, I32Values, Layer, LayerKind, LayerParams, LayerRef, ModelError,
-    ModelRef, Padding, Pooling, ValidModel, Window,
+    decode, Dims, F32Values, I32Values, Layer, LayerKind, LayerRef, ModelError, ModelRef, Pooling,
+    ValidModel, Window,
 };
 use proptest::prelude::*;
 
@@ -44,22 +44,12 @@ fn vars() -> Vars {
     }
 }
 
+mod common;
+
 fn conv(kind: LayerKind, name: &'static str, input: Dims, filters: u32) -> LayerRef<'static> {
     Layer {
         name,
-        params: LayerParams {
-            kind,
-            input,
-            filters,
-            kernel: Window::new(3, 3),
-            stride: Window::ONE,
-            padding: Padding::Same,
-            padding_value: 0,
-            pooling: Pooling::None,
-            activation: true,
-            act_bits: 4,
-            weights_bits: 8,
-        },
+        params: common::params(kind, input, filters, 8),
         weights: &[],
         weights_pw: None,
         threshold: I32Values(&[]),
@@ -93,8 +83,6 @@ fn model(v: &Vars) -> ModelRef<'_> {
     l1.threshold = I32Values(&v.th);
     l1.act_step = F32Values(&v.steps);
     let mut l2 = conv(LayerKind::FullyConnected, "dense_2", Dims::new(4, 4, 6), 5);
-    l2.params.kernel = Window::ONE;
-    l2.params.padding = Padding::Valid;
     l2.params.activation = false;
     l2.params.act_bits = 1;
     l2.params.weights_bits = 2;
@@ -310,14 +298,23 @@ fn potentials_that_could_overflow_32_bits_are_rejected() {
     l0.threshold = I32Values(&th0);
     l0.act_step = F32Values(&st0);
     let mut fc = conv(LayerKind::FullyConnected, "fc", Dims::new(512, 1024, 4), 1);
-    fc.params.kernel = Window::ONE;
-    fc.params.padding = Padding::Valid;
     fc.params.activation = false;
     fc.weights = &w;
-    fc.threshold = I32Values(&th);
-    fc.act_step = F32Values(&step);
+    assert_second_overflows(l0, fc, &th, &step);
+}
+
+/// `second` (with `threshold` and `act_step`) behind `first`: the model is
+/// rejected for its potentials overflowing 32 bits.
+fn assert_second_overflows<'a>(
+    first: LayerRef<'a>,
+    mut second: LayerRef<'a>,
+    threshold: &'a [u8],
+    act_step: &'a [u8],
+) {
+    second.threshold = I32Values(threshold);
+    second.act_step = F32Values(act_step);
     let m = ModelRef {
-        layers: [l0, fc].into_iter().collect(),
+        layers: [first, second].into_iter().collect(),
         input_data: None,
     };
     assert_eq!(
@@ -439,17 +436,5 @@ fn separable_potentials_that_could_overflow_32_bits_are_rejected() {
     sep.params.activation = false;
     sep.weights = &dw;
     sep.weights_pw = Some(&pw);
-    sep.threshold = I32Values(&th);
-    sep.act_step = F32Values(&step);
-    let m = ModelRef {
-        layers: [l0, sep].into_iter().collect(),
-        input_data: None,
-    };
-    assert_eq!(
-        m.validate().err(),
-        Some(ModelError::PotentialOverflow {
-            layer: 1,
-            filter: 0
-        })
-    );
+    assert_second_overflows(l0, sep, &th, &step);
 }

@@ -3,10 +3,10 @@
 //! check the engine makes, and every backend agreeing on such a model.
 
 use akida_core::format::{self, FormatError, HEADER_LEN, LAYERS_ONLY_VERSION};
-use akida_core::inference::{forward, LayerOutput, Workspace};
+use akida_core::inference::{forward, LayerOutput};
 use akida_core::{
     decode, Backend, Dims, ForwardError, InputData, LayerKind, LayerParams, ModelError, OwnedLayer,
-    OwnedModel, Padding, Pooling, PrepBuffers, Simd, ValidModel, Window,
+    OwnedModel, Simd, ValidModel, WorkspaceBuffers,
 };
 
 /// Deterministic weights in the symmetric range of `bits`.
@@ -17,21 +17,11 @@ fn weights(n: usize, bits: u8, salt: usize) -> Vec<i8> {
         .collect()
 }
 
+mod common;
+
+/// `filters` filters of 4-bit weights.
 fn params(kind: LayerKind, input: Dims, filters: u32) -> LayerParams {
-    let fc = kind == LayerKind::FullyConnected;
-    LayerParams {
-        kind,
-        input,
-        filters,
-        kernel: if fc { Window::ONE } else { Window::new(3, 3) },
-        stride: Window::ONE,
-        padding: if fc { Padding::Valid } else { Padding::Same },
-        padding_value: 0,
-        pooling: Pooling::None,
-        activation: true,
-        act_bits: 4,
-        weights_bits: 4,
-    }
+    common::params(kind, input, filters, 4)
 }
 
 fn layer(name: &str, p: LayerParams, salt: usize) -> OwnedLayer {
@@ -81,29 +71,9 @@ fn run(
     input: &[u8],
     backend: Backend,
 ) -> Result<Vec<i32>, ForwardError> {
-    let sizes = model.workspace_sizes(matches!(backend, Backend::Fast(_)));
-    let (mut la, mut lb) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-    let (mut scratch, mut a, mut row) =
-        (vec![0; sizes.scratch], vec![0; sizes.a], vec![0; sizes.row]);
-    let mut output = vec![0; sizes.output];
-    let (mut w, mut packed, mut cuts) = (
-        vec![0; sizes.weights],
-        vec![0; sizes.packed],
-        vec![0; sizes.cuts],
-    );
-    let mut ws = Workspace {
-        levels: [&mut la, &mut lb],
-        scratch: &mut scratch,
-        a: &mut a,
-        row: &mut row,
-        output: &mut output,
-        prep: PrepBuffers {
-            weights: &mut w,
-            packed: &mut packed,
-            cuts: &mut cuts,
-        },
-    };
-    match forward(model, input, &mut ws, &backend, |_, _| {})? {
+    let mut buffers =
+        WorkspaceBuffers::new(&model.workspace_sizes(matches!(backend, Backend::Fast(_))));
+    match forward(model, input, &mut buffers.workspace(), &backend, |_, _| {})? {
         LayerOutput::Potentials(p) => Ok(p.to_vec()),
         LayerOutput::Levels(l) => Ok(l.iter().map(|&v| v as i32).collect()),
     }

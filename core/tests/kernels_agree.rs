@@ -11,25 +11,9 @@ use akida_core::{
     PrepBuffers, Preparation, Simd, ValidLayer, Window,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{RngAlgorithm, TestRng};
 
-/// The bulk values of a case come from proptest's own generator, seeded by
-/// the case (so a failing case replays from its seed).
-struct Bulk(TestRng);
-
-impl Bulk {
-    fn new(seed: u64) -> Bulk {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        Bulk(TestRng::from_seed(RngAlgorithm::XorShift, &bytes))
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0.next_u64() % n
-    }
-    fn unit(&mut self) -> f64 {
-        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+mod common;
+use common::Bulk;
 
 /// Everything that defines one random layer and its input.
 #[derive(Clone, Debug)]

@@ -12,20 +12,9 @@ use akida_core::kernels::ConvShape;
 use akida_core::weights::value_range;
 use akida_core::{Dims, Window};
 use proptest::prelude::*;
-use proptest::test_runner::{RngAlgorithm, TestRng};
 
-struct Bulk(TestRng);
-
-impl Bulk {
-    fn new(seed: u64) -> Bulk {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        Bulk(TestRng::from_seed(RngAlgorithm::XorShift, &bytes))
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.0.next_u64() % (hi - lo + 1) as u64) as i64
-    }
-}
+mod common;
+use common::Bulk;
 
 /// Writes activation `v` at reduction index `k` of cell `slot` (the
 /// kernels' `[unit][cell][2]` layout of 16-bit pairs).

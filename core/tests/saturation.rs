@@ -9,10 +9,10 @@
 //!   row-major order;
 //! - a fully connected layer's potentials saturate.
 
-use akida_core::inference::{forward, LayerOutput, Workspace};
+use akida_core::inference::{forward, LayerOutput};
 use akida_core::{
     Backend, Dims, InputData, LayerKind, LayerParams, OwnedLayer, OwnedModel, Padding, Pooling,
-    PrepBuffers, Simd, ValidModel, Window,
+    Simd, ValidModel, Window, WorkspaceBuffers,
 };
 
 /// One layer of `filters = 1` without activation behind a 4-bit InputData
@@ -64,28 +64,8 @@ fn potentials(m: &ValidModel<Vec<u8>, String>, x: &[u8]) -> Vec<i32> {
     let mut backends = vec![Backend::Reference, Backend::Event];
     backends.extend(Simd::available().into_iter().map(Backend::Fast));
     for backend in backends {
-        let sizes = m.workspace_sizes(true);
-        let (mut la, mut lb) = (vec![0u8; sizes.levels], vec![0u8; sizes.levels]);
-        let (mut scratch, mut a, mut row) =
-            (vec![0; sizes.scratch], vec![0; sizes.a], vec![0; sizes.row]);
-        let mut output = vec![0; sizes.output];
-        let (mut w, mut packed, mut cuts) = (
-            vec![0; sizes.weights],
-            vec![0; sizes.packed],
-            vec![0; sizes.cuts],
-        );
-        let mut ws = Workspace {
-            levels: [&mut la, &mut lb],
-            scratch: &mut scratch,
-            a: &mut a,
-            row: &mut row,
-            output: &mut output,
-            prep: PrepBuffers {
-                weights: &mut w,
-                packed: &mut packed,
-                cuts: &mut cuts,
-            },
-        };
+        let mut buffers = WorkspaceBuffers::new(&m.workspace_sizes(true));
+        let mut ws = buffers.workspace();
         let LayerOutput::Potentials(p) = forward(m, x, &mut ws, &backend, |_, _| {}).unwrap()
         else {
             panic!("potentials expected");

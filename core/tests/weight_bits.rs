@@ -4,24 +4,13 @@
 //! unchecked), packed as int8 then.
 
 use akida_core::weights::{packed_len, storage_bits, value_range, INPUT_WEIGHT_BITS};
-use akida_core::{
-    Dims, LayerKind, LayerParams, ModelError, OwnedLayer, OwnedModel, Padding, Pooling, Window,
-};
+use akida_core::{Dims, LayerKind, LayerParams, ModelError, OwnedLayer, OwnedModel};
 
+mod common;
+
+/// Two filters at `bits` bits.
 fn params(kind: LayerKind, input: Dims, bits: u8) -> LayerParams {
-    LayerParams {
-        kind,
-        input,
-        filters: 2,
-        kernel: Window::new(3, 3),
-        stride: Window::ONE,
-        padding: Padding::Same,
-        padding_value: 0,
-        pooling: Pooling::None,
-        activation: true,
-        act_bits: 4,
-        weights_bits: bits,
-    }
+    common::params(kind, input, 2, bits)
 }
 
 fn layer(p: LayerParams, value: i8) -> OwnedLayer {

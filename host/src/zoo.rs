@@ -86,20 +86,55 @@ fn kw(name: &str, padding: Padding) -> ConvKwargs {
         .use_bias(false)
 }
 
+/// `conv_block` or `separable_conv_block`.
+type Block = fn(
+    &mut GraphBuilder,
+    &Node,
+    usize,
+    [usize; 2],
+    Option<Pooling>,
+    [usize; 2],
+    bool,
+    bool,
+    ConvKwargs,
+) -> Result<Node, GraphError>;
+
+/// The zoo's usual block: `block` with BatchNormalization and ReLU, pooling
+/// (if any) over 2x2.
+fn bn_relu(
+    block: Block,
+    g: &mut GraphBuilder,
+    x: &Node,
+    filters: usize,
+    kernel_size: [usize; 2],
+    pooling: Option<Pooling>,
+    kwargs: ConvKwargs,
+) -> Result<Node, GraphError> {
+    block(
+        g,
+        x,
+        filters,
+        kernel_size,
+        pooling,
+        [2, 2],
+        true,
+        true,
+        kwargs,
+    )
+}
+
 /// ds_cnn_cifar10: a MobileNet-like CIFAR-10 classifier (2,681,984 parameters).
 pub fn ds_cnn_cifar10(seed: u64) -> Result<Model, GraphError> {
     let mut g = GraphBuilder::new(seed);
     let x = rescaled_input(&mut g, &[32, 32, 3], 255.0, 0.0)?;
     let same = Padding::Same;
-    let mut x = conv_block(
+    let mut x = bn_relu(
+        conv_block,
         &mut g,
         &x,
         128,
         [3, 3],
         None,
-        [2, 2],
-        true,
-        true,
         kw("conv_0", same),
     )?;
     let separables: [(usize, bool); 9] = [
@@ -116,15 +151,13 @@ pub fn ds_cnn_cifar10(seed: u64) -> Result<Model, GraphError> {
     for (i, (filters, max_pool)) in separables.into_iter().enumerate() {
         let pooling = max_pool.then_some(Pooling::Max);
         let name = format!("separable_{}", i + 1);
-        x = separable_conv_block(
+        x = bn_relu(
+            separable_conv_block,
             &mut g,
             &x,
             filters,
             [3, 3],
             pooling,
-            [2, 2],
-            true,
-            true,
             kw(&name, same),
         )?;
     }
@@ -158,15 +191,13 @@ pub fn vgg_cifar10(seed: u64) -> Result<Model, GraphError> {
     for (i, (filters, kernel, max_pool)) in convs.into_iter().enumerate() {
         let pooling = max_pool.then_some(Pooling::Max);
         let name = format!("conv_{i}");
-        x = conv_block(
+        x = bn_relu(
+            conv_block,
             &mut g,
             &x,
             filters,
             kernel,
             pooling,
-            [2, 2],
-            true,
-            true,
             kw(&name, Padding::Same),
         )?;
     }
@@ -180,77 +211,31 @@ pub fn vgg_cifar10(seed: u64) -> Result<Model, GraphError> {
 /// vgg_utk_face: a VGG-like age regressor for UTKFace (459,249 parameters).
 pub fn vgg_utk_face(seed: u64) -> Result<Model, GraphError> {
     let mut g = GraphBuilder::new(seed);
-    let x = rescaled_input(&mut g, &[32, 32, 3], 127.0, -1.0)?;
-    let same = Padding::Same;
-    let dropout =
-        |g: &mut GraphBuilder, x: &Node| g.add(LayerConfig::Dropout { rate: 0.3 }, None, &[x]);
-    let x = conv_block(
-        &mut g,
-        &x,
-        32,
-        [3, 3],
-        None,
-        [2, 2],
-        true,
-        true,
-        kw("conv_0", Padding::Valid),
-    )?;
-    let x = conv_block(
-        &mut g,
-        &x,
-        32,
-        [3, 3],
-        Some(Pooling::Max),
-        [2, 2],
-        true,
-        true,
-        kw("conv_1", same),
-    )?;
-    let x = dropout(&mut g, &x)?;
-    let x = conv_block(
-        &mut g,
-        &x,
-        64,
-        [3, 3],
-        None,
-        [2, 2],
-        true,
-        true,
-        kw("conv_2", same),
-    )?;
-    let x = conv_block(
-        &mut g,
-        &x,
-        64,
-        [3, 3],
-        Some(Pooling::Max),
-        [2, 2],
-        true,
-        true,
-        kw("conv_3", same),
-    )?;
-    let x = dropout(&mut g, &x)?;
-    let x = conv_block(
-        &mut g,
-        &x,
-        84,
-        [3, 3],
-        None,
-        [2, 2],
-        true,
-        true,
-        kw("conv_4", same),
-    )?;
-    let x = dropout(&mut g, &x)?;
+    let mut x = rescaled_input(&mut g, &[32, 32, 3], 127.0, -1.0)?;
+    // (filters, max pooling, dropout after); conv_0 is `valid`.
+    let convs: [(usize, bool, bool); 5] = [
+        (32, false, false),
+        (32, true, true),
+        (64, false, false),
+        (64, true, true),
+        (84, false, true),
+    ];
+    for (i, (filters, max_pool, dropout)) in convs.into_iter().enumerate() {
+        let pooling = max_pool.then_some(Pooling::Max);
+        let padding = if i == 0 {
+            Padding::Valid
+        } else {
+            Padding::Same
+        };
+        let kwargs = kw(&format!("conv_{i}"), padding);
+        x = bn_relu(conv_block, &mut g, &x, filters, [3, 3], pooling, kwargs)?;
+        if dropout {
+            x = g.add(LayerConfig::Dropout { rate: 0.3 }, None, &[&x])?;
+        }
+    }
     let x = g.add(LayerConfig::Flatten, None, &[&x])?;
-    let x = dense_block(
-        &mut g,
-        &x,
-        64,
-        true,
-        true,
-        DenseKwargs::new().name("dense_1").use_bias(false),
-    )?;
+    let dense_1 = DenseKwargs::new().name("dense_1").use_bias(false);
+    let x = dense_block(&mut g, &x, 64, true, true, dense_1)?;
     let x = dense_block(
         &mut g,
         &x,
@@ -268,29 +253,18 @@ pub fn ds_cnn_kws(classes: usize, seed: u64) -> Result<Model, GraphError> {
     let mut g = GraphBuilder::new(seed);
     let x = rescaled_input(&mut g, &[49, 10, 1], 255.0, 0.0)?;
     let same = Padding::Same;
-    let mut x = conv_block(
-        &mut g,
-        &x,
-        64,
-        [5, 5],
-        None,
-        [2, 2],
-        true,
-        true,
-        kw("conv_0", same).strides([2, 2]),
-    )?;
+    let conv_0 = kw("conv_0", same).strides([2, 2]);
+    let mut x = bn_relu(conv_block, &mut g, &x, 64, [5, 5], None, conv_0)?;
     for i in 1..=4 {
         let pooling = (i == 4).then_some(Pooling::GlobalAvg);
         let name = format!("separable_{i}");
-        x = separable_conv_block(
+        x = bn_relu(
+            separable_conv_block,
             &mut g,
             &x,
             64,
             [3, 3],
             pooling,
-            [2, 2],
-            true,
-            true,
             kw(&name, same),
         )?;
     }
@@ -302,14 +276,8 @@ pub fn ds_cnn_kws(classes: usize, seed: u64) -> Result<Model, GraphError> {
         &[&x],
     )?;
     let x = g.add(LayerConfig::Flatten, None, &[&x])?;
-    let x = dense_block(
-        &mut g,
-        &x,
-        classes,
-        false,
-        false,
-        DenseKwargs::new().name("dense_5"),
-    )?;
+    let dense_5 = DenseKwargs::new().name("dense_5");
+    let x = dense_block(&mut g, &x, classes, false, false, dense_5)?;
     let act = if classes > 1 { "softmax" } else { "sigmoid" };
     let x = g.add(
         LayerConfig::Activation {

@@ -208,49 +208,20 @@ pub fn assert_all_equal<T: PartialEq + std::fmt::Debug>(
 
 /// Owned buffers for `akida_core::inference::forward`, sized by a model
 /// for every backend (the fast one included).
-pub struct Buffers {
-    levels: [Vec<u8>; 2],
-    scratch: Vec<i32>,
-    a: Vec<i16>,
-    row: Vec<i32>,
-    output: Vec<i32>,
-    weights: Vec<i8>,
-    packed: Vec<i16>,
-    cuts: Vec<i32>,
-}
+pub struct Buffers(akida_core::WorkspaceBuffers);
 
 impl Buffers {
     pub fn for_model<B: AsRef<[u8]>, S: AsRef<str>>(
         model: &akida_core::ValidModel<B, S>,
     ) -> Buffers {
-        let sizes = model.workspace_sizes(true);
-        Buffers {
-            levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
-            scratch: vec![0i32; sizes.scratch],
-            a: vec![0i16; sizes.a],
-            row: vec![0i32; sizes.row],
-            output: vec![0i32; sizes.output],
-            weights: vec![0i8; sizes.weights],
-            packed: vec![0i16; sizes.packed],
-            cuts: vec![0i32; sizes.cuts],
-        }
+        Buffers(akida_core::WorkspaceBuffers::new(
+            &model.workspace_sizes(true),
+        ))
     }
 
     /// The workspace borrowing these buffers.
     pub fn workspace(&mut self) -> akida_core::Workspace<'_> {
-        let [a, b] = &mut self.levels;
-        akida_core::Workspace {
-            levels: [a, b],
-            scratch: &mut self.scratch,
-            a: &mut self.a,
-            row: &mut self.row,
-            output: &mut self.output,
-            prep: akida_core::PrepBuffers {
-                weights: &mut self.weights,
-                packed: &mut self.packed,
-                cuts: &mut self.cuts,
-            },
-        }
+        self.0.workspace()
     }
 }
 

@@ -980,6 +980,72 @@ mod x86 {
     /// Rows of A per micro-kernel tile.
     const ROWS: usize = 6;
 
+    /// The rows of A in tiles (`$r0`: a tile's first row): `$tile` while
+    /// `$n` rows are left, then `$one` for each row left.
+    macro_rules! row_tiles {
+        ($rows:expr, $n:expr, |$r0:ident| $tile:expr, $one:expr) => {{
+            let mut $r0 = 0;
+            while $r0 + $n <= $rows {
+                $tile;
+                $r0 += $n;
+            }
+            while $r0 < $rows {
+                $one;
+                $r0 += 1;
+            }
+        }};
+    }
+
+    /// A micro-kernel tile `$name::<R, ..>`: `R` rows of A from row `r0`
+    /// times the filters from `f0`, in `$z` vectors of `$lanes` i32 lanes,
+    /// accumulated in registers over the whole K, then stored with
+    /// `$store`. Per pair of K: `$load` reads the vectors of B at `$bp`,
+    /// `$row` makes row `r`'s operand from `$pair` (its two i16 of A), and
+    /// `$madd` is an accumulator `$acc` plus that operand `$av` times a
+    /// vector `$bz`.
+    macro_rules! tile {
+        (
+            $(#[$attr:meta])*
+            fn $name:ident<$($gen:ident),*>([$zero:expr; $z:expr], $lanes:literal, $store:ident);
+            load |$bp:ident| $load:expr;
+            row |$pair:ident| $row:expr;
+            madd |$acc:ident, $av:ident, $bz:ident| $madd:expr;
+        ) => {
+            $(#[$attr])*
+            #[inline]
+            unsafe fn $name<$(const $gen: usize),*>(
+                g: &Gemm,
+                a: &[i16],
+                b: &[i16],
+                product: &mut [i32],
+                r0: usize,
+                f0: usize,
+            ) {
+                let mut acc = [[$zero; $z]; R];
+                let a_ptr = a.as_ptr().add(r0 * g.k_pad);
+                let b_ptr = b.as_ptr();
+                for k2 in 0..g.k_pad / 2 {
+                    let $bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
+                    let bv = $load;
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let $pair = a_ptr.add(r * g.k_pad + 2 * k2);
+                        let $av = $row;
+                        for ($acc, &$bz) in acc_r.iter_mut().zip(&bv) {
+                            *$acc = $madd;
+                        }
+                    }
+                }
+                let out = product.as_mut_ptr();
+                for (r, acc_r) in acc.iter().enumerate() {
+                    let o = out.add((r0 + r) * g.f_pad + f0);
+                    for (z, &v) in acc_r.iter().enumerate() {
+                        $store(o.add($lanes * z) as *mut _, v);
+                    }
+                }
+            }
+        };
+    }
+
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI; slices sized by `g`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -1008,15 +1074,12 @@ mod x86 {
         product: &mut [i32],
         f0: usize,
     ) {
-        let mut r0 = 0;
-        while r0 + ROWS <= g.rows {
-            tile_vnni::<ROWS, Z>(g, a, b, product, r0, f0);
-            r0 += ROWS;
-        }
-        while r0 < g.rows {
-            tile_vnni::<1, Z>(g, a, b, product, r0, f0);
-            r0 += 1;
-        }
+        row_tiles!(
+            g.rows,
+            ROWS,
+            |r0| tile_vnni::<ROWS, Z>(g, a, b, product, r0, f0),
+            tile_vnni::<1, Z>(g, a, b, product, r0, f0)
+        )
     }
 
     /// `acc += pairs(b) . broadcast(*pair)`, forced as one `vpdpwssd` with an
@@ -1036,39 +1099,18 @@ mod x86 {
         acc
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    unsafe fn tile_vnni<const R: usize, const Z: usize>(
-        g: &Gemm,
-        a: &[i16],
-        b: &[i16],
-        product: &mut [i32],
-        r0: usize,
-        f0: usize,
-    ) {
-        let mut acc = [[_mm512_setzero_si512(); Z]; R];
-        let a_ptr = a.as_ptr().add(r0 * g.k_pad);
-        let b_ptr = b.as_ptr();
-        for k2 in 0..g.k_pad / 2 {
-            let bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
+    tile! {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        fn tile_vnni<R, Z>([_mm512_setzero_si512(); Z], 16, _mm512_storeu_si512);
+        load |bp| {
             let mut bv = [_mm512_setzero_si512(); Z];
             for (z, v) in bv.iter_mut().enumerate() {
                 *v = _mm512_loadu_si512(bp.add(32 * z) as *const _);
             }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let pair = a_ptr.add(r * g.k_pad + 2 * k2);
-                for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
-                    *acc_z = dpwssd_bcst(*acc_z, bz, pair);
-                }
-            }
-        }
-        let out = product.as_mut_ptr();
-        for (r, acc_r) in acc.iter().enumerate() {
-            let o = out.add((r0 + r) * g.f_pad + f0);
-            for (z, &v) in acc_r.iter().enumerate() {
-                _mm512_storeu_si512(o.add(16 * z) as *mut _, v);
-            }
-        }
+            bv
+        };
+        row |pair| pair;
+        madd |acc, av, bz| dpwssd_bcst(*acc, bz, av);
     }
 
     /// # Safety
@@ -1078,53 +1120,25 @@ mod x86 {
         assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
         for f0 in (0..g.f_pad).step_by(TILE_F) {
-            let mut r0 = 0;
-            while r0 + 2 <= g.rows {
-                tile_avx2::<2>(g, a, b, product, r0, f0);
-                r0 += 2;
-            }
-            while r0 < g.rows {
-                tile_avx2::<1>(g, a, b, product, r0, f0);
-                r0 += 1;
-            }
+            row_tiles!(
+                g.rows,
+                2,
+                |r0| tile_avx2::<2>(g, a, b, product, r0, f0),
+                tile_avx2::<1>(g, a, b, product, r0, f0)
+            )
         }
     }
 
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn tile_avx2<const R: usize>(
-        g: &Gemm,
-        a: &[i16],
-        b: &[i16],
-        product: &mut [i32],
-        r0: usize,
-        f0: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
-        let a_ptr = a.as_ptr();
-        let b_ptr = b.as_ptr();
-        for k2 in 0..g.k_pad / 2 {
-            let bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
-            let bv = [
-                _mm256_loadu_si256(bp as *const _),
-                _mm256_loadu_si256(bp.add(16) as *const _),
-                _mm256_loadu_si256(bp.add(32) as *const _),
-                _mm256_loadu_si256(bp.add(48) as *const _),
-            ];
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let pair = (a_ptr.add((r0 + r) * g.k_pad + 2 * k2) as *const i32).read_unaligned();
-                let av = _mm256_set1_epi32(pair);
-                for (acc_q, &bq) in acc_r.iter_mut().zip(&bv) {
-                    *acc_q = _mm256_add_epi32(*acc_q, _mm256_madd_epi16(av, bq));
-                }
-            }
-        }
-        let out = product.as_mut_ptr();
-        for (r, acc_r) in acc.iter().enumerate() {
-            let o = out.add((r0 + r) * g.f_pad + f0);
-            for (q, &v) in acc_r.iter().enumerate() {
-                _mm256_storeu_si256(o.add(8 * q) as *mut _, v);
-            }
-        }
+    tile! {
+        #[target_feature(enable = "avx2")]
+        fn tile_avx2<R>([_mm256_setzero_si256(); 4], 8, _mm256_storeu_si256);
+        load |bp| [
+            _mm256_loadu_si256(bp as *const _),
+            _mm256_loadu_si256(bp.add(16) as *const _),
+            _mm256_loadu_si256(bp.add(32) as *const _),
+            _mm256_loadu_si256(bp.add(48) as *const _),
+        ];
+        row |pair| _mm256_set1_epi32((pair as *const i32).read_unaligned());
+        madd |acc, av, bq| _mm256_add_epi32(*acc, _mm256_madd_epi16(av, bq));
     }
 }

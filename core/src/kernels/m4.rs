@@ -229,7 +229,24 @@ pub fn tail_levels<const B: u32, const SAT: bool>(
     if filters == 0 {
         return;
     }
-    imp_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift);
+    let tail = Tail {
+        acc,
+        table,
+        stride,
+        filters,
+        shift,
+    };
+    imp_tail::tail_levels::<B, SAT>(tail, dst);
+}
+
+/// The operands of [`tail_levels`] but its output, checked.
+#[derive(Clone, Copy)]
+struct Tail<'a> {
+    acc: &'a [i32],
+    table: &'a [i32],
+    stride: usize,
+    filters: usize,
+    shift: u32,
 }
 
 #[cfg(not(target_arch = "arm"))]
@@ -241,23 +258,17 @@ mod imp_tail {
 mod model_tail {
     use super::isa::{sdiv, ssat, usat};
 
-    pub fn tail_levels<const B: u32, const SAT: bool>(
-        acc: &[i32],
-        table: &[i32],
-        dst: &mut [u8],
-        stride: usize,
-        filters: usize,
-        shift: u32,
-    ) {
-        for f in 0..filters {
+    pub fn tail_levels<const B: u32, const SAT: bool>(tail: super::Tail, dst: &mut [u8]) {
+        let table = tail.table;
+        for f in 0..tail.filters {
             let (t, s, s1) = (table[3 * f], table[3 * f + 1], table[3 * f + 2]);
             for slot in 0..super::CELLS {
-                let mut v = acc[f * super::CELLS + slot] >> shift;
+                let mut v = tail.acc[f * super::CELLS + slot] >> tail.shift;
                 if SAT {
                     v = ssat(v, 20);
                 }
                 let q = sdiv(s1.wrapping_add((v.wrapping_sub(t)) << B), s);
-                dst[slot * stride + f] = usat(q, B) as u8;
+                dst[slot * tail.stride + f] = usat(q, B) as u8;
             }
         }
     }
@@ -267,28 +278,22 @@ mod model_tail {
 mod imp_tail {
     use core::arch::asm;
 
-    macro_rules! slot {
-        (true, $b:literal) => {
-            concat!(
-                "ldr r6, [r0], #4\n",
-                "asr r6, r6, r11\n",
-                "ssat r6, #20, r6\n",
-                "sub r6, r6, r3\n",
-                "add r6, r5, r6, lsl #",
-                $b,
-                "\n",
-                "sdiv r6, r6, r4\n",
-                "usat r6, #",
-                $b,
-                ", r6\n",
-                "strb r6, [r8]\n",
-                "add r8, r8, r9\n",
-            )
+    /// The 20-bit saturation of a slot's value, where `SAT` asks for it.
+    macro_rules! sat {
+        (true) => {
+            "ssat r6, #20, r6\n"
         };
-        (false, $b:literal) => {
+        (false) => {
+            ""
+        };
+    }
+
+    macro_rules! slot {
+        ($sat:tt, $b:literal) => {
             concat!(
                 "ldr r6, [r0], #4\n",
                 "asr r6, r6, r11\n",
+                sat!($sat),
                 "sub r6, r6, r3\n",
                 "add r6, r5, r6, lsl #",
                 $b,
@@ -307,7 +312,7 @@ mod imp_tail {
     /// threshold, S, S - 1, r6 the value, r8 the slot's level, r9 the stride,
     /// r10 filters left, r11 the shift. r6 is saved: it may not be named.
     macro_rules! tail {
-        ($sat:tt, $b:literal, $acc:expr, $table:expr, $dst:expr, $stride:expr, $filters:expr, $shift:expr) => {
+        ($sat:tt, $b:literal, $tail:expr, $dst:expr) => {
             // SAFETY: the caller checked the lengths; r6 is saved and restored.
             unsafe {
                 asm!(
@@ -324,37 +329,30 @@ mod imp_tail {
                     "subs r10, r10, #1",
                     "bne 2b",
                     "pop {{r6}}",
-                    inout("r0") $acc.as_ptr() => _,
-                    inout("r1") $table.as_ptr() => _,
+                    inout("r0") $tail.acc.as_ptr() => _,
+                    inout("r1") $tail.table.as_ptr() => _,
                     inout("r2") $dst.as_mut_ptr() => _,
                     out("r3") _,
                     out("r4") _,
                     out("r5") _,
                     out("r8") _,
-                    in("r9") $stride,
-                    inout("r10") $filters => _,
-                    in("r11") $shift,
+                    in("r9") $tail.stride,
+                    inout("r10") $tail.filters => _,
+                    in("r11") $tail.shift,
                 );
             }
         };
     }
 
-    pub fn tail_levels<const B: u32, const SAT: bool>(
-        acc: &[i32],
-        table: &[i32],
-        dst: &mut [u8],
-        stride: usize,
-        filters: usize,
-        shift: u32,
-    ) {
+    pub fn tail_levels<const B: u32, const SAT: bool>(tail: super::Tail, dst: &mut [u8]) {
         match (B, SAT) {
-            (1, true) => tail!(true, "1", acc, table, dst, stride, filters, shift),
-            (2, true) => tail!(true, "2", acc, table, dst, stride, filters, shift),
-            (4, true) => tail!(true, "4", acc, table, dst, stride, filters, shift),
-            (1, false) => tail!(false, "1", acc, table, dst, stride, filters, shift),
-            (2, false) => tail!(false, "2", acc, table, dst, stride, filters, shift),
-            (4, false) => tail!(false, "4", acc, table, dst, stride, filters, shift),
-            _ => super::model_tail::tail_levels::<B, SAT>(acc, table, dst, stride, filters, shift),
+            (1, true) => tail!(true, "1", tail, dst),
+            (2, true) => tail!(true, "2", tail, dst),
+            (4, true) => tail!(true, "4", tail, dst),
+            (1, false) => tail!(false, "1", tail, dst),
+            (2, false) => tail!(false, "2", tail, dst),
+            (4, false) => tail!(false, "4", tail, dst),
+            _ => super::model_tail::tail_levels::<B, SAT>(tail, dst),
         }
     }
 }
@@ -458,27 +456,23 @@ pub fn gemm_filters<const N: usize>(
     act: &[u32],
     out: &mut [i32],
 ) {
-    let units_per_word = per_word(bits) / 4;
     assert!(N == CELLS || N == 1, "gemm: blocks of 1 or {CELLS} cells");
-    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
-    assert!(
-        stride <= 4 * words && (bits == 8 || stride == 4 * words),
-        "gemm: filters overlap"
-    );
+    check_layout(bits, stride, words);
     if words == 0 || filters == 0 {
         out[..filters * N].fill(0);
         return;
     }
-    assert!(
-        w.len() >= (filters - 1) * stride + 4 * words,
-        "gemm: weights shorter than {filters} filters of {words} words"
-    );
-    assert!(
-        act.len() >= words * units_per_word * N * 2,
-        "gemm: activation block too short"
-    );
+    let g = Operands {
+        bits,
+        w,
+        stride,
+        words,
+        filters,
+        act,
+    };
+    g.check(N);
     assert!(out.len() >= filters * N, "gemm: output too short");
-    imp::gemm_filters::<N>(bits, w, stride, words, filters, act, out);
+    imp::gemm_filters::<N>(g, out);
 }
 
 /// [`gemm_filters`] over a block of [`CELLS`] cells, each accumulator
@@ -498,29 +492,73 @@ pub fn gemm_levels<const SAT: bool>(
     dst: &mut [u8],
     dst_stride: usize,
 ) {
-    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
-    assert!(
-        stride <= 4 * words && (bits == 8 || stride == 4 * words),
-        "gemm: filters overlap"
-    );
+    check_layout(bits, stride, words);
     if filters == 0 {
         return;
     }
     assert!(words > 0, "gemm: an empty reduction");
-    assert!(
-        w.len() >= (filters - 1) * stride + 4 * words,
-        "gemm: weights shorter than {filters} filters of {words} words"
-    );
-    assert!(
-        act.len() >= words * (per_word(bits) / 4) * CELLS * 2,
-        "gemm: activation block too short"
-    );
+    let g = Operands {
+        bits,
+        w,
+        stride,
+        words,
+        filters,
+        act,
+    };
+    g.check(CELLS);
     assert!(table.len() >= 3 * filters, "gemm: short table");
     assert!(
         filters <= dst_stride && dst.len() > (CELLS - 1) * dst_stride + filters - 1,
         "gemm: short output"
     );
-    imp::gemm_levels::<SAT>(bits, w, stride, words, filters, act, table, dst, dst_stride);
+    imp::gemm_levels::<SAT>(g, table, dst, dst_stride);
+}
+
+/// The weight width and filter stride of a GEMM call.
+#[inline(always)]
+fn check_layout(bits: u8, stride: usize, words: usize) {
+    assert!(matches!(bits, 2 | 4 | 8), "gemm: 2, 4 or 8-bit weights");
+    assert!(
+        stride <= 4 * words && (bits == 8 || stride == 4 * words),
+        "gemm: filters overlap"
+    );
+}
+
+/// The operands of a GEMM call: `filters` filters of `words` packed weight
+/// words at `bits` bits, every `stride` bytes from `w`, over the activation
+/// block `act`.
+#[derive(Clone, Copy)]
+struct Operands<'a> {
+    bits: u8,
+    w: &'a [u8],
+    stride: usize,
+    words: usize,
+    filters: usize,
+    act: &'a [u32],
+}
+
+impl Operands<'_> {
+    /// The weights (at least one filter) and an activation block of
+    /// `cells` cells are long enough.
+    #[inline(always)]
+    fn check(&self, cells: usize) {
+        let Operands {
+            bits,
+            w,
+            stride,
+            words,
+            filters,
+            act,
+        } = *self;
+        assert!(
+            w.len() >= (filters - 1) * stride + 4 * words,
+            "gemm: weights shorter than {filters} filters of {words} words"
+        );
+        assert!(
+            act.len() >= words * (per_word(bits) / 4) * cells * 2,
+            "gemm: activation block too short"
+        );
+    }
 }
 
 /// The portable model of the kernel, instruction for instruction.
@@ -561,44 +599,30 @@ mod model {
         acc
     }
 
-    pub fn gemm_filters<const N: usize>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
-        out: &mut [i32],
-    ) {
-        for f in 0..filters {
-            let acc = gemm::<N>(bits, &w[f * stride..], words, act);
+    pub fn gemm_filters<const N: usize>(g: super::Operands, out: &mut [i32]) {
+        for f in 0..g.filters {
+            let acc = gemm::<N>(g.bits, &g.w[f * g.stride..], g.words, g.act);
             out[f * N..f * N + N].copy_from_slice(&acc);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn gemm_levels<const SAT: bool>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
+        g: super::Operands,
         table: &[i32],
         dst: &mut [u8],
         dst_stride: usize,
     ) {
-        let shift = super::shift(bits);
-        for f in 0..filters {
-            let acc = gemm::<{ super::CELLS }>(bits, &w[f * stride..], words, act);
-            super::model_tail::tail_levels::<4, SAT>(
-                &acc,
-                &table[3 * f..],
-                &mut dst[f..],
-                dst_stride,
-                1,
+        let shift = super::shift(g.bits);
+        for f in 0..g.filters {
+            let acc = gemm::<{ super::CELLS }>(g.bits, &g.w[f * g.stride..], g.words, g.act);
+            let tail = super::Tail {
+                acc: &acc,
+                table: &table[3 * f..],
+                stride: dst_stride,
+                filters: 1,
                 shift,
-            );
+            };
+            super::model_tail::tail_levels::<4, SAT>(tail, &mut dst[f..]);
         }
     }
 
@@ -680,172 +704,101 @@ mod imp {
         };
     }
 
-    /// The loop body: one weight word, without the end test.
-    macro_rules! body {
-        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
-            concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $w,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $w,
-                ", ror #8\n",
-                $cells,
-            )
+    /// `ldr $w, [$wp], #4`: the next weight word.
+    macro_rules! load {
+        ($w:literal, $wp:literal) => {
+            concat!("ldr ", $w, ", [", $wp, "], #4\n")
         };
-        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
-            concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xF0F0F0F0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #4\n",
-                "and ",
-                $w,
-                ", ",
-                $w,
-                ", #0xF0F0F0F0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $w,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $w,
-                ", ror #8\n",
-                $cells,
-            )
+    }
+
+    /// `and $dst, $src, #$mask`: the values of a pass in the top bits.
+    macro_rules! mask {
+        ($dst:literal, $src:literal, $mask:literal) => {
+            concat!("and ", $dst, ", ", $src, ", #", $mask, "\n")
         };
-        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+    }
+
+    /// `lsl $w, $w, #$n`: the next values of the word to the top bits.
+    macro_rules! next {
+        ($w:literal, $n:literal) => {
+            concat!("lsl ", $w, ", ", $w, ", #", $n, "\n")
+        };
+    }
+
+    /// The weight pairs of `$src` (bytes 0, 2 and 1, 3) sign-extended into
+    /// `$p0` and `$p1`, then `$cells`.
+    macro_rules! pairs {
+        ($src:literal, $p0:literal, $p1:literal, $cells:expr) => {
             concat!(
-                "ldr ",
-                $w,
-                ", [",
-                $wp,
-                "], #4\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
                 "sxtb16 ",
                 $p0,
                 ", ",
-                $p1,
+                $src,
                 "\n",
                 "sxtb16 ",
                 $p1,
                 ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
-                ", ror #8\n",
-                $cells,
-                "lsl ",
-                $w,
-                ", ",
-                $w,
-                ", #2\n",
-                "and ",
-                $p1,
-                ", ",
-                $w,
-                ", #0xC0C0C0C0\n",
-                "sxtb16 ",
-                $p0,
-                ", ",
-                $p1,
-                "\n",
-                "sxtb16 ",
-                $p1,
-                ", ",
-                $p1,
+                $src,
                 ", ror #8\n",
                 $cells,
             )
         };
     }
 
-    /// Every filter over a block of five cells. The filter loop keeps its
-    /// state in memory (`lr` points to it): activation block, output,
-    /// filters left, weight pointer adjustment, weight bytes per filter.
-    macro_rules! gemm5 {
-        ($bits:tt, $w:expr, $state:expr) => {
-            gemm5!($bits, $w, $state, "")
+    /// The loop body: one weight word, without the end test.
+    macro_rules! body {
+        (8, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(load!($w, $wp), pairs!($w, $p0, $p1, $cells))
         };
-        ($bits:tt, $w:expr, $state:expr, $twice:expr) => {{
+        (4, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                load!($w, $wp),
+                mask!($p1, $w, "0xF0F0F0F0"),
+                pairs!($p1, $p0, $p1, $cells),
+                next!($w, "4"),
+                mask!($w, $w, "0xF0F0F0F0"),
+                pairs!($w, $p0, $p1, $cells),
+            )
+        };
+        (2, $cells:expr, $w:literal, $p0:literal, $p1:literal, $wp:literal) => {
+            concat!(
+                load!($w, $wp),
+                mask!($p1, $w, "0xC0C0C0C0"),
+                pairs!($p1, $p0, $p1, $cells),
+                next2!($cells, $w, $p0, $p1),
+                next2!($cells, $w, $p0, $p1),
+                next2!($cells, $w, $p0, $p1),
+            )
+        };
+    }
+
+    /// The next four 2-bit values of the word `$w`, then `$cells`.
+    macro_rules! next2 {
+        ($cells:expr, $w:literal, $p0:literal, $p1:literal) => {
+            concat!(
+                next!($w, "2"),
+                mask!($p1, $w, "0xC0C0C0C0"),
+                pairs!($p1, $p0, $p1, $cells),
+            )
+        };
+    }
+
+    /// One weight word over five cells, in registers r10-r12, from r5.
+    macro_rules! word5 {
+        ($bits:tt) => {
+            body!($bits, cells5!(), "r10", "r11", "r12", "r5")
+        };
+    }
+
+    /// The filter loop over a block of five cells: its state in memory
+    /// (`lr` points to it: activation block, weight bytes per filter, then
+    /// what `$filter_end` reads), the loop's end and the state's address in
+    /// a stack frame; per filter the five accumulators start from the
+    /// state's zeros, the words are accumulated (two per turn with
+    /// `$twice`), then `$filter_end` (r6: the state) stores them and counts
+    /// the filter down.
+    macro_rules! gemm5_asm {
+        ($bits:tt, $w:expr, $state:expr, $twice:expr, $($filter_end:expr),+ $(,)?) => {{
             // SAFETY: the caller checked the weights, the activation block
             // and the output; r6/r7 are saved and restored, the stack frame
             // (loop end, state address) is released.
@@ -862,20 +815,13 @@ mod imp {
                     "add r7, r6, #20",
                     "ldm r7, {{r0, r1, r2, r3, r4}}",
                     "2:",
-                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
+                    word5!($bits),
                     $twice,
                     "ldr r6, [sp]",
                     "cmp r5, r6",
                     "bne 2b",
                     "ldr r6, [sp, #4]",
-                    "ldr r7, [r6, #8]",
-                    "stm r7!, {{r0, r1, r2, r3, r4}}",
-                    "str r7, [r6, #8]",
-                    "ldr r7, [r6, #16]",
-                    "add r5, r5, r7",
-                    "ldr r7, [r6, #12]",
-                    "subs r7, r7, #1",
-                    "str r7, [r6, #12]",
+                    $($filter_end,)+
                     "bne 3b",
                     "add sp, sp, #8",
                     "pop {{r6, r7}}",
@@ -894,6 +840,31 @@ mod imp {
                 );
             }
         }};
+    }
+
+    /// Every filter over a block of five cells, the accumulators stored
+    /// (the state: activation block, weight bytes, output, filters left,
+    /// weight pointer adjustment, five zeros).
+    macro_rules! gemm5 {
+        ($bits:tt, $w:expr, $state:expr) => {
+            gemm5!($bits, $w, $state, "")
+        };
+        ($bits:tt, $w:expr, $state:expr, $twice:expr) => {
+            gemm5_asm!(
+                $bits,
+                $w,
+                $state,
+                $twice,
+                "ldr r7, [r6, #8]",
+                "stm r7!, {{r0, r1, r2, r3, r4}}",
+                "str r7, [r6, #8]",
+                "ldr r7, [r6, #16]",
+                "add r5, r5, r7",
+                "ldr r7, [r6, #12]",
+                "subs r7, r7, #1",
+                "str r7, [r6, #12]",
+            )
+        };
     }
 
     /// The level of slot `$r`: saturated (`$sat`) and unscaled by the shift
@@ -901,9 +872,9 @@ mod imp {
     /// minus the threshold r7, times 16, plus S - 1 (r9), over S (r8),
     /// clamped to 4 bits, stored at r10, which moves on by the stride r11.
     macro_rules! level {
-        (true, $r:literal, $sh:literal) => {
+        ($sat:tt, $r:literal, $sh:literal) => {
             concat!(
-                "ssat r6, #20, ",
+                unscale!($sat),
                 $r,
                 ", ",
                 $sh,
@@ -916,20 +887,16 @@ mod imp {
                 "add r10, r10, r11\n",
             )
         };
-        (false, $r:literal, $sh:literal) => {
-            concat!(
-                "mov r6, ",
-                $r,
-                ", ",
-                $sh,
-                "\n",
-                "sub r6, r6, r7\n",
-                "add r6, r9, r6, lsl #4\n",
-                "sdiv r6, r6, r8\n",
-                "usat r6, #4, r6\n",
-                "strb r6, [r10]\n",
-                "add r10, r10, r11\n",
-            )
+    }
+
+    /// The start of `level!`'s first instruction: unscaled into r6,
+    /// saturated or moved.
+    macro_rules! unscale {
+        (true) => {
+            "ssat r6, #20, "
+        };
+        (false) => {
+            "mov r6, "
         };
     }
 
@@ -937,118 +904,74 @@ mod imp {
     /// level (see `gemm5`; the state adds the table and the level pointer
     /// and stride).
     macro_rules! gemm5_levels {
-        ($bits:tt, $sat:tt, $sh:literal, $w:expr, $state:expr, $twice:expr) => {{
-            // SAFETY: as for `gemm5`; the levels stay in the checked output.
-            unsafe {
-                asm!(
-                    "push {{r6, r7}}",
-                    "sub sp, sp, #8",
-                    "str lr, [sp, #4]",
-                    "3:",
-                    "ldr r6, [sp, #4]",
-                    "ldrd lr, r7, [r6]",
-                    "add r7, r5, r7",
-                    "str r7, [sp]",
-                    "add r7, r6, #20",
-                    "ldm r7, {{r0, r1, r2, r3, r4}}",
-                    "2:",
-                    body!($bits, cells5!(), "r10", "r11", "r12", "r5"),
-                    $twice,
-                    "ldr r6, [sp]",
-                    "cmp r5, r6",
-                    "bne 2b",
-                    "ldr r6, [sp, #4]",
-                    "ldr r10, [r6, #40]",
-                    "ldm r10!, {{r7, r8, r9}}",
-                    "str r10, [r6, #40]",
-                    "ldrd r10, r11, [r6, #8]",
-                    "add r12, r10, #1",
-                    "str r12, [r6, #8]",
-                    level!($sat, "r0", $sh),
-                    level!($sat, "r1", $sh),
-                    level!($sat, "r2", $sh),
-                    level!($sat, "r3", $sh),
-                    level!($sat, "r4", $sh),
-                    "ldr r6, [sp, #4]",
-                    "ldr r7, [r6, #16]",
-                    "add r5, r5, r7",
-                    "ldr r7, [r6, #44]",
-                    "subs r7, r7, #1",
-                    "str r7, [r6, #44]",
-                    "bne 3b",
-                    "add sp, sp, #8",
-                    "pop {{r6, r7}}",
-                    inout("lr") $state.as_mut_ptr() => _,
-                    inout("r5") $w.as_ptr() => _,
-                    out("r0") _,
-                    out("r1") _,
-                    out("r2") _,
-                    out("r3") _,
-                    out("r4") _,
-                    out("r8") _,
-                    out("r9") _,
-                    out("r10") _,
-                    out("r11") _,
-                    out("r12") _,
-                );
-            }
-        }};
+        ($bits:tt, $sat:tt, $sh:literal, $w:expr, $state:expr, $twice:expr) => {
+            gemm5_asm!(
+                $bits,
+                $w,
+                $state,
+                $twice,
+                "ldr r10, [r6, #40]",
+                "ldm r10!, {{r7, r8, r9}}",
+                "str r10, [r6, #40]",
+                "ldrd r10, r11, [r6, #8]",
+                "add r12, r10, #1",
+                "str r12, [r6, #8]",
+                level!($sat, "r0", $sh),
+                level!($sat, "r1", $sh),
+                level!($sat, "r2", $sh),
+                level!($sat, "r3", $sh),
+                level!($sat, "r4", $sh),
+                "ldr r6, [sp, #4]",
+                "ldr r7, [r6, #16]",
+                "add r5, r5, r7",
+                "ldr r7, [r6, #44]",
+                "subs r7, r7, #1",
+                "str r7, [r6, #44]",
+            )
+        };
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn gemm_levels<const SAT: bool>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
+        g: super::Operands,
         table: &[i32],
         dst: &mut [u8],
         dst_stride: usize,
     ) {
+        let (w, words) = (g.w, g.words);
         // Activation block, weight bytes, level pointer, level stride,
         // weight adjustment, five zeros, table, filters left.
         let mut state = [
-            act.as_ptr() as u32,
+            g.act.as_ptr() as u32,
             4 * words as u32,
             dst.as_mut_ptr() as u32,
             dst_stride as u32,
-            stride.wrapping_sub(4 * words) as u32,
+            g.stride.wrapping_sub(4 * words) as u32,
             0,
             0,
             0,
             0,
             0,
             table.as_ptr() as u32,
-            filters as u32,
+            g.filters as u32,
         ];
 
         macro_rules! go {
             ($bits:tt, $sh:literal) => {
-                match (SAT, words.is_multiple_of(2)) {
-                    (true, false) => gemm5_levels!($bits, true, $sh, w, state, ""),
-                    (false, false) => gemm5_levels!($bits, false, $sh, w, state, ""),
-                    (true, true) => gemm5_levels!(
-                        $bits,
-                        true,
-                        $sh,
-                        w,
-                        state,
-                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
-                    ),
-                    (false, true) => gemm5_levels!(
-                        $bits,
-                        false,
-                        $sh,
-                        w,
-                        state,
-                        body!($bits, cells5!(), "r10", "r11", "r12", "r5")
-                    ),
+                if words.is_multiple_of(2) {
+                    go!($bits, $sh, word5!($bits))
+                } else {
+                    go!($bits, $sh, "")
+                }
+            };
+            ($bits:tt, $sh:literal, $twice:expr) => {
+                if SAT {
+                    gemm5_levels!($bits, true, $sh, w, state, $twice)
+                } else {
+                    gemm5_levels!($bits, false, $sh, w, state, $twice)
                 }
             };
         }
-        match bits {
+        match g.bits {
             8 => go!(8, "lsl #0"),
             4 => go!(4, "asr #4"),
             _ => go!(2, "asr #6"),
@@ -1093,16 +1016,9 @@ mod imp {
         }};
     }
 
-    pub fn gemm_filters<const N: usize>(
-        bits: u8,
-        w: &[u8],
-        stride: usize,
-        words: usize,
-        filters: usize,
-        act: &[u32],
-        out: &mut [i32],
-    ) {
-        let adjust = stride.wrapping_sub(4 * words) as u32;
+    pub fn gemm_filters<const N: usize>(g: super::Operands, out: &mut [i32]) {
+        let (bits, w, words, filters, act) = (g.bits, g.w, g.words, g.filters, g.act);
+        let adjust = g.stride.wrapping_sub(4 * words) as u32;
         if N == super::CELLS {
             // Activation block, weight bytes per filter, output, filters
             // left, weight adjustment, five zeros.
@@ -1123,9 +1039,9 @@ mod imp {
                 (8, false) => gemm5!(8, w, state),
                 (4, false) => gemm5!(4, w, state),
                 (_, false) => gemm5!(2, w, state),
-                (8, true) => gemm5!(8, w, state, body!(8, cells5!(), "r10", "r11", "r12", "r5")),
-                (4, true) => gemm5!(4, w, state, body!(4, cells5!(), "r10", "r11", "r12", "r5")),
-                (_, true) => gemm5!(2, w, state, body!(2, cells5!(), "r10", "r11", "r12", "r5")),
+                (8, true) => gemm5!(8, w, state, word5!(8)),
+                (4, true) => gemm5!(4, w, state, word5!(4)),
+                (_, true) => gemm5!(2, w, state, word5!(2)),
             }
         } else {
             let state = [act.as_ptr() as u32, 4 * words as u32, adjust];
@@ -1254,39 +1170,21 @@ impl DwTable {
     /// at `bits` (`cin * bits` a multiple of 8, `c0` a multiple of 4).
     pub fn set_quad(&mut self, data: &[u8], bits: u8, cin: usize, c0: usize) {
         let row = cin * bits as usize / 8;
-        let at = c0 * bits as usize / 8;
         let taps = self.taps;
         let recs = self.data[..6 * taps].chunks_exact_mut(6);
         let rows = data[..taps * row].chunks_exact(row).rev();
+        // One loop per width, each with its width's unpacking.
+        macro_rules! fill {
+            ($bits:literal) => {
+                for (rec, r) in recs.zip(rows) {
+                    rec[2..6].copy_from_slice(&quad_weights(r, $bits, c0));
+                }
+            };
+        }
         match bits {
-            4 => {
-                for (rec, r) in recs.zip(rows) {
-                    let b = &r[at..at + 2];
-                    let v = b[0] as u32 | (b[1] as u32) << 8;
-                    rec[2] = ((v << 28) as i32) >> 28;
-                    rec[3] = ((v << 24) as i32) >> 28;
-                    rec[4] = ((v << 20) as i32) >> 28;
-                    rec[5] = ((v << 16) as i32) >> 28;
-                }
-            }
-            2 => {
-                for (rec, r) in recs.zip(rows) {
-                    let v = r[at] as u32;
-                    rec[2] = ((v << 30) as i32) >> 30;
-                    rec[3] = ((v << 28) as i32) >> 30;
-                    rec[4] = ((v << 26) as i32) >> 30;
-                    rec[5] = ((v << 24) as i32) >> 30;
-                }
-            }
-            _ => {
-                for (rec, r) in recs.zip(rows) {
-                    let b = &r[at..at + 4];
-                    rec[2] = b[0] as i8 as i32;
-                    rec[3] = b[1] as i8 as i32;
-                    rec[4] = b[2] as i8 as i32;
-                    rec[5] = b[3] as i8 as i32;
-                }
-            }
+            4 => fill!(4),
+            2 => fill!(2),
+            _ => fill!(8),
         }
     }
 
@@ -1380,15 +1278,13 @@ pub fn dw_cells(
         }
         return;
     }
-    imp_dw::dw_cells(
+    let at = DwCells {
         window,
         origin,
         stride,
         cells,
-        &table.data[..6 * table.taps],
-        out_a,
-        out_b,
-    );
+    };
+    imp_dw::dw_cells(at, &table.data[..6 * table.taps], out_a, out_b);
 }
 
 /// The depthwise part of a separable layer over one block of `cells`
@@ -1442,9 +1338,40 @@ pub fn dw_quads(
         }
         return;
     }
-    imp_dw::dw_quads(
-        window, origin, stride, cells, table, weights, bits, quads, out_a, out_b, unit,
-    );
+    let at = DwCells {
+        window,
+        origin,
+        stride,
+        cells,
+    };
+    let kernel = DwKernel {
+        weights,
+        bits,
+        quads,
+        unit,
+    };
+    imp_dw::dw_quads(at, kernel, table, out_a, out_b);
+}
+
+/// The cells of a depthwise call (checked): `cells` cells `stride` bytes
+/// apart from `origin` in `window`.
+#[derive(Clone, Copy)]
+struct DwCells<'a> {
+    window: &'a [u8],
+    origin: usize,
+    stride: usize,
+    cells: usize,
+}
+
+/// The stored kernel of [`dw_quads`] (see [`DwTable::set_quad`]): `quads`
+/// channel quads at `bits` bits; the outputs of quad `q` start `q * unit`
+/// words on.
+#[derive(Clone, Copy)]
+struct DwKernel<'a> {
+    weights: &'a [u8],
+    bits: u8,
+    quads: usize,
+    unit: usize,
 }
 
 #[cfg(not(target_arch = "arm"))]
@@ -1454,47 +1381,30 @@ mod imp_dw {
 
 #[allow(dead_code)]
 mod model_dw {
-    #[allow(clippy::too_many_arguments)]
+    use super::{DwCells, DwKernel, DwTable};
+
     pub fn dw_quads(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &mut super::DwTable,
-        weights: &[u8],
-        bits: u8,
-        quads: usize,
+        at: DwCells,
+        k: DwKernel,
+        table: &mut DwTable,
         out_a: &mut [u32],
         out_b: &mut [u32],
-        unit: usize,
     ) {
-        for q in 0..quads {
-            table.set_quad(weights, bits, 4 * quads, 4 * q);
+        for q in 0..k.quads {
+            table.set_quad(k.weights, k.bits, 4 * k.quads, 4 * q);
             let t = &table.data[..6 * table.taps];
-            dw_cells(
-                window,
-                origin + 4 * q,
-                stride,
-                cells,
-                t,
-                &mut out_a[q * unit..],
-                &mut out_b[q * unit..],
-            );
+            let quad = DwCells {
+                origin: at.origin + 4 * q,
+                ..at
+            };
+            dw_cells(quad, t, &mut out_a[q * k.unit..], &mut out_b[q * k.unit..]);
         }
     }
 
-    pub fn dw_cells(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &[i32],
-        out_a: &mut [u32],
-        out_b: &mut [u32],
-    ) {
-        for x in 0..cells {
+    pub fn dw_cells(at: DwCells, table: &[i32], out_a: &mut [u32], out_b: &mut [u32]) {
+        for x in 0..at.cells {
             let mut acc = [super::DW_BIAS; 4];
-            super::model::dw_pair(window, origin + x * stride, table, &mut acc);
+            super::model::dw_pair(at.window, at.origin + x * at.stride, table, &mut acc);
             let (a, b) = super::dw_split(&acc);
             out_a[2 * x..2 * x + 2].copy_from_slice(&a);
             out_b[2 * x..2 * x + 2].copy_from_slice(&b);
@@ -1570,33 +1480,26 @@ mod imp_dw {
         };
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn dw_quads(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
+        at: super::DwCells,
+        k: super::DwKernel,
         table: &mut super::DwTable,
-        weights: &[u8],
-        bits: u8,
-        quads: usize,
         out_a: &mut [u32],
         out_b: &mut [u32],
-        unit: usize,
     ) {
         let b = super::DW_BIAS;
         let n = 6 * table.taps;
-        let base = window.as_ptr() as u32 + origin as u32;
+        let base = at.window.as_ptr() as u32 + at.origin as u32;
         let (oa, ob) = (out_a.as_mut_ptr() as u32, out_b.as_mut_ptr() as u32);
-        let mut state: [u32; 11] = [0, stride as u32, 0, 0, 0, 0, 0, b, b, b, b];
-        for q in 0..quads {
-            table.set_quad(weights, bits, 4 * quads, 4 * q);
+        let mut state: [u32; 11] = [0, at.stride as u32, 0, 0, 0, 0, 0, b, b, b, b];
+        for q in 0..k.quads {
+            table.set_quad(k.weights, k.bits, 4 * k.quads, 4 * q);
             let t = table.data[..n].as_ptr() as u32;
-            let at = (4 * q * unit) as u32;
+            let out = (4 * q * k.unit) as u32;
             state[0] = base + 4 * q as u32;
-            state[2] = cells as u32;
-            state[3] = oa + at;
-            state[4] = ob + at;
+            state[2] = at.cells as u32;
+            state[3] = oa + out;
+            state[4] = ob + out;
             state[5] = t;
             state[6] = t + 4 * n as u32;
             run(&mut state, n);
@@ -1629,21 +1532,13 @@ mod imp_dw {
         }
     }
 
-    pub fn dw_cells(
-        window: &[u8],
-        origin: usize,
-        stride: usize,
-        cells: usize,
-        table: &[i32],
-        out_a: &mut [u32],
-        out_b: &mut [u32],
-    ) {
+    pub fn dw_cells(at: super::DwCells, table: &[i32], out_a: &mut [u32], out_b: &mut [u32]) {
         let b = super::DW_BIAS;
         let t = table.as_ptr() as u32;
         let mut state: [u32; 11] = [
-            window.as_ptr() as u32 + origin as u32,
-            stride as u32,
-            cells as u32,
+            at.window.as_ptr() as u32 + at.origin as u32,
+            at.stride as u32,
+            at.cells as u32,
             out_a.as_mut_ptr() as u32,
             out_b.as_mut_ptr() as u32,
             t,

@@ -282,32 +282,36 @@ fn transform_rule(e: &Cnn2snnError, model: &str) -> (Rule, String) {
 /// no error, and the report.
 pub fn check_chain(chain: &Chain, scaling: InputScaling) -> (Option<Vec<PlannedLayer>>, Report) {
     let mut report = Report::default();
-    let shapes = match chain.input_shapes() {
-        Ok(s) => s,
+    let plan = match checked_plan(chain, scaling, &mut report) {
+        Ok(plan) => plan,
         Err(e) => {
             let (rule, layer) = transform_rule(&e, &chain.name);
             report.error(rule, &layer, e.to_string());
-            return (None, report);
+            None
         }
     };
-    structure_errors(chain, &shapes, &mut report);
+    (plan, report)
+}
+
+/// The plan of `chain` when the rules find no error (`None` when they do,
+/// reported; `Err` when the chain has no shapes or no plan).
+fn checked_plan(
+    chain: &Chain,
+    scaling: InputScaling,
+    report: &mut Report,
+) -> Result<Option<Vec<PlannedLayer>>, Cnn2snnError> {
+    let shapes = chain.input_shapes()?;
+    structure_errors(chain, &shapes, report);
     if report.has_errors() {
-        return (None, report);
+        return Ok(None);
     }
-    let plan = match plan::plan(chain, scaling) {
-        Ok(p) => p,
-        Err(e) => {
-            let (rule, layer) = transform_rule(&e, &chain.name);
-            report.error(rule, &layer, e.to_string());
-            return (None, report);
-        }
-    };
-    engine_errors(chain, &plan, &mut report);
+    let plan = plan::plan(chain, scaling)?;
+    engine_errors(chain, &plan, report);
     if report.has_errors() {
-        return (None, report);
+        return Ok(None);
     }
-    hardware::warnings(chain, &plan, &mut report);
-    (Some(plan), report)
+    hardware::warnings(chain, &plan, report);
+    Ok(Some(plan))
 }
 
 /// cnn2snn's rules on the chain (`check_sequential_compatibility` and the

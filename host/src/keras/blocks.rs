@@ -40,6 +40,29 @@ impl Pooling {
     }
 }
 
+/// `new()`, `name()` and a setter per field of a keyword arguments struct.
+macro_rules! kwargs_builder {
+    ($kwargs:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        impl $kwargs {
+            pub fn new() -> $kwargs {
+                $kwargs::default()
+            }
+
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.name = Some(name.into());
+                self
+            }
+
+            $(
+                pub fn $field(mut self, $field: $ty) -> Self {
+                    self.$field = $field;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 /// Keyword arguments of [`conv_block`] and [`separable_conv_block`], passed
 /// to the convolution. Defaults are Keras's (stride 1, `valid`, with bias).
 #[derive(Clone, Debug, PartialEq)]
@@ -61,31 +84,11 @@ impl Default for ConvKwargs {
     }
 }
 
-impl ConvKwargs {
-    pub fn new() -> ConvKwargs {
-        ConvKwargs::default()
-    }
-
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    pub fn strides(mut self, strides: [usize; 2]) -> Self {
-        self.strides = strides;
-        self
-    }
-
-    pub fn padding(mut self, padding: Padding) -> Self {
-        self.padding = padding;
-        self
-    }
-
-    pub fn use_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
-}
+kwargs_builder!(ConvKwargs {
+    strides: [usize; 2],
+    padding: Padding,
+    use_bias: bool,
+});
 
 /// Keyword arguments of [`dense_block`], passed to the `Dense` layer.
 #[derive(Clone, Debug, PartialEq)]
@@ -103,82 +106,50 @@ impl Default for DenseKwargs {
     }
 }
 
-impl DenseKwargs {
-    pub fn new() -> DenseKwargs {
-        DenseKwargs::default()
-    }
+kwargs_builder!(DenseKwargs { use_bias: bool });
 
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    pub fn use_bias(mut self, use_bias: bool) -> Self {
-        self.use_bias = use_bias;
-        self
-    }
+/// The convolutional blocks: `$config`'s layer (from `filters`,
+/// `kernel_size` and the keyword arguments), then [`finish_block`].
+macro_rules! conv_blocks {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident($config:ident),)*) => {$(
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
+        pub fn $name(
+            g: &mut GraphBuilder,
+            inputs: &Node,
+            filters: usize,
+            kernel_size: [usize; 2],
+            pooling: Option<Pooling>,
+            pool_size: [usize; 2],
+            add_batchnorm: bool,
+            add_activation: bool,
+            kwargs: ConvKwargs,
+        ) -> Result<Node, GraphError> {
+            let config = LayerConfig::$variant($config {
+                strides: kwargs.strides,
+                padding: kwargs.padding,
+                use_bias: kwargs.use_bias,
+                ..$config::new(filters, kernel_size)
+            });
+            let x = g.add(config, kwargs.name.as_deref(), &[inputs])?;
+            finish_block(
+                g,
+                x,
+                pooling,
+                pool_size,
+                kwargs.padding,
+                add_batchnorm,
+                add_activation,
+            )
+        }
+    )*};
 }
 
-/// `Conv2D` [-> pooling] [-> BatchNormalization] [-> ReLU(6)].
-#[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
-pub fn conv_block(
-    g: &mut GraphBuilder,
-    inputs: &Node,
-    filters: usize,
-    kernel_size: [usize; 2],
-    pooling: Option<Pooling>,
-    pool_size: [usize; 2],
-    add_batchnorm: bool,
-    add_activation: bool,
-    kwargs: ConvKwargs,
-) -> Result<Node, GraphError> {
-    let config = LayerConfig::Conv2D(Conv2DConfig {
-        strides: kwargs.strides,
-        padding: kwargs.padding,
-        use_bias: kwargs.use_bias,
-        ..Conv2DConfig::new(filters, kernel_size)
-    });
-    let x = g.add(config, kwargs.name.as_deref(), &[inputs])?;
-    finish_block(
-        g,
-        x,
-        pooling,
-        pool_size,
-        kwargs.padding,
-        add_batchnorm,
-        add_activation,
-    )
-}
-
-/// `SeparableConv2D` [-> pooling] [-> BatchNormalization] [-> ReLU(6)].
-#[allow(clippy::too_many_arguments)] // mirrors the documented Python signature
-pub fn separable_conv_block(
-    g: &mut GraphBuilder,
-    inputs: &Node,
-    filters: usize,
-    kernel_size: [usize; 2],
-    pooling: Option<Pooling>,
-    pool_size: [usize; 2],
-    add_batchnorm: bool,
-    add_activation: bool,
-    kwargs: ConvKwargs,
-) -> Result<Node, GraphError> {
-    let config = LayerConfig::SeparableConv2D(SeparableConv2DConfig {
-        strides: kwargs.strides,
-        padding: kwargs.padding,
-        use_bias: kwargs.use_bias,
-        ..SeparableConv2DConfig::new(filters, kernel_size)
-    });
-    let x = g.add(config, kwargs.name.as_deref(), &[inputs])?;
-    finish_block(
-        g,
-        x,
-        pooling,
-        pool_size,
-        kwargs.padding,
-        add_batchnorm,
-        add_activation,
-    )
+conv_blocks! {
+    /// `Conv2D` [-> pooling] [-> BatchNormalization] [-> ReLU(6)].
+    conv_block => Conv2D(Conv2DConfig),
+    /// `SeparableConv2D` [-> pooling] [-> BatchNormalization] [-> ReLU(6)].
+    separable_conv_block => SeparableConv2D(SeparableConv2DConfig),
 }
 
 /// `Dense` [-> BatchNormalization] [-> ReLU(6)].

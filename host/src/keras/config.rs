@@ -263,12 +263,55 @@ mod keras_padding {
 /// written), unknown keys kept in `extra` (written after the declared ones),
 /// and `fresh()`, the config tf_keras writes for a new layer: the fields
 /// given a default (the unmodelled ones) set, the others absent.
+///
+/// Fields are listed in the order tf_keras writes them; a group of fields
+/// several classes share in the same order is named once: `@layer` (the
+/// base `Layer`'s), `@window` (a convolution window's, after `filters`) and
+/// `@kernel` (the kernel and bias initialisers, regularisers and
+/// constraints).
 macro_rules! keras_config {
+    (@fields $head:tt [$($done:tt)*] @layer, $($rest:tt)*) => {
+        keras_config!(@fields $head [$($done)*
+            name: String,
+            trainable: Value = true,
+            dtype: Value = "float32",
+        ] $($rest)*);
+    };
+    (@fields $head:tt [$($done:tt)*] @window, $($rest:tt)*) => {
+        keras_config!(@fields $head [$($done)*
+            kernel_size: Pair,
+            strides: Pair,
+            #[serde(with = "keras_padding")]
+            padding: Padding,
+            data_format: Value = "channels_last",
+            dilation_rate: Pair,
+            groups: Value = 1,
+            activation: String,
+            use_bias: bool,
+        ] $($rest)*);
+    };
+    (@fields $head:tt [$($done:tt)*] @kernel, $($rest:tt)*) => {
+        keras_config!(@fields $head [$($done)*
+            kernel_initializer: Value = glorot(),
+            bias_initializer: Value = zeros(),
+            kernel_regularizer: Value = NULL,
+            bias_regularizer: Value = NULL,
+            activity_regularizer: Value = NULL,
+            kernel_constraint: Value = NULL,
+            bias_constraint: Value = NULL,
+        ] $($rest)*);
+    };
     (
-        $(#[$meta:meta])*
-        $name:ident {
-            $($(#[$fmeta:meta])* $field:ident: $ty:ty $(= $default:expr)?,)*
-        }
+        @fields $head:tt [$($done:tt)*]
+        $(#[$fmeta:meta])* $field:ident: $ty:ty $(= $default:expr)?, $($rest:tt)*
+    ) => {
+        keras_config!(@fields $head [$($done)*
+            $(#[$fmeta])* $field: $ty $(= $default)?,
+        ] $($rest)*);
+    };
+    (
+        @fields [$(#[$meta:meta])* $name:ident]
+        [$($(#[$fmeta:meta])* $field:ident: $ty:ty $(= $default:expr)?,)*]
     ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
@@ -295,6 +338,12 @@ macro_rules! keras_config {
     };
     (@default) => { Field::Absent };
     (@default $default:expr) => { Field::Set(($default).into()) };
+    (
+        $(#[$meta:meta])*
+        $name:ident { $($fields:tt)* }
+    ) => {
+        keras_config!(@fields [$(#[$meta])* $name] [] $($fields)*);
+    };
 }
 
 const NULL: Value = Value::Null;
@@ -334,9 +383,7 @@ keras_config!(
 keras_config!(
     /// `Rescaling`.
     RescalingJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         scale: f64,
         offset: IntOrFloat,
     }
@@ -346,26 +393,10 @@ keras_config!(
     /// `Conv2D` and cnn2snn's `QuantizedConv2D` (which has no `data_format`,
     /// `groups` or `activation`, and a `quantizer`).
     ConvJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         filters: Size,
-        kernel_size: Pair,
-        strides: Pair,
-        #[serde(with = "keras_padding")]
-        padding: Padding,
-        data_format: Value = "channels_last",
-        dilation_rate: Pair,
-        groups: Value = 1,
-        activation: String,
-        use_bias: bool,
-        kernel_initializer: Value = glorot(),
-        bias_initializer: Value = zeros(),
-        kernel_regularizer: Value = NULL,
-        bias_regularizer: Value = NULL,
-        activity_regularizer: Value = NULL,
-        kernel_constraint: Value = NULL,
-        bias_constraint: Value = NULL,
+        @window,
+        @kernel,
         quantizer: QuantizerJson,
     }
 );
@@ -375,26 +406,10 @@ keras_config!(
     /// no `data_format`, `activation` or `depth_multiplier`, and two
     /// quantizers).
     SeparableJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         filters: Size,
-        kernel_size: Pair,
-        strides: Pair,
-        #[serde(with = "keras_padding")]
-        padding: Padding,
-        data_format: Value = "channels_last",
-        dilation_rate: Pair,
-        groups: Value = 1,
-        activation: String,
-        use_bias: bool,
-        kernel_initializer: Value = glorot(),
-        bias_initializer: Value = zeros(),
-        kernel_regularizer: Value = NULL,
-        bias_regularizer: Value = NULL,
-        activity_regularizer: Value = NULL,
-        kernel_constraint: Value = NULL,
-        bias_constraint: Value = NULL,
+        @window,
+        @kernel,
         depth_multiplier: Size,
         depthwise_initializer: Value = glorot(),
         pointwise_initializer: Value = glorot(),
@@ -410,18 +425,8 @@ keras_config!(
 keras_config!(
     /// `DepthwiseConv2D`.
     DepthwiseJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
-        kernel_size: Pair,
-        strides: Pair,
-        #[serde(with = "keras_padding")]
-        padding: Padding,
-        data_format: Value = "channels_last",
-        dilation_rate: Pair,
-        groups: Value = 1,
-        activation: String,
-        use_bias: bool,
+        @layer,
+        @window,
         bias_initializer: Value = zeros(),
         bias_regularizer: Value = NULL,
         activity_regularizer: Value = NULL,
@@ -437,19 +442,11 @@ keras_config!(
     /// `Dense` and cnn2snn's `QuantizedDense` (no `activation`, a
     /// `quantizer`).
     DenseJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         units: Size,
         activation: String,
         use_bias: bool,
-        kernel_initializer: Value = glorot(),
-        bias_initializer: Value = zeros(),
-        kernel_regularizer: Value = NULL,
-        bias_regularizer: Value = NULL,
-        activity_regularizer: Value = NULL,
-        kernel_constraint: Value = NULL,
-        bias_constraint: Value = NULL,
+        @kernel,
         quantizer: QuantizerJson,
     }
 );
@@ -457,9 +454,7 @@ keras_config!(
 keras_config!(
     /// `BatchNormalization`.
     BatchNormJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         axis: Axes,
         momentum: f64,
         epsilon: f64,
@@ -479,9 +474,7 @@ keras_config!(
 keras_config!(
     /// `ReLU`.
     ReluJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         max_value: f64,
         negative_slope: f64,
         threshold: f64,
@@ -491,9 +484,7 @@ keras_config!(
 keras_config!(
     /// `Activation`.
     ActivationJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         activation: String,
     }
 );
@@ -501,9 +492,7 @@ keras_config!(
 keras_config!(
     /// `MaxPooling2D` and `AveragePooling2D`.
     PoolJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         pool_size: Pair,
         #[serde(with = "keras_padding")]
         padding: Padding,
@@ -515,9 +504,7 @@ keras_config!(
 keras_config!(
     /// `GlobalAveragePooling2D`.
     GlobalPoolJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         data_format: Value = "channels_last",
         keepdims: bool,
     }
@@ -526,9 +513,7 @@ keras_config!(
 keras_config!(
     /// `Dropout`.
     DropoutJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         rate: f64,
         noise_shape: Value = NULL,
         seed: Value = NULL,
@@ -538,9 +523,7 @@ keras_config!(
 keras_config!(
     /// `Flatten`.
     FlattenJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         data_format: Value = "channels_last",
     }
 );
@@ -548,9 +531,7 @@ keras_config!(
 keras_config!(
     /// `Reshape`.
     ReshapeJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         target_shape: Vec<i64>,
     }
 );
@@ -559,9 +540,7 @@ keras_config!(
     /// cnn2snn's `QuantizedReLU` and `ActivationDiscreteRelu` (no
     /// `max_value`).
     BitwidthJson {
-        name: String,
-        trainable: Value = true,
-        dtype: Value = "float32",
+        @layer,
         bitwidth: u32,
         max_value: f64,
     }
@@ -680,18 +659,7 @@ pub(super) fn read_config(
                 quantizer_dw: read_quantizer(&c.quantizer_dw, "quantizer_dw")?,
             }
         }
-        "DepthwiseConv2D" => {
-            let c: DepthwiseJson = parse(config)?;
-            LayerConfig::DepthwiseConv2D(DepthwiseConv2DConfig {
-                kernel_size: c.kernel_size.required("kernel_size")?.0,
-                strides: c.strides.or(Pair([1, 1])).0,
-                padding: c.padding.or(Padding::Valid),
-                dilation_rate: c.dilation_rate.or(Pair([1, 1])).0,
-                depth_multiplier: c.depth_multiplier.or(Size(1)).0,
-                use_bias: c.use_bias.or(true),
-                activation: c.activation.or("linear".into()),
-            })
-        }
+        "DepthwiseConv2D" => LayerConfig::DepthwiseConv2D(parse::<DepthwiseJson>(config)?.read()?),
         "Dense" => LayerConfig::Dense(parse::<DenseJson>(config)?.read()?),
         "QuantizedDense" => {
             let c: DenseJson = parse(config)?;
@@ -787,34 +755,68 @@ fn read_quantizer(q: &Field<QuantizerJson>, key: &'static str) -> Result<Quantiz
     })
 }
 
-impl ConvJson {
-    fn read(&self) -> Result<Conv2DConfig, FieldError> {
-        Ok(Conv2DConfig {
-            filters: self.filters.required("filters")?.0,
-            kernel_size: self.kernel_size.required("kernel_size")?.0,
-            strides: self.strides.or(Pair([1, 1])).0,
-            padding: self.padding.or(Padding::Valid),
-            dilation_rate: self.dilation_rate.or(Pair([1, 1])).0,
-            use_bias: self.use_bias.or(true),
-            activation: self.activation.or("linear".into()),
-        })
-    }
+/// `read` (the typed config of a convolution class's JSON `$j`) and `with`
+/// (`base` with the fields of the typed config `$c` set, and `name`): the
+/// window's fields, then `$read` and `$write`, the class's own (read first,
+/// so that a missing `filters` is reported before a missing `kernel_size`).
+macro_rules! convolution_json {
+    (
+        $json:ident => $config:ident, |$j:ident, $c:ident|
+        read { $($read:ident: $read_value:expr,)* }
+        write { $($write:ident: $write_value:expr,)* }
+    ) => {
+        impl $json {
+            fn read(&self) -> Result<$config, FieldError> {
+                let $j = self;
+                Ok($config {
+                    $($read: $read_value,)*
+                    kernel_size: $j.kernel_size.required("kernel_size")?.0,
+                    strides: $j.strides.or(Pair([1, 1])).0,
+                    padding: $j.padding.or(Padding::Valid),
+                    dilation_rate: $j.dilation_rate.or(Pair([1, 1])).0,
+                    use_bias: $j.use_bias.or(true),
+                    activation: $j.activation.or("linear".into()),
+                })
+            }
+
+            /// `base` with the fields the class and its quantized class share
+            /// set.
+            fn with($c: &$config, name: Field<String>, base: $json) -> $json {
+                $json {
+                    name,
+                    $($write: $write_value,)*
+                    kernel_size: set(Pair($c.kernel_size)),
+                    strides: set(Pair($c.strides)),
+                    padding: set($c.padding),
+                    dilation_rate: set(Pair($c.dilation_rate)),
+                    use_bias: set($c.use_bias),
+                    ..base
+                }
+            }
+        }
+    };
 }
 
-impl SeparableJson {
-    fn read(&self) -> Result<SeparableConv2DConfig, FieldError> {
-        Ok(SeparableConv2DConfig {
-            filters: self.filters.required("filters")?.0,
-            kernel_size: self.kernel_size.required("kernel_size")?.0,
-            strides: self.strides.or(Pair([1, 1])).0,
-            padding: self.padding.or(Padding::Valid),
-            dilation_rate: self.dilation_rate.or(Pair([1, 1])).0,
-            depth_multiplier: self.depth_multiplier.or(Size(1)).0,
-            use_bias: self.use_bias.or(true),
-            activation: self.activation.or("linear".into()),
-        })
+convolution_json!(ConvJson => Conv2DConfig, |j, c|
+    read { filters: j.filters.required("filters")?.0, }
+    write { filters: set(Size(c.filters)), }
+);
+
+convolution_json!(SeparableJson => SeparableConv2DConfig, |j, c|
+    read {
+        filters: j.filters.required("filters")?.0,
+        depth_multiplier: j.depth_multiplier.or(Size(1)).0,
     }
-}
+    write { filters: set(Size(c.filters)), }
+);
+
+convolution_json!(DepthwiseJson => DepthwiseConv2DConfig, |j, c|
+    read { depth_multiplier: j.depth_multiplier.or(Size(1)).0, }
+    write {
+        activation: set(c.activation.clone()),
+        depth_multiplier: set(Size(c.depth_multiplier)),
+    }
+);
 
 impl DenseJson {
     fn read(&self) -> Result<DenseConfig, FieldError> {
@@ -948,17 +950,11 @@ pub(super) fn write_config(layer: &Layer, quantizers: &mut QuantizerNames) -> Co
                 ..SeparableJson::with(conv, name, c)
             }))
         }
-        LayerConfig::DepthwiseConv2D(conv) => ConfigJson::Depthwise(Box::new(DepthwiseJson {
+        LayerConfig::DepthwiseConv2D(conv) => ConfigJson::Depthwise(Box::new(DepthwiseJson::with(
+            conv,
             name,
-            kernel_size: set(Pair(conv.kernel_size)),
-            strides: set(Pair(conv.strides)),
-            padding: set(conv.padding),
-            dilation_rate: set(Pair(conv.dilation_rate)),
-            activation: set(conv.activation.clone()),
-            use_bias: set(conv.use_bias),
-            depth_multiplier: set(Size(conv.depth_multiplier)),
-            ..base(layer, DepthwiseJson::fresh)
-        })),
+            base(layer, DepthwiseJson::fresh),
+        ))),
         LayerConfig::Dense(dense) => ConfigJson::Dense(Box::new(DenseJson {
             activation: set(dense.activation.clone()),
             ..DenseJson::with(dense, name, base(layer, DenseJson::fresh))
@@ -1039,38 +1035,6 @@ pub(super) fn write_config(layer: &Layer, quantizers: &mut QuantizerNames) -> Co
             let mut c = config.as_object().cloned().unwrap_or_default();
             c.insert("name".into(), Value::String(layer.name.clone()));
             ConfigJson::Unknown(c)
-        }
-    }
-}
-
-impl ConvJson {
-    /// `base` with the fields `Conv2D` and `QuantizedConv2D` share set.
-    fn with(c: &Conv2DConfig, name: Field<String>, base: ConvJson) -> ConvJson {
-        ConvJson {
-            name,
-            filters: set(Size(c.filters)),
-            kernel_size: set(Pair(c.kernel_size)),
-            strides: set(Pair(c.strides)),
-            padding: set(c.padding),
-            dilation_rate: set(Pair(c.dilation_rate)),
-            use_bias: set(c.use_bias),
-            ..base
-        }
-    }
-}
-
-impl SeparableJson {
-    /// `base` with the fields both separable classes share set.
-    fn with(c: &SeparableConv2DConfig, name: Field<String>, base: SeparableJson) -> SeparableJson {
-        SeparableJson {
-            name,
-            filters: set(Size(c.filters)),
-            kernel_size: set(Pair(c.kernel_size)),
-            strides: set(Pair(c.strides)),
-            padding: set(c.padding),
-            dilation_rate: set(Pair(c.dilation_rate)),
-            use_bias: set(c.use_bias),
-            ..base
         }
     }
 }

@@ -104,29 +104,19 @@ mod tests {
     #[test]
     fn batch_norm_starts_as_identity() {
         let mut rng = Rng::new(0);
-        let spec = |role| WeightSpec {
-            role,
-            shape: vec![3],
-        };
-        assert_eq!(
-            initial_values(&mut rng, &spec(WeightRole::Gamma)),
-            vec![1.0; 3]
-        );
-        assert_eq!(
-            initial_values(&mut rng, &spec(WeightRole::Beta)),
-            vec![0.0; 3]
-        );
-        assert_eq!(
-            initial_values(&mut rng, &spec(WeightRole::MovingMean)),
-            vec![0.0; 3]
-        );
-        assert_eq!(
-            initial_values(&mut rng, &spec(WeightRole::MovingVariance)),
-            vec![1.0; 3]
-        );
-        assert_eq!(
-            initial_values(&mut rng, &spec(WeightRole::Bias)),
-            vec![0.0; 3]
-        );
+        let cases = [
+            (WeightRole::Gamma, 1.0),
+            (WeightRole::Beta, 0.0),
+            (WeightRole::MovingMean, 0.0),
+            (WeightRole::MovingVariance, 1.0),
+            (WeightRole::Bias, 0.0),
+        ];
+        for (role, value) in cases {
+            let spec = WeightSpec {
+                role,
+                shape: vec![3],
+            };
+            assert_eq!(initial_values(&mut rng, &spec), vec![value; 3], "{role:?}");
+        }
     }
 }

@@ -154,90 +154,75 @@ impl Quantizer {
     }
 }
 
-/// `Conv2D` (and the convolution part of `QuantizedConv2D`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Conv2DConfig {
-    pub filters: usize,
-    pub kernel_size: [usize; 2],
-    pub strides: [usize; 2],
-    pub padding: Padding,
-    pub dilation_rate: [usize; 2],
-    pub use_bias: bool,
-    /// Fused activation name (`linear` in the Akida flow; not written for
-    /// quantized layers, which have none).
-    pub activation: String,
-}
-
-impl Conv2DConfig {
-    /// Keras defaults: stride 1, `valid`, bias, linear.
-    pub fn new(filters: usize, kernel_size: [usize; 2]) -> Conv2DConfig {
-        Conv2DConfig {
-            filters,
-            kernel_size,
-            strides: [1, 1],
-            padding: Padding::Valid,
-            dilation_rate: [1, 1],
-            use_bias: true,
-            activation: "linear".into(),
+/// The config of a convolution class: `$arg`s (the first arguments of
+/// `new`), the window, the class's own `$field`s, bias and activation;
+/// `new` sets Keras's defaults: stride 1, `valid`, no dilation, the
+/// `$default`s, bias, linear.
+macro_rules! convolution_config {
+    (
+        $(#[$doc:meta])*
+        $name:ident($($arg:ident: $arg_ty:ty),*) { $($field:ident: $ty:ty = $default:expr),* }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $name {
+            $(pub $arg: $arg_ty,)*
+            pub kernel_size: [usize; 2],
+            pub strides: [usize; 2],
+            pub padding: Padding,
+            pub dilation_rate: [usize; 2],
+            $(pub $field: $ty,)*
+            pub use_bias: bool,
+            /// Fused activation name (`linear` in the Akida flow; not written
+            /// for quantized layers, which have none).
+            pub activation: String,
         }
-    }
-}
 
-/// `SeparableConv2D` (and the convolution part of `QuantizedSeparableConv2D`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SeparableConv2DConfig {
-    pub filters: usize,
-    pub kernel_size: [usize; 2],
-    pub strides: [usize; 2],
-    pub padding: Padding,
-    pub dilation_rate: [usize; 2],
-    pub depth_multiplier: usize,
-    pub use_bias: bool,
-    pub activation: String,
-}
+        impl $name {
+            /// Keras defaults: stride 1, `valid`, no dilation, bias, linear
+            /// (depth multiplier 1).
+            pub fn new($($arg: $arg_ty,)* kernel_size: [usize; 2]) -> $name {
+                $name {
+                    $($arg,)*
+                    kernel_size,
+                    strides: [1, 1],
+                    padding: Padding::Valid,
+                    dilation_rate: [1, 1],
+                    $($field: $default,)*
+                    use_bias: true,
+                    activation: "linear".into(),
+                }
+            }
 
-impl SeparableConv2DConfig {
-    /// Keras defaults: stride 1, `valid`, depth multiplier 1, bias, linear.
-    pub fn new(filters: usize, kernel_size: [usize; 2]) -> SeparableConv2DConfig {
-        SeparableConv2DConfig {
-            filters,
-            kernel_size,
-            strides: [1, 1],
-            padding: Padding::Valid,
-            dilation_rate: [1, 1],
-            depth_multiplier: 1,
-            use_bias: true,
-            activation: "linear".into(),
+            /// The output shape of the window over `input`, with `channels`.
+            fn window_shape(&self, input: &[usize], channels: usize) -> Result<Shape, String> {
+                conv_shape(
+                    input,
+                    self.kernel_size,
+                    self.strides,
+                    self.padding,
+                    self.dilation_rate,
+                    channels,
+                )
+            }
         }
-    }
+    };
 }
 
-/// `DepthwiseConv2D`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DepthwiseConv2DConfig {
-    pub kernel_size: [usize; 2],
-    pub strides: [usize; 2],
-    pub padding: Padding,
-    pub dilation_rate: [usize; 2],
-    pub depth_multiplier: usize,
-    pub use_bias: bool,
-    pub activation: String,
-}
+convolution_config!(
+    /// `Conv2D` (and the convolution part of `QuantizedConv2D`).
+    Conv2DConfig(filters: usize) {}
+);
 
-impl DepthwiseConv2DConfig {
-    /// Keras defaults: stride 1, `valid`, depth multiplier 1, bias, linear.
-    pub fn new(kernel_size: [usize; 2]) -> DepthwiseConv2DConfig {
-        DepthwiseConv2DConfig {
-            kernel_size,
-            strides: [1, 1],
-            padding: Padding::Valid,
-            dilation_rate: [1, 1],
-            depth_multiplier: 1,
-            use_bias: true,
-            activation: "linear".into(),
-        }
-    }
-}
+convolution_config!(
+    /// `SeparableConv2D` (and the convolution part of `QuantizedSeparableConv2D`).
+    SeparableConv2DConfig(filters: usize) { depth_multiplier: usize = 1 }
+);
+
+convolution_config!(
+    /// `DepthwiseConv2D`.
+    DepthwiseConv2DConfig() { depth_multiplier: usize = 1 }
+);
 
 /// `Dense` (and the dense part of `QuantizedDense`).
 #[derive(Clone, Debug, PartialEq)]
@@ -460,33 +445,16 @@ impl LayerConfig {
             _ => return Err(format!("expects one input, has {}", inputs.len())),
         };
         match self {
-            LayerConfig::Conv2D(c) | LayerConfig::QuantizedConv2D { conv: c, .. } => conv_shape(
-                input,
-                c.kernel_size,
-                c.strides,
-                c.padding,
-                c.dilation_rate,
-                c.filters,
-            ),
+            LayerConfig::Conv2D(c) | LayerConfig::QuantizedConv2D { conv: c, .. } => {
+                c.window_shape(input, c.filters)
+            }
             LayerConfig::SeparableConv2D(c)
-            | LayerConfig::QuantizedSeparableConv2D { conv: c, .. } => conv_shape(
-                input,
-                c.kernel_size,
-                c.strides,
-                c.padding,
-                c.dilation_rate,
-                c.filters,
-            ),
+            | LayerConfig::QuantizedSeparableConv2D { conv: c, .. } => {
+                c.window_shape(input, c.filters)
+            }
             LayerConfig::DepthwiseConv2D(c) => {
                 let channels = checked_product(&[spatial(input)?[2], c.depth_multiplier])?;
-                conv_shape(
-                    input,
-                    c.kernel_size,
-                    c.strides,
-                    c.padding,
-                    c.dilation_rate,
-                    channels,
-                )
+                c.window_shape(input, channels)
             }
             LayerConfig::Dense(d) | LayerConfig::QuantizedDense { dense: d, .. } => {
                 let mut out = input.clone();

@@ -110,14 +110,10 @@ pub(crate) mod test_support {
             kind: LayerKind::SeparableConvolutional,
             input: input.output().unwrap(),
             filters: 6,
-            kernel: Window::new(3, 3),
-            stride: Window::ONE,
-            padding: Padding::Same,
-            padding_value: 0,
             pooling: Pooling::None,
-            activation: true,
             act_bits: 2,
             weights_bits: 4,
+            ..input
         };
         let l1 = ConvertedLayer::new(
             "sep_1",
@@ -134,13 +130,11 @@ pub(crate) mod test_support {
             input: fc_input,
             filters: 3,
             kernel: Window::ONE,
-            stride: Window::ONE,
             padding: Padding::Valid,
-            padding_value: 0,
-            pooling: Pooling::None,
             activation: false,
             act_bits: 1,
             weights_bits: 2,
+            ..separable
         };
         let l2 = ConvertedLayer::new(
             "dense_2",

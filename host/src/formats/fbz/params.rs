@@ -87,46 +87,40 @@ pub fn engine_rules(g: &LayerParams) -> Result<(), ParamsError> {
     Ok(())
 }
 
-/// Keys of a layer kind's params, sorted (without `layer_type`).
-pub fn keys(kind: LayerKind) -> &'static [&'static str] {
+/// Keys of a layer kind's params, sorted (without `layer_type`): a
+/// convolution's, to which the input convolution adds its input size and
+/// padding value.
+pub fn keys(kind: LayerKind) -> Vec<&'static str> {
+    const CONVOLUTION: [&str; 14] = [
+        "act_bits",
+        "activation",
+        "filters",
+        "kernel_height",
+        "kernel_width",
+        "padding",
+        "pool_type",
+        "pooling_height",
+        "pooling_stride_x",
+        "pooling_stride_y",
+        "pooling_width",
+        "stride_x",
+        "stride_y",
+        "weights_bits",
+    ];
+    const INPUT: [&str; 4] = [
+        "input_channels",
+        "input_height",
+        "input_width",
+        "padding_value",
+    ];
     match kind {
-        LayerKind::InputConvolutional => &[
-            "act_bits",
-            "activation",
-            "filters",
-            "input_channels",
-            "input_height",
-            "input_width",
-            "kernel_height",
-            "kernel_width",
-            "padding",
-            "padding_value",
-            "pool_type",
-            "pooling_height",
-            "pooling_stride_x",
-            "pooling_stride_y",
-            "pooling_width",
-            "stride_x",
-            "stride_y",
-            "weights_bits",
-        ],
-        LayerKind::Convolutional | LayerKind::SeparableConvolutional => &[
-            "act_bits",
-            "activation",
-            "filters",
-            "kernel_height",
-            "kernel_width",
-            "padding",
-            "pool_type",
-            "pooling_height",
-            "pooling_stride_x",
-            "pooling_stride_y",
-            "pooling_width",
-            "stride_x",
-            "stride_y",
-            "weights_bits",
-        ],
-        LayerKind::FullyConnected => &["act_bits", "activation", "units", "weights_bits"],
+        LayerKind::InputConvolutional => {
+            let mut keys = [&CONVOLUTION[..], &INPUT[..]].concat();
+            keys.sort_unstable();
+            keys
+        }
+        LayerKind::Convolutional | LayerKind::SeparableConvolutional => CONVOLUTION.to_vec(),
+        LayerKind::FullyConnected => vec!["act_bits", "activation", "units", "weights_bits"],
     }
 }
 
