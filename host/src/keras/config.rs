@@ -257,6 +257,26 @@ mod keras_padding {
     }
 }
 
+/// A bit width (`bitwidth`), read as a [`Size`]: serde_json's
+/// `arbitrary_precision` (turned on by defmt-decoder) would word an
+/// out-of-range plain `u32` as "invalid number", without the value.
+mod keras_bits {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(b: &Field<u32>, s: S) -> Result<S::Ok, S::Error> {
+        b.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Field<u32>, D::Error> {
+        Ok(Option::<Size>::deserialize(d)?.map_or(Field::Null, |b| Field::Set(b.0 as u32)))
+    }
+
+    /// The same, for a required field.
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        Size::deserialize(d).map(|b| b.0 as u32)
+    }
+}
+
 // ---------------------------------------------------------------- classes
 
 /// Declares a config struct: every field a [`Field`] (absent fields are not
@@ -541,6 +561,7 @@ keras_config!(
     /// `max_value`).
     BitwidthJson {
         @layer,
+        #[serde(with = "keras_bits")]
         bitwidth: u32,
         max_value: f64,
     }
@@ -569,6 +590,7 @@ pub(super) struct QuantizerConfigJson {
     trainable: Field<Value>,
     #[serde(default, skip_serializing_if = "Field::is_absent")]
     dtype: Field<Value>,
+    #[serde(deserialize_with = "keras_bits::required")]
     bitwidth: u32,
     #[serde(flatten)]
     extra: Map<String, Value>,

@@ -618,13 +618,8 @@ mod tests {
                 {"class_name": "MaxPerAxisQuantizer", "config": {"bitwidth": 4294967300}}}}]}}"#;
         let err = parse_model_config(&serde_json::from_str(text).unwrap()).unwrap_err();
         let err = crate::cli::report(&err);
-        // serde_json's `arbitrary_precision` (which defmt-decoder turns on)
-        // words an out-of-range plain `u32` as "invalid number"; the layer
-        // and the field path are what matter.
         assert!(
-            err.starts_with(
-                "layer `d` (QuantizedDense): invalid config: quantizer.config.bitwidth: invalid"
-            ),
+            err.starts_with("layer `d` (QuantizedDense): invalid config: quantizer.config.bitwidth: invalid value: integer `4294967300`"),
             "{err}"
         );
         let text = r#"{"class_name": "Sequential", "config": {"name": "s", "layers": [
