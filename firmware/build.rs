@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 fn main() {
     akida_embedded_build::memory_x("memory.x");
+    // The examples (the MFCC check of tests/tests/mfcc_qemu.rs) link like the
+    // binary: memory_x gives the linker scripts to binaries only.
+    println!("cargo:rustc-link-arg-examples=-Tlink.x");
+    println!("cargo:rustc-link-arg-examples=-Tdefmt.x");
     let embedded = akida_embedded_build::embed_model("models/default.akd");
     // The loader's arena and workspace (bytes), for models loaded at run time.
     let kib = |var: &str, default: usize| {

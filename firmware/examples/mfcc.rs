@@ -11,6 +11,9 @@
 
 use akida_core::mfcc::{self, CLIP_SAMPLES, COEFFS, FRAMES, INPUT_LEN};
 use cortex_m_rt::entry;
+// The firmware's panic handler (a defmt report over semihosting).
+use defmt_semihosting as _;
+use panic_probe as _;
 use semihosting::experimental::env;
 use semihosting::io::{Read, Write};
 use semihosting::{fs, println, process};
