@@ -233,19 +233,12 @@ fn run(layer: &ValidLayer, input: &[u8], backend: Backend) -> Outputs {
         let grid = kernels::potentials(layer, &prepared, input, &mut b.a, &mut b.scratch);
         grid.potentials[..layer.shapes.conv.len()].to_vec()
     });
-    let n = layer.output_len();
-    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
-    let out_buf = if layer.params().activation {
-        LayerOutputMut::Levels(&mut levels)
-    } else {
-        LayerOutputMut::Potentials(&mut out)
-    };
     let buffers = LayerBuffers {
         scratch: &mut b.scratch,
         a: &mut b.a,
         row: &mut b.row,
     };
-    run_layer(layer, &prepared, input, buffers, out_buf).unwrap();
+    let (levels, out) = run_prepared(layer, &prepared, input, buffers);
     (potentials, levels, out, prepared.backend)
 }
 
@@ -307,6 +300,25 @@ fn padding_value_cells_are_events() {
     assert_eq!(event, reference);
 }
 
+/// Runs a prepared layer on `input`: its levels (all zero without
+/// activation) and its potentials (all zero with activation).
+fn run_prepared(
+    layer: &ValidLayer,
+    prepared: &kernels::Prepared,
+    input: &[u8],
+    buffers: LayerBuffers,
+) -> (Vec<u8>, Vec<i32>) {
+    let n = layer.output_len();
+    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
+    let out_buf = if layer.params().activation {
+        LayerOutputMut::Levels(&mut levels)
+    } else {
+        LayerOutputMut::Potentials(&mut out)
+    };
+    run_layer(layer, prepared, input, buffers, out_buf).unwrap();
+    (levels, out)
+}
+
 /// Final outputs (levels, potentials) of the fast kernel with the byte
 /// product wherever `simd` runs it exactly ([`fast::FastPlan::with_dot`]),
 /// and whether the layer took it; `None` where the fast kernel does not
@@ -325,19 +337,12 @@ fn run_byte_product(
         weights,
         fast: Some(ops),
     };
-    let n = layer.output_len();
-    let (mut levels, mut out) = (vec![0u8; n], vec![0i32; n]);
-    let out_buf = if layer.params().activation {
-        LayerOutputMut::Levels(&mut levels)
-    } else {
-        LayerOutputMut::Potentials(&mut out)
-    };
     let buffers = LayerBuffers {
         scratch: &mut b.scratch,
         a: &mut b.a,
         row: &mut b.row,
     };
-    run_layer(layer, &prepared, input, buffers, out_buf).unwrap();
+    let (levels, out) = run_prepared(layer, &prepared, input, buffers);
     Some((levels, out, plan.dot != fast::Dot::I16))
 }
 
