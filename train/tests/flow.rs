@@ -17,6 +17,18 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets/speech_commands-mini")
 }
 
+/// Runs `c`, which must succeed; its stdout and stderr.
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{c:?} failed: {text}");
+    text
+}
+
 /// `kws_train ACTION -m MODEL [extra]`, the action first or last.
 fn kws(action: &str, model: &Path, extra: &[&str], action_first: bool) -> String {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kws_train"));
@@ -29,14 +41,7 @@ fn kws(action: &str, model: &Path, extra: &[&str], action_first: bool) -> String
     if !action_first {
         c.arg(action);
     }
-    let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{c:?} failed: {text}");
-    text
+    run_ok(&mut c)
 }
 
 fn quantize(input: &Path, output: &Path, bits: u32) {
@@ -115,14 +120,7 @@ fn cifar(action: &str, model: &Path, extra: &[&str], action_first: bool) -> Stri
     if !action_first {
         c.arg(action);
     }
-    let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{c:?} failed: {text}");
-    text
+    run_ok(&mut c)
 }
 
 /// The flow on ds_cnn_cifar10 with `-m x.h5 -s x.h5`: every step rewrites
