@@ -382,6 +382,67 @@ pub fn features(pcm: &[i16; CLIP_SAMPLES], out: &mut [u8; INPUT_LEN]) {
     to_input(&m, out);
 }
 
+/// The front end as audio arrives, one hop of [`HOP`] samples at a time:
+/// what an always-on device runs while its microphone fills the next hop.
+/// After the first two hops every hop completes one frame, whose uint8
+/// row is written into the model input; after the fiftieth the input holds
+/// exactly what [`features`] gives for the whole clip (the same
+/// [`frame_mfcc`] on the same windows). Holds one window and the FFT
+/// scratch (about 5.4 KB), not the clip.
+pub struct FeatureStream {
+    window: [i16; WINDOW],
+    hops: usize,
+    fft: [f32; FFT_LEN],
+}
+
+/// Hops in one clip: `CLIP_SAMPLES / HOP`.
+pub const CLIP_HOPS: usize = CLIP_SAMPLES / HOP;
+
+impl Default for FeatureStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FeatureStream {
+    pub const fn new() -> FeatureStream {
+        FeatureStream {
+            window: [0; WINDOW],
+            hops: 0,
+            fft: [0.0; FFT_LEN],
+        }
+    }
+
+    /// Adds the next hop; when it completes a frame, writes that frame's
+    /// row of `input` and returns its index. Hops after the last frame of
+    /// the clip are ignored (`None`).
+    pub fn push_hop(&mut self, hop: &[i16; HOP], input: &mut [u8; INPUT_LEN]) -> Option<usize> {
+        if self.hops >= CLIP_HOPS {
+            return None;
+        }
+        self.window.copy_within(HOP.., 0);
+        self.window[WINDOW - HOP..].copy_from_slice(hop);
+        self.hops += 1;
+        let frame = self.hops.checked_sub(WINDOW / HOP)?;
+        let coefficients = frame_mfcc(&self.window, &mut self.fft);
+        let row = &mut input[frame * COEFFS..(frame + 1) * COEFFS];
+        for (c, (&v, o)) in coefficients.iter().zip(row.iter_mut()).enumerate() {
+            *o = quantize_coefficient(v, c);
+        }
+        Some(frame)
+    }
+
+    /// Frames completed so far.
+    pub fn frames(&self) -> usize {
+        self.hops.saturating_sub(WINDOW / HOP - 1)
+    }
+
+    /// Whether the whole clip's input is written.
+    pub fn is_complete(&self) -> bool {
+        self.frames() == FRAMES
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +508,36 @@ mod tests {
         let mut input = [0u8; INPUT_LEN];
         to_input(&m, &mut input);
         assert_eq!(input[1], quantize_coefficient(0.0, 1));
+    }
+
+    #[test]
+    fn the_stream_equals_the_whole_clip() {
+        // A deterministic pseudo-random clip (xorshift), loud enough to
+        // use every coefficient's range.
+        let mut x = 0x2545_f491u32;
+        let mut pcm = [0i16; CLIP_SAMPLES];
+        for s in pcm.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *s = (x >> 16) as i16 / 4;
+        }
+        let mut whole = [0u8; INPUT_LEN];
+        features(&pcm, &mut whole);
+        let mut streamed = [0u8; INPUT_LEN];
+        let mut stream = FeatureStream::new();
+        let mut done = [false; FRAMES];
+        for (h, hop) in pcm.chunks_exact(HOP).enumerate() {
+            let frame = stream.push_hop(hop.try_into().unwrap(), &mut streamed);
+            assert_eq!(frame, h.checked_sub(1), "hop {h}");
+            if let Some(f) = frame {
+                done[f] = true;
+            }
+        }
+        assert!(stream.is_complete() && done.iter().all(|d| *d));
+        assert_eq!(streamed, whole);
+        assert_eq!(stream.push_hop(&[0; HOP], &mut streamed), None);
+        assert_eq!(streamed, whole);
     }
 
     #[test]

@@ -16,7 +16,9 @@
 //! ```
 //! A reply's payload starts with a [`Status`] byte and three bytes of
 //! detail (for [`Command::Infer`]: 0 levels, 1 potentials), then the data:
-//! the output of an inference, or the [`Info`] of a load.
+//! the output of an inference, or the [`Info`] of a load. A reply to
+//! [`Command::Keyword`] holds the model input the device computed (its
+//! length in detail bytes 1 and 2, little-endian), then the output.
 
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"AKF1";
@@ -29,6 +31,9 @@ pub const REPLY: u8 = b'R';
 
 /// The CRC of headers and payloads (that of `.akd` files).
 pub const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Most bytes of a [`Command::Labels`] payload.
+pub const LABELS_MAX: usize = 256;
 
 /// What the host asks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +49,14 @@ pub enum Command {
     Info = b'?',
     /// Payload echoed back (a sequence number): resynchronisation.
     Ping = b'P',
+    /// Payload: one second of 16 kHz mono PCM (16,000 little-endian i16).
+    /// The device computes the keyword front end ([`crate::mfcc`]) hop by
+    /// hop, runs the active model on it and logs the top class; the reply
+    /// holds the features, then the output.
+    Keyword = b'K',
+    /// Payload: the class names of the active model's outputs, one per line
+    /// (UTF-8, at most [`LABELS_MAX`] bytes), for the device's log.
+    Labels = b'L',
     /// End of the session (under QEMU the firmware exits).
     Quit = b'Q',
 }
@@ -56,6 +69,8 @@ impl Command {
             b'I' => Command::Infer,
             b'?' => Command::Info,
             b'P' => Command::Ping,
+            b'K' => Command::Keyword,
+            b'L' => Command::Labels,
             b'Q' => Command::Quit,
             _ => return None,
         })

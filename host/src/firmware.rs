@@ -108,6 +108,23 @@ pub fn qemu_firmware() -> Result<PathBuf, FirmwareError> {
     build(&firmware_dir(), None, &[], &[])
 }
 
+/// The QEMU firmware as a product ships it: `model` (`.akd`) embedded at
+/// build time, no run-time loader, every buffer sized from the model. Built
+/// in its own target folder (`firmware/target/deployed`), so that the
+/// loader build the other tools run is never replaced under them.
+pub fn deployed_firmware(model: &Path) -> Result<PathBuf, FirmwareError> {
+    let dir = firmware_dir();
+    let target = dir.join("target").join("deployed");
+    let target_arg = target.to_string_lossy().into_owned();
+    build(
+        &dir,
+        None,
+        &["--no-default-features", "--target-dir", &target_arg],
+        &[("AKIDA_MODEL", model)],
+    )?;
+    Ok(target.join("thumbv7em-none-eabihf/release/akida-firmware"))
+}
+
 /// The instruction-counting plugin, compiled from `scripts/qemu_icount.c`
 /// with the C compiler (`CC`, default `cc`) when missing or stale.
 pub fn plugin() -> Result<PathBuf, FirmwareError> {
@@ -221,6 +238,18 @@ impl Session {
     /// One inference on `input` (HWC uint8).
     pub fn infer(&mut self, input: &[u8]) -> &mut Self {
         self.push(wire::Command::Infer, input)
+    }
+
+    /// The class names of the model's outputs, for the device's log.
+    pub fn labels<S: AsRef<str>>(&mut self, names: &[S]) -> &mut Self {
+        let text: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        self.push(wire::Command::Labels, text.join("\n").as_bytes())
+    }
+
+    /// One second of 16 kHz PCM for the device's keyword front end and model.
+    pub fn keyword(&mut self, pcm: &[i16; akida_core::mfcc::CLIP_SAMPLES]) -> &mut Self {
+        let bytes: Vec<u8> = pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+        self.push(wire::Command::Keyword, &bytes)
     }
 
     /// The device's memory and active model.

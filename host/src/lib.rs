@@ -10,6 +10,8 @@
 //! - [`datasets`]: datasets in their official layouts.
 //! - [`firmware`]: the Cortex-M4F firmware from the host: builds, QEMU
 //!   sessions over UART or semihosting, its defmt log, instruction counts.
+//! - [`kws`]: keyword spotting: WAV clips, the host's and the device's
+//!   answers (front end and model), their agreement.
 //! - [`commands`]: what each command-line tool does (`bin/` only parses
 //!   arguments and calls these).
 //! - [`cli`], [`fsutil`]: error reports of the tools; atomic saves.
@@ -22,6 +24,7 @@ pub mod firmware;
 pub mod formats;
 pub mod fsutil;
 pub mod keras;
+pub mod kws;
 pub mod runtime;
 #[cfg(test)]
 pub(crate) mod test_support;

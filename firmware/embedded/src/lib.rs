@@ -35,10 +35,11 @@
 pub mod io;
 pub mod stack;
 
+use akida_core::mfcc::{self, FeatureStream, CLIP_HOPS, HOP};
 use akida_core::stream::{
     forward_stream, prepare_in_place, workspace_bytes, StreamLayer, StreamModel,
 };
-use akida_core::wire::{self, Command, Info, Status, HEADER_LEN, TRAILER_LEN};
+use akida_core::wire::{self, Command, Info, Status, HEADER_LEN, LABELS_MAX, TRAILER_LEN};
 use akida_core::LayerOutput;
 use embedded_io::{Read, ReadExactError, Write};
 
@@ -55,6 +56,10 @@ pub use heapless;
 pub extern "C" fn akida_mark(point: u32) {
     core::hint::black_box(point);
 }
+
+/// The `point` of the marks around each hop of the keyword front end (two
+/// per hop, [`mfcc::CLIP_HOPS`] hops, before the model's marks).
+pub const FRONT_END_MARK: u32 = u32::MAX;
 
 /// A model embedded at build time: the prepared bytes and the layer
 /// descriptions (postcard), as `akida-embedded-build` wrote them.
@@ -101,6 +106,8 @@ pub struct Device<'a, const L: usize> {
     layers: &'a mut heapless::Vec<StreamLayer, L>,
     embedded: Option<Embedded>,
     active: Active,
+    /// The class names of [`Command::Labels`], one per line.
+    labels: heapless::Vec<u8, LABELS_MAX>,
 }
 
 /// The active model of a device, from its parts (cheap: ranges and sizes).
@@ -136,6 +143,7 @@ impl<'a, const L: usize> Device<'a, L> {
             layers,
             embedded,
             active: Active::None,
+            labels: heapless::Vec::new(),
         };
         if d.embedded.is_some() {
             if let Err(s) = d.use_embedded() {
@@ -256,6 +264,78 @@ impl<'a, const L: usize> Device<'a, L> {
         .map_err(|_| Status::TooLarge)
     }
 
+    /// Reads one second of PCM (the payload of [`Command::Keyword`]) hop
+    /// by hop, computing the model input as the hops arrive; whether the
+    /// payload's checksum matched. The front end's work on each hop lies
+    /// between two [`akida_mark`]s ([`FRONT_END_MARK`]), the transport's
+    /// (reading, checksum) outside them.
+    fn listen<IO: Read>(&mut self, io: &mut IO) -> Result<bool, End<IO::Error>> {
+        let mut stream = FeatureStream::new();
+        let mut bytes = [0u8; 2 * HOP];
+        let mut hop = [0i16; HOP];
+        let mut crc = wire::CRC.digest();
+        let Ok(input) = <&mut [u8; mfcc::INPUT_LEN]>::try_from(&mut self.input[..mfcc::INPUT_LEN])
+        else {
+            // `checked` refuses a model whose input the buffer cannot hold.
+            return Ok(false);
+        };
+        for _ in 0..CLIP_HOPS {
+            io.read_exact(&mut bytes)?;
+            crc.update(&bytes);
+            akida_mark(FRONT_END_MARK);
+            for (s, b) in hop.iter_mut().zip(bytes.chunks_exact(2)) {
+                *s = i16::from_le_bytes([b[0], b[1]]);
+            }
+            stream.push_hop(&hop, input);
+            akida_mark(FRONT_END_MARK);
+        }
+        let mut trailer = [0u8; TRAILER_LEN];
+        io.read_exact(&mut trailer)?;
+        Ok(crc.finalize().to_le_bytes() == trailer)
+    }
+
+    /// Serves [`Command::Keyword`] once the payload is known to fit:
+    /// front end, model, log of the top class, reply (the features, then
+    /// the output).
+    fn keyword<IO: Read + Write>(&mut self, io: &mut IO) -> Result<(), End<IO::Error>> {
+        stack::repaint();
+        if !self.listen(io)? {
+            return reply(io, Status::FrameCrc, [0; 3], &[]);
+        }
+        let Some(model) = model_of(self.active, self.embedded, self.arena, self.layers) else {
+            return reply(io, Status::NoModel, [0; 3], &[]);
+        };
+        let input = &self.input[..model.input().len()];
+        let Ok(output) = forward_stream(&model, input, self.workspace, |p| akida_mark(p as u32))
+        else {
+            return reply(io, Status::TooLarge, [0; 3], &[]);
+        };
+        let (class, score) = top_class(&output);
+        match label(&self.labels, class) {
+            Some(l) => defmt::info!(
+                "keyword: {=str} (class {=usize}), score {=i32}",
+                l,
+                class,
+                score
+            ),
+            None => defmt::info!("keyword: class {=usize}, score {=i32}", class, score),
+        }
+        let [lo, hi] = (input.len() as u16).to_le_bytes();
+        match output {
+            LayerOutput::Levels(l) => reply(io, Status::Ok, [0, lo, hi], &[input, l]),
+            LayerOutput::Potentials(p) => reply_i32(io, [1, lo, hi], input, p),
+        }
+    }
+
+    /// Keeps the class names of [`Command::Labels`].
+    fn set_labels(&mut self, names: &[u8]) -> Status {
+        self.labels.clear();
+        if core::str::from_utf8(names).is_err() || self.labels.extend_from_slice(names).is_err() {
+            return Status::InputLength;
+        }
+        Status::Ok
+    }
+
     /// The input buffer (write an input here, then [`Self::infer`]).
     pub fn input_mut(&mut self) -> &mut [u8] {
         self.input
@@ -328,6 +408,28 @@ impl<'a, const L: usize> Device<'a, L> {
                         false => reply(io, Status::FrameCrc, [0; 3], &[])?,
                     }
                 }
+                Some(Command::Labels) if len <= LABELS_MAX => {
+                    let mut buf = [0u8; LABELS_MAX];
+                    match read_checked(io, &mut buf[..len])? {
+                        true => reply(io, self.set_labels(&buf[..len]), [0; 3], &[])?,
+                        false => reply(io, Status::FrameCrc, [0; 3], &[])?,
+                    }
+                }
+                Some(Command::Labels) => {
+                    drain(io, len)?;
+                    reply(io, Status::InputLength, [0; 3], &[])?;
+                }
+                Some(Command::Keyword) => match self.model().map(|m| m.input().len()) {
+                    None => {
+                        drain(io, len)?;
+                        reply(io, Status::NoModel, [0; 3], &[])?;
+                    }
+                    Some(n) if n != mfcc::INPUT_LEN || len != 2 * mfcc::CLIP_SAMPLES => {
+                        drain(io, len)?;
+                        reply(io, Status::InputLength, [0; 3], &[])?;
+                    }
+                    Some(_) => self.keyword(io)?,
+                },
                 Some(Command::Infer) => {
                     let expected = self.model().map(|m| m.input().len());
                     match expected {
@@ -348,7 +450,9 @@ impl<'a, const L: usize> Device<'a, L> {
                                     Ok(LayerOutput::Levels(l)) => {
                                         reply(io, Status::Ok, [0; 3], &[l])?
                                     }
-                                    Ok(LayerOutput::Potentials(p)) => reply_i32(io, p)?,
+                                    Ok(LayerOutput::Potentials(p)) => {
+                                        reply_i32(io, [1, 0, 0], &[], p)?
+                                    }
                                     Err(s) => reply(io, s, [0; 3], &[])?,
                                 }
                             }
@@ -364,6 +468,30 @@ impl<'a, const L: usize> Device<'a, L> {
             io.read_exact(&mut h)?;
         }
     }
+}
+
+/// The top class of an output and its value (the first of equal ones).
+fn top_class(output: &LayerOutput<'_>) -> (usize, i32) {
+    let mut best = (0, i32::MIN);
+    let mut consider = |i: usize, v: i32| {
+        if v > best.1 {
+            best = (i, v);
+        }
+    };
+    match output {
+        LayerOutput::Levels(l) => l
+            .iter()
+            .enumerate()
+            .for_each(|(i, &v)| consider(i, v as i32)),
+        LayerOutput::Potentials(p) => p.iter().enumerate().for_each(|(i, &v)| consider(i, v)),
+    }
+    best
+}
+
+/// Line `class` of the class names, if there is one.
+fn label(labels: &[u8], class: usize) -> Option<&str> {
+    let text = core::str::from_utf8(labels).ok()?;
+    text.split('\n').nth(class).filter(|l| !l.is_empty())
 }
 
 /// Slides over the stream one byte at a time until a valid header.
@@ -425,14 +553,25 @@ fn reply<IO: Write>(
     io.write_all(&crc.finalize().to_le_bytes()).map_err(End::Io)
 }
 
-/// A reply holding int32 potentials (little-endian), written in chunks.
-fn reply_i32<IO: Write>(io: &mut IO, p: &[i32]) -> Result<(), End<IO::Error>> {
-    let head = [Status::Ok as u8, 1, 0, 0];
+/// A reply holding `prefix`, then int32 potentials (little-endian, written
+/// in chunks).
+fn reply_i32<IO: Write>(
+    io: &mut IO,
+    detail: [u8; 3],
+    prefix: &[u8],
+    p: &[i32],
+) -> Result<(), End<IO::Error>> {
+    let head = [Status::Ok as u8, detail[0], detail[1], detail[2]];
     let mut crc = wire::CRC.digest();
     crc.update(&head);
-    io.write_all(&wire::header(wire::REPLY, (4 + 4 * p.len()) as u32))
-        .map_err(End::Io)?;
+    crc.update(prefix);
+    io.write_all(&wire::header(
+        wire::REPLY,
+        (4 + prefix.len() + 4 * p.len()) as u32,
+    ))
+    .map_err(End::Io)?;
     io.write_all(&head).map_err(End::Io)?;
+    io.write_all(prefix).map_err(End::Io)?;
     let mut buf = [0u8; 256];
     for chunk in p.chunks(64) {
         let bytes = &mut buf[..4 * chunk.len()];
