@@ -108,21 +108,52 @@ pub fn qemu_firmware() -> Result<PathBuf, FirmwareError> {
     build(&firmware_dir(), None, &[], &[])
 }
 
-/// The QEMU firmware as a product ships it: `model` (`.akd`) embedded at
-/// build time, no run-time loader, every buffer sized from the model. Built
-/// in its own target folder (`firmware/target/deployed`), so that the
-/// loader build the other tools run is never replaced under them.
-pub fn deployed_firmware(model: &Path) -> Result<PathBuf, FirmwareError> {
+/// The QEMU firmware as a product ships it: the model (`.akd` bytes)
+/// embedded at build time, no run-time loader, every buffer sized from the
+/// model. Built in its own target folder (`firmware/target/deployed`, so
+/// that the loader build the other tools run is never replaced under them)
+/// under a file lock, and copied out: each caller gets its own ELF even
+/// when several build for different models at once.
+pub fn deployed_firmware(akd: &[u8]) -> Result<DeployedFirmware, FirmwareError> {
     let dir = firmware_dir();
     let target = dir.join("target").join("deployed");
+    fs::create_dir_all(&target)?;
+    let lock = fs::File::create(target.join("build.lock"))?;
+    lock.lock()?;
+    // The same path every time, rewritten only when the model changes, so
+    // that cargo rebuilds only then.
+    let model = target.join("model.akd");
+    if fs::read(&model).ok().as_deref() != Some(akd) {
+        fs::write(&model, akd)?;
+    }
     let target_arg = target.to_string_lossy().into_owned();
     build(
         &dir,
         None,
         &["--no-default-features", "--target-dir", &target_arg],
-        &[("AKIDA_MODEL", model)],
+        &[("AKIDA_MODEL", &model)],
     )?;
-    Ok(target.join("thumbv7em-none-eabihf/release/akida-firmware"))
+    let built = target.join("thumbv7em-none-eabihf/release/akida-firmware");
+    let built = built.canonicalize().unwrap_or(built);
+    let copy = tempfile::tempdir()?;
+    let elf = copy.path().join("akida-firmware");
+    fs::copy(&built, &elf)?;
+    drop(lock);
+    Ok(DeployedFirmware {
+        _dir: copy,
+        elf,
+        built,
+    })
+}
+
+/// A firmware ELF built by [`deployed_firmware`], kept while this lives.
+#[derive(Debug)]
+pub struct DeployedFirmware {
+    _dir: tempfile::TempDir,
+    /// The caller's copy.
+    pub elf: PathBuf,
+    /// Where cargo built it.
+    pub built: PathBuf,
 }
 
 /// The instruction-counting plugin, compiled from `scripts/qemu_icount.c`

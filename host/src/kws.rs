@@ -98,6 +98,9 @@ pub struct Clip {
     pub name: String,
     /// The folder's name when the clips come in one folder per label.
     pub folder: Option<String>,
+    /// The name of the folder given, or of a file's folder: the expected
+    /// word when it is a label.
+    pub parent: Option<String>,
     pub pcm: Box<[i16; CLIP_SAMPLES]>,
     pub fit: Fit,
 }
@@ -106,8 +109,13 @@ impl Clip {
     /// The expected label: the folder's name when it is one of `labels`,
     /// else `_unknown_` where the model has that class (Speech Commands'
     /// rule for the other words), else the folder's name.
+    /// Without a label folder, the name of the folder given (or of the
+    /// file's folder) when it is one of `labels`.
     pub fn expected<'l>(&'l self, labels: &'l [String]) -> Option<&'l str> {
-        let folder = self.folder.as_deref()?;
+        let Some(folder) = self.folder.as_deref() else {
+            let parent = self.parent.as_deref()?;
+            return labels.iter().any(|l| l == parent).then_some(parent);
+        };
         if labels.iter().any(|l| l == folder) {
             return Some(folder);
         }
@@ -167,10 +175,15 @@ pub fn read_wav(path: &Path) -> Result<Vec<i16>, KwsError> {
 
 fn read_clip(path: &Path, name: String, folder: Option<String>) -> Result<Clip, KwsError> {
     let samples = read_wav(path)?;
+    let parent = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| Some(p.parent()?.file_name()?.to_string_lossy().into_owned()));
     Ok(Clip {
         path: path.to_owned(),
         name,
         folder,
+        parent,
         pcm: Box::new(mfcc::pad_clip(&samples)),
         fit: Fit::of(samples.len()),
     })
@@ -329,6 +342,7 @@ pub struct DeviceRun {
     /// The firmware image: flash (code, tables, model) and static RAM.
     pub flash: u64,
     pub ram: u64,
+    /// The firmware run (where it was built, or the ELF given).
     pub elf: PathBuf,
     pub wall: Duration,
 }
@@ -361,15 +375,14 @@ pub fn device_answers(
     clips: &[Clip],
     options: &DeviceOptions,
 ) -> Result<DeviceRun, KwsError> {
-    let elf = match &options.firmware {
-        Some(e) => e.clone(),
+    let deployed;
+    let (elf, shown) = match &options.firmware {
+        Some(e) => (e.clone(), e.clone()),
         None => {
             let bytes =
                 akd::to_bytes(model).map_err(|e| KwsError::Temp(std::io::Error::other(e)))?;
-            let dir = tempfile::tempdir().map_err(KwsError::Temp)?;
-            let path = dir.path().join("model.akd");
-            std::fs::write(&path, bytes).map_err(KwsError::Temp)?;
-            firmware::deployed_firmware(&path)?
+            deployed = firmware::deployed_firmware(&bytes)?;
+            (deployed.elf.clone(), deployed.built.clone())
         }
     };
     let (flash, ram) = firmware::image_sizes(&elf)?;
@@ -454,7 +467,113 @@ pub fn device_answers(
         info,
         flash,
         ram,
-        elf,
+        elf: shown,
         wall: run.wall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_wav(path: &Path, channels: u16, rate: u32, bits: u16, samples: usize) {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..samples * channels as usize {
+            match bits {
+                8 => w.write_sample((i % 100) as i8).unwrap(),
+                _ => w.write_sample((i % 1000) as i16).unwrap(),
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    fn labels() -> Vec<String> {
+        ["_silence_", "_unknown_", "yes", "no"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    #[test]
+    fn clips_are_fitted_to_one_second() {
+        assert_eq!(Fit::of(CLIP_SAMPLES), Fit::Exact);
+        assert_eq!(Fit::of(8000), Fit::Padded(8000));
+        assert_eq!(Fit::of(24000), Fit::Cut(24000));
+        assert_eq!(Fit::Padded(8000).note(), "padded from 500 ms");
+        assert_eq!(Fit::Cut(24000).note(), "cut from 1500 ms");
+        assert_eq!(Fit::Exact.note(), "");
+    }
+
+    #[test]
+    fn folders_give_the_expected_word() {
+        let dir = tempfile::tempdir().unwrap();
+        for (folder, file, n) in [
+            ("yes", "a.wav", 16000),
+            ("bed", "b.wav", 8000),
+            ("_background_noise_", "n.wav", 16000),
+        ] {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+            write_wav(&dir.path().join(folder).join(file), 1, 16000, 16, n);
+        }
+        write_wav(&dir.path().join("loose.wav"), 1, 16000, 16, 20000);
+        let clips = read_clips(dir.path()).unwrap();
+        let names: Vec<&str> = clips.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["bed/b.wav", "loose.wav", "yes/a.wav"]);
+        let l = labels();
+        let expected: Vec<Option<&str>> = clips.iter().map(|c| c.expected(&l)).collect();
+        assert_eq!(expected, [Some("_unknown_"), None, Some("yes")]);
+        assert_eq!(clips[0].fit, Fit::Padded(8000));
+        assert_eq!(clips[1].fit, Fit::Cut(20000));
+        assert_eq!(clips[0].pcm[7999], (7999 % 1000) as i16);
+        assert_eq!(clips[0].pcm[8000], 0);
+        // A folder named after a label, or a file in one.
+        let yes = dir.path().join("yes");
+        assert_eq!(read_clips(&yes).unwrap()[0].expected(&l), Some("yes"));
+        assert_eq!(
+            read_clips(&yes.join("a.wav")).unwrap()[0].expected(&l),
+            Some("yes")
+        );
+        assert_eq!(
+            read_clips(&dir.path().join("loose.wav")).unwrap()[0].expected(&l),
+            None
+        );
+    }
+
+    #[test]
+    fn bad_audio_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, channels, rate, bits, says) in [
+            ("stereo.wav", 2, 16000, 16, "2 channels"),
+            ("cd.wav", 1, 44100, 16, "sample rate 44100 Hz"),
+            ("eight.wav", 1, 16000, 8, "8-bit integer samples"),
+        ] {
+            let path = dir.path().join(name);
+            write_wav(&path, channels, rate, bits, 100);
+            let e = read_clips(&path).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(says), "{e}");
+        }
+        let junk = dir.path().join("junk.wav");
+        std::fs::write(&junk, b"RIFF....not a wave").unwrap();
+        let e = read_clips(&junk).unwrap_err();
+        assert!(matches!(e, KwsError::Wav { .. }), "{e}");
+        assert!(e.to_string().contains("junk.wav"));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let e = read_clips(&empty).unwrap_err().to_string();
+        assert!(e.contains("no .wav files"), "{e}");
+    }
+
+    #[test]
+    fn the_top_class_is_the_first_of_equals() {
+        let a = Answer {
+            features: vec![],
+            scores: vec![3, 7, 7, -1],
+        };
+        assert_eq!(a.class(), 1);
+    }
 }

@@ -1,4 +1,4 @@
-//! Small file tools for `scripts/demo.sh`:
+//! Small file tools for `scripts/demo_cifar10.sh`:
 //!
 //! ```text
 //! demo_tools cifar10-npy BATCH.bin IMAGES.npy     CIFAR-10 batch -> uint8 NHWC .npy
