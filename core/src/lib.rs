@@ -22,7 +22,7 @@
 #![no_std]
 // `unsafe_code` is denied by the workspace lints; only the x86 SIMD
 // micro-kernels of `kernels::fast`, the Cortex-M4 `asm!` of `kernels::m4`
-// and the workspace views of `stream` allow it.
+// and `VSQRT` of `mfcc`, and the workspace views of `stream` allow it.
 
 #[cfg(feature = "std")]
 extern crate std;

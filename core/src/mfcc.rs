@@ -11,7 +11,7 @@
 //!   second zero-padded at the end;
 //! - frames of 640 samples (40 ms) every 320 samples (20 ms): 49 frames;
 //! - a periodic Hann window, zero-padded to a 1024-point FFT, the power
-//!   spectrum of its 513 bins;
+//!   spectrum of its 513 bins (of which the filterbank reads 2 to 256);
 //! - TensorFlow's mel filterbank (HTK mel scale `1127 ln(1 + f/700)`, 40
 //!   triangular bands between 20 Hz and 4 kHz, DC excluded) applied to the
 //!   magnitude (`sqrt` of the power);
@@ -36,6 +36,8 @@
 //! log energy, from -80, the 2 % point, since below it frames are silence,
 //! whose floor is -247), so that speech uses the whole uint8 range and the
 //! model's `Rescaling(1/255)` sees values in `[0, 1]`.
+
+use microfft::Complex32;
 
 /// Sample rate of the clips.
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -156,8 +158,20 @@ const fn freq_to_mel(hz: f64) -> f64 {
 // ---------------------------------------------------------------------------
 // Tables.
 
-/// Periodic Hann window `0.5 - 0.5 cos(2 pi i / 640)`.
-static HANN: [f32; WINDOW] = hann();
+/// The periodic Hann window `0.5 - 0.5 cos(2 pi i / 640)` over 32768: `s * HANN_SCALED[i]` is exactly
+/// `(s / 32768) * HANN[i]` (scaling by a power of two is exact here), one
+/// multiplication instead of two.
+static HANN_SCALED: [f32; WINDOW] = hann_scaled();
+
+const fn hann_scaled() -> [f32; WINDOW] {
+    let mut w = hann();
+    let mut i = 0;
+    while i < WINDOW {
+        w[i] /= 32768.0;
+        i += 1;
+    }
+    w
+}
 
 const fn hann() -> [f32; WINDOW] {
     let mut w = [0f32; WINDOW];
@@ -219,6 +233,41 @@ const fn filterbank() -> Filterbank {
     Filterbank { band, weight }
 }
 
+/// The mel accumulator's slot of each used bin's falling edge: `band + 1`
+/// (slot 0 takes the edge below the first band, slot 41 the one above the
+/// last; both are dropped), so the loop over the bins has no branch.
+static SLOT: [u8; USED_BINS] = slots();
+/// Slots of the mel accumulator (a power of two: `& (MEL_SLOTS - 1)` keeps
+/// every index in range without a check).
+const MEL_SLOTS: usize = 64;
+
+const fn slots() -> [u8; USED_BINS] {
+    let f = filterbank();
+    let mut s = [0u8; USED_BINS];
+    let mut i = 0;
+    while i < USED_BINS {
+        s[i] = (f.band[i] + 1) as u8;
+        i += 1;
+    }
+    s
+}
+
+/// The twiddles that turn the 512-point complex FFT of the packed real
+/// frame into bins `FIRST_BIN..LAST_BIN` of its 1024-point spectrum:
+/// `(cos t, -sin t)`, `t = 2 pi k / 1024` (`microfft`'s values).
+static TWIDDLE: [[f32; 2]; USED_BINS - 1] = twiddles();
+
+const fn twiddles() -> [[f32; 2]; USED_BINS - 1] {
+    let mut t = [[0f32; 2]; USED_BINS - 1];
+    let mut i = 0;
+    while i < USED_BINS - 1 {
+        let angle = 2.0 * PI * (FIRST_BIN + i) as f64 / FFT_LEN as f64;
+        t[i] = [cos64(angle) as f32, -cos64(PI / 2.0 - angle) as f32];
+        i += 1;
+    }
+    t
+}
+
 /// DCT-II rows: `sqrt(2/40) cos(pi/40 * i * (j + 1/2))`.
 static DCT: [[f32; MEL_BANDS]; COEFFS] = dct();
 
@@ -241,25 +290,94 @@ const fn dct() -> [[f32; MEL_BANDS]; COEFFS] {
 // ---------------------------------------------------------------------------
 // Float32 maths at run time, the same instructions on every target.
 
-/// Square root of `x >= 0` (0 for anything else): a bit-level first guess,
-/// then Newton steps; within one ulp or so of the correctly rounded value.
-#[inline]
+/// Square root of `x > 0` (0 for anything else: a power never is),
+/// correctly rounded as IEEE 754 requires of every FPU, so the host and
+/// the Cortex-M4F agree bit for bit: std's `sqrt` on the host, the M4F's
+/// `VSQRT.F32` (one instruction), else [`sqrt_f32_portable`].
+#[inline(always)]
 pub fn sqrt_f32(x: f32) -> f32 {
-    if x <= 0.0 || x.is_nan() {
+    if x.is_nan() || x <= 0.0 {
+        return 0.0;
+    }
+    sqrt_positive(x)
+}
+
+#[cfg(feature = "std")]
+#[inline(always)]
+fn sqrt_positive(x: f32) -> f32 {
+    x.sqrt()
+}
+
+#[cfg(all(not(feature = "std"), target_arch = "arm", target_abi = "eabihf"))]
+#[inline(always)]
+fn sqrt_positive(x: f32) -> f32 {
+    vsqrt(x)
+}
+
+/// `VSQRT.F32` on the argument register (the hard-float ABI passes and
+/// returns an `f32` in `s0`). A naked function because `asm!` operands in
+/// FPU registers need a target feature stable Rust cannot name here.
+#[cfg(all(not(feature = "std"), target_arch = "arm", target_abi = "eabihf"))]
+#[unsafe(naked)]
+#[allow(unsafe_code)]
+extern "C" fn vsqrt(x: f32) -> f32 {
+    core::arch::naked_asm!(".fpu fpv4-sp-d16", "vsqrt.f32 s0, s0", "bx lr")
+}
+
+#[cfg(all(
+    not(feature = "std"),
+    not(all(target_arch = "arm", target_abi = "eabihf"))
+))]
+#[inline(always)]
+fn sqrt_positive(x: f32) -> f32 {
+    sqrt_f32_portable(x)
+}
+
+/// The correctly rounded square root of `x > 0` in integer arithmetic
+/// (fdlibm's `e_sqrtf`, bit by bit), for targets without an FPU square
+/// root; 0 for anything not above 0, `x` for infinity.
+pub fn sqrt_f32_portable(x: f32) -> f32 {
+    if x.is_nan() || x <= 0.0 {
         return 0.0;
     }
     if x.is_infinite() {
         return x;
     }
-    if x < f32::MIN_POSITIVE {
-        // Subnormal: sqrt(x 2^24) / 2^12, both exact scalings.
-        return sqrt_f32(x * 16_777_216.0) / 4096.0;
+    let mut ix = x.to_bits() as i32;
+    let mut m = ix >> 23;
+    if m == 0 {
+        // Subnormal: normalize.
+        let mut i = 0;
+        while ix & 0x0080_0000 == 0 {
+            ix <<= 1;
+            i += 1;
+        }
+        m -= i - 1;
     }
-    let mut y = f32::from_bits((x.to_bits() >> 1) + 0x1fbd_1df5);
-    y = 0.5 * (y + x / y);
-    y = 0.5 * (y + x / y);
-    y = 0.5 * (y + x / y);
-    0.5 * (y + x / y)
+    m -= 127;
+    ix = (ix & 0x007f_ffff) | 0x0080_0000;
+    if m & 1 != 0 {
+        ix += ix;
+    }
+    m >>= 1;
+    ix += ix;
+    let (mut q, mut s) = (0i32, 0i32);
+    let mut r: i32 = 0x0100_0000;
+    while r != 0 {
+        let t = s + r;
+        if t <= ix {
+            s = t + r;
+            ix -= t;
+            q += r;
+        }
+        ix += ix;
+        r >>= 1;
+    }
+    if ix != 0 {
+        // Round to nearest, ties to even.
+        q += q & 1;
+    }
+    f32::from_bits(((q >> 1) + 0x3f00_0000 + (m << 23)) as u32)
 }
 
 /// Natural logarithm of a finite `x > 0` (normal or subnormal): `x = m 2^e`
@@ -290,41 +408,61 @@ pub fn ln_f32(x: f32) -> f32 {
 // ---------------------------------------------------------------------------
 // The front end.
 
+/// Scratch of the front end: one frame's 1024 real samples packed in
+/// pairs (`x[2n] + i x[2n+1]`), transformed in place.
+pub type FftScratch = [Complex32; FFT_LEN / 2];
+
+/// A zeroed [`FftScratch`].
+pub const FFT_SCRATCH: FftScratch = [Complex32::new(0.0, 0.0); FFT_LEN / 2];
+
 /// One frame's 10 coefficients from its 640 samples; `fft` is scratch.
-pub fn frame_mfcc(samples: &[i16; WINDOW], fft: &mut [f32; FFT_LEN]) -> [f32; COEFFS] {
-    for ((x, &s), &w) in fft.iter_mut().zip(samples).zip(HANN.iter()) {
-        *x = (s as f32 / 32768.0) * w;
+///
+/// The real 1024-point FFT is `microfft`'s 512-point complex FFT of the
+/// packed samples, then the split into real bins, computed here only for
+/// the bins the filterbank reads (2 to 256), with `microfft`'s formula.
+pub fn frame_mfcc(samples: &[i16; WINDOW], fft: &mut FftScratch) -> [f32; COEFFS] {
+    for ((z, s), w) in fft
+        .iter_mut()
+        .zip(samples.chunks_exact(2))
+        .zip(HANN_SCALED.chunks_exact(2))
+    {
+        *z = Complex32::new(s[0] as f32 * w[0], s[1] as f32 * w[1]);
     }
-    fft[WINDOW..].fill(0.0);
-    let spectrum = microfft::real::rfft_1024(fft);
-    // The real Nyquist coefficient is packed into the DC bin's imaginary
-    // part; only bins FIRST_BIN..=LAST_BIN (2..=256) are read, so neither
-    // DC nor Nyquist matters here.
-    let mut mel = [0f32; MEL_BANDS];
-    for i in 0..USED_BINS {
-        let c = spectrum[FIRST_BIN + i];
-        let magnitude = sqrt_f32(c.re * c.re + c.im * c.im);
+    fft[WINDOW / 2..].fill(Complex32::new(0.0, 0.0));
+    let z = microfft::complex::cfft_512(fft);
+    const { assert!(LAST_BIN == FFT_LEN / 4 && FIRST_BIN >= 1) };
+    let mut mel = [0f32; MEL_SLOTS];
+    let mut add = |i: usize, power: f32| {
+        let magnitude = sqrt_f32(power);
         let weighted = magnitude * FILTERBANK.weight[i];
-        let band = FILTERBANK.band[i];
-        if band >= 0 {
-            mel[band as usize] += weighted;
-        }
-        let next = (band + 1) as usize;
-        if next < MEL_BANDS {
-            mel[next] += magnitude - weighted;
-        }
+        let slot = SLOT[i] as usize;
+        mel[slot & (MEL_SLOTS - 1)] += weighted;
+        mel[(slot + 1) & (MEL_SLOTS - 1)] += magnitude - weighted;
+    };
+    for (i, t) in TWIDDLE.iter().enumerate() {
+        let k = FIRST_BIN + i;
+        let (a, b) = (z[k], z[FFT_LEN / 2 - k]);
+        let (sum_re, sum_im) = ((a.re + b.re) / 2., (a.im + b.im) / 2.);
+        let (diff_re, diff_im) = ((a.re - b.re) / 2., (a.im - b.im) / 2.);
+        let re = sum_re + t[0] * sum_im + t[1] * diff_re;
+        let im = diff_im + t[1] * sum_im - t[0] * diff_re;
+        add(i, re * re + im * im);
     }
-    for m in mel.iter_mut() {
-        *m = ln_f32(if *m < FILTERBANK_FLOOR {
+    // Bin 256, a quarter of the sampling rate, is the middle element.
+    let c = z[FFT_LEN / 4];
+    add(USED_BINS - 1, c.re * c.re + c.im * c.im);
+    let mut log_mel = [0f32; MEL_BANDS];
+    for (l, &m) in log_mel.iter_mut().zip(&mel[1..=MEL_BANDS]) {
+        *l = ln_f32(if m < FILTERBANK_FLOOR {
             FILTERBANK_FLOOR
         } else {
-            *m
+            m
         });
     }
     let mut out = [0f32; COEFFS];
     for (o, row) in out.iter_mut().zip(DCT.iter()) {
         let mut sum = 0f32;
-        for (&m, &d) in mel.iter().zip(row) {
+        for (&m, &d) in log_mel.iter().zip(row) {
             sum += m * d;
         }
         *o = sum;
@@ -335,7 +473,7 @@ pub fn frame_mfcc(samples: &[i16; WINDOW], fft: &mut [f32; FFT_LEN]) -> [f32; CO
 /// The MFCC of one clip. Shorter clips are zero-padded by the caller (see
 /// [`pad_clip`]).
 pub fn mfcc(pcm: &[i16; CLIP_SAMPLES], out: &mut Mfcc) {
-    let mut fft = [0f32; FFT_LEN];
+    let mut fft = FFT_SCRATCH;
     for (f, frame) in out.iter_mut().enumerate() {
         let start = f * HOP;
         let mut window = [0i16; WINDOW];
@@ -392,7 +530,7 @@ pub fn features(pcm: &[i16; CLIP_SAMPLES], out: &mut [u8; INPUT_LEN]) {
 pub struct FeatureStream {
     window: [i16; WINDOW],
     hops: usize,
-    fft: [f32; FFT_LEN],
+    fft: FftScratch,
 }
 
 /// Hops in one clip: `CLIP_SAMPLES / HOP`.
@@ -409,7 +547,7 @@ impl FeatureStream {
         FeatureStream {
             window: [0; WINDOW],
             hops: 0,
-            fft: [0.0; FFT_LEN],
+            fft: FFT_SCRATCH,
         }
     }
 
@@ -463,8 +601,9 @@ mod tests {
         assert!((cos64(2.0 * PI / 3.0) + 0.5).abs() < 1e-12);
         assert!((ln64(10.0) - core::f64::consts::LN_10).abs() < 1e-13);
         assert!((sqrt64(2.0) - core::f64::consts::SQRT_2).abs() < 1e-15);
-        assert_eq!(HANN[0], 0.0);
-        assert_eq!(HANN[WINDOW / 2], 1.0);
+        assert_eq!(hann()[0], 0.0);
+        assert_eq!(hann()[WINDOW / 2], 1.0);
+        assert_eq!(HANN_SCALED[WINDOW / 2], 1.0 / 32768.0);
     }
 
     #[test]
@@ -482,6 +621,49 @@ mod tests {
         }
         assert_eq!(sqrt_f32(0.0), 0.0);
         assert_eq!(sqrt_f32(4.0), 2.0);
+    }
+
+    #[test]
+    fn the_portable_square_root_is_correctly_rounded() {
+        // Correct rounding: no float between the result's neighbours is
+        // nearer. Checked against the FPU's (IEEE) square root on edge
+        // cases and pseudo-random bit patterns of every exponent.
+        #[cfg(feature = "std")]
+        {
+            let mut x = 0x9e37_79b9u32;
+            let mut values = [0f32; 20_000];
+            for v in values.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *v = f32::from_bits(x & 0x7fff_ffff);
+            }
+            let edges = [
+                f32::MIN_POSITIVE,
+                f32::MAX,
+                1.0,
+                2.0,
+                4.0,
+                0.25,
+                1e-45,
+                3e-39,
+            ];
+            for v in values.iter().chain(&edges).filter(|v| v.is_finite()) {
+                let want = if *v > 0.0 { v.sqrt() } else { 0.0 };
+                assert_eq!(
+                    sqrt_f32_portable(*v).to_bits(),
+                    want.to_bits(),
+                    "sqrt {v:e}"
+                );
+                assert_eq!(sqrt_f32(*v).to_bits(), want.to_bits(), "sqrt {v:e}");
+            }
+        }
+        assert_eq!(sqrt_f32_portable(0.0), 0.0);
+        assert_eq!(sqrt_f32_portable(-4.0), 0.0);
+        assert_eq!(sqrt_f32_portable(f32::NAN), 0.0);
+        assert_eq!(sqrt_f32_portable(f32::INFINITY), f32::INFINITY);
+        assert_eq!(sqrt_f32_portable(4.0), 2.0);
+        assert_eq!(sqrt_f32_portable(2.25), 1.5);
     }
 
     #[test]
