@@ -15,13 +15,22 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cnn2snn::{ConvertOptions, QuantizeOptions};
+use crate::commands::akida_models::{self, CreateError};
+use crate::commands::cnn2snn::{self, FlowError};
 use crate::formats::{self, ModelFileError};
 use crate::fsutil;
 use crate::kws::{self, Answer, Clip, DeviceOptions, DeviceRun, KwsError, M4Count};
 
 /// The shipped model, its labels and clips (`models/ds_cnn_kws_12`).
 pub fn shipped_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/ds_cnn_kws_12")
+    source_path("../models/ds_cnn_kws_12")
+}
+
+/// A path of the source tree (shown without `..` where it exists).
+fn source_path(relative: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    p.canonicalize().unwrap_or(p)
 }
 
 /// The shipped converted model.
@@ -36,7 +45,7 @@ pub fn shipped_clips() -> PathBuf {
 
 /// The mini Speech Commands set of the tests (`--from-scratch` default).
 pub fn mini_set() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets/speech_commands-mini")
+    source_path("../tests/data/datasets/speech_commands-mini")
 }
 
 /// Clock of the always-on estimate.
@@ -51,9 +60,13 @@ pub enum DemoError {
     ModelFile(#[from] ModelFileError),
     #[error(transparent)]
     Dataset(#[from] crate::datasets::DatasetError),
+    #[error(transparent)]
+    Create(#[from] CreateError),
+    #[error(transparent)]
+    Flow(#[from] FlowError),
     #[error("{}: no labels file beside the model; give --labels FILE (one class name per line)", path.display())]
     NoLabels { path: PathBuf },
-    #[error("cannot run {} (the tool chain's binaries are expected beside kws_demo: build them with `cargo build --release --workspace`)", program.display())]
+    #[error("cannot run {} (kws_train is expected beside kws_demo: build it with `cargo build --release -p akida-train`)", program.display())]
     Tool {
         program: PathBuf,
         #[source]
@@ -80,7 +93,7 @@ pub struct ScratchOptions {
     pub out: PathBuf,
     pub epochs: u32,
     pub tune_epochs: u32,
-    /// The folder holding `akida_models`, `kws_train` and `cnn2snn`.
+    /// The folder holding `kws_train`.
     pub tools: PathBuf,
 }
 
@@ -345,83 +358,41 @@ pub fn check_agreement(report: &DemoReport) -> Result<(), DemoError> {
     }
 }
 
-/// `--from-scratch`: the documented flow with the tool chain's own
-/// commands, printing each; returns the converted model (with
-/// `labels.txt`, the data's classes, beside it).
+/// `--from-scratch`: the documented flow, printing each step as its
+/// command: `akida_models create`, `kws_train train`, `cnn2snn quantize`,
+/// `kws_train tune`, `cnn2snn convert` (the `akida_models` and `cnn2snn`
+/// steps call the functions those commands call; `kws_train`, of the
+/// training crate, runs as a program from `tools`). Returns the converted
+/// model, with `labels.txt` (the data's classes) beside it.
 pub fn from_scratch(o: &ScratchOptions) -> Result<PathBuf, DemoError> {
     let classes = crate::datasets::speech_commands::classes(&o.data_dir)?;
     std::fs::create_dir_all(&o.out).map_err(|source| DemoError::Write {
         path: o.out.clone(),
         source,
     })?;
-    let n = classes.len().to_string();
+    let n = classes.len();
     let h5 = o.out.join(format!("ds_cnn_kws_{n}.h5"));
-    let quantized = o.out.join(format!("ds_cnn_kws_{n}_iq8_wq4_aq4.h5"));
-    let akd = quantized.with_extension("akd");
-    let data = o.data_dir.as_os_str().to_owned();
-    let (e, t) = (o.epochs.to_string(), o.tune_epochs.to_string());
-    let steps: Vec<(&str, Vec<std::ffi::OsString>)> = vec![
-        (
-            "akida_models",
-            args(&["create", "-s"], &h5, &["ds_cnn_kws", "--classes", &n]),
-        ),
-        (
-            "kws_train",
-            [
-                args(
-                    &["train", "-m"],
-                    &h5,
-                    &["-e", &e, "--classes", &n, "--no-progress", "--data-dir"],
-                ),
-                vec![data.clone()],
-            ]
-            .concat(),
-        ),
-        (
-            "cnn2snn",
-            args(
-                &["-m"],
-                &h5,
-                &["quantize", "-iq", "8", "-wq", "4", "-aq", "4"],
-            ),
-        ),
-        (
-            "kws_train",
-            [
-                args(
-                    &["tune", "-m"],
-                    &quantized,
-                    &["-e", &t, "--classes", &n, "--no-progress", "--data-dir"],
-                ),
-                vec![data],
-            ]
-            .concat(),
-        ),
-        ("cnn2snn", args(&["-m"], &quantized, &["convert"])),
-    ];
-    for (tool, argv) in steps {
-        let program = o.tools.join(tool);
-        let shown = format!(
-            "{tool} {}",
-            argv.iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        println!("$ {shown}");
-        let status = Command::new(&program)
-            .args(&argv)
-            .status()
-            .map_err(|source| DemoError::Tool {
-                program: program.clone(),
-                source,
-            })?;
-        if !status.success() {
-            return Err(DemoError::Step {
-                command: shown,
-                status: status.to_string(),
-            });
-        }
+    let say = |command: String| println!("$ {command}");
+    say(format!(
+        "akida_models create -s {} ds_cnn_kws --classes {n}",
+        h5.display()
+    ));
+    akida_models::create("ds_cnn_kws", Some(&h5), 0, Some(n))?;
+    train(o, "train", &h5, o.epochs, n)?;
+    say(format!(
+        "cnn2snn -m {} quantize -iq 8 -wq 4 -aq 4",
+        h5.display()
+    ));
+    let options = QuantizeOptions {
+        input_weight_bits: Some(8),
+        ..QuantizeOptions::new(4, 4)
+    };
+    let quantized = cnn2snn::quantize_file(&h5, &options, None)?;
+    train(o, "tune", &quantized, o.tune_epochs, n)?;
+    say(format!("cnn2snn -m {} convert", quantized.display()));
+    let (akd, conversion) = cnn2snn::convert_file(&quantized, &ConvertOptions::default(), None)?;
+    for note in &conversion.notes {
+        println!("note: {note}");
     }
     let labels = akd.with_file_name("labels.txt");
     fsutil::atomic_write(&labels, (classes.join("\n") + "\n").as_bytes()).map_err(|source| {
@@ -430,14 +401,40 @@ pub fn from_scratch(o: &ScratchOptions) -> Result<PathBuf, DemoError> {
             source,
         }
     })?;
+    println!(
+        "(flash: the firmware is built below with {} embedded)",
+        akd.display()
+    );
     Ok(akd)
 }
 
-fn args(before: &[&str], path: &Path, after: &[&str]) -> Vec<std::ffi::OsString> {
-    before
-        .iter()
-        .map(|s| s.into())
-        .chain(std::iter::once(path.as_os_str().to_owned()))
-        .chain(after.iter().map(|s| s.into()))
-        .collect()
+/// `kws_train ACTION -m MODEL -e EPOCHS --classes N --data-dir D`.
+fn train(
+    o: &ScratchOptions,
+    action: &str,
+    model: &Path,
+    epochs: u32,
+    classes: usize,
+) -> Result<(), DemoError> {
+    let program = o.tools.join("kws_train");
+    let mut c = Command::new(&program);
+    c.arg(action).arg("-m").arg(model);
+    c.args(["-e", &epochs.to_string(), "--classes", &classes.to_string()]);
+    c.arg("--no-progress").arg("--data-dir").arg(&o.data_dir);
+    println!(
+        "$ kws_train {action} -m {} -e {epochs} --classes {classes} --data-dir {}",
+        model.display(),
+        o.data_dir.display()
+    );
+    let status = c.status().map_err(|source| DemoError::Tool {
+        program: program.clone(),
+        source,
+    })?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(DemoError::Step {
+            command: format!("kws_train {action} -m {}", model.display()),
+            status: status.to_string(),
+        }),
+    }
 }
