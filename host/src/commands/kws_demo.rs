@@ -63,7 +63,7 @@ pub enum DemoError {
     #[error(transparent)]
     Create(#[from] CreateError),
     #[error(transparent)]
-    Flow(#[from] FlowError),
+    Flow(Box<FlowError>),
     #[error("{}: no labels file beside the model; give --labels FILE (one class name per line)", path.display())]
     NoLabels { path: PathBuf },
     #[error("cannot run {} (kws_train is expected beside kws_demo: build it with `cargo build --release -p akida-train`)", program.display())]
@@ -82,6 +82,12 @@ pub enum DemoError {
     },
     #[error("host and device disagree on {0} clip(s)")]
     Disagree(usize),
+}
+
+impl From<FlowError> for DemoError {
+    fn from(e: FlowError) -> Self {
+        DemoError::Flow(Box::new(e))
+    }
 }
 
 /// `--from-scratch`: where the data is and how long to train.
