@@ -274,11 +274,8 @@ impl<'a, const L: usize> Device<'a, L> {
         let mut bytes = [0u8; 2 * HOP];
         let mut hop = [0i16; HOP];
         let mut crc = wire::CRC.digest();
-        let Ok(input) = <&mut [u8; mfcc::INPUT_LEN]>::try_from(&mut self.input[..mfcc::INPUT_LEN])
-        else {
-            // `checked` refuses a model whose input the buffer cannot hold.
-            return Ok(false);
-        };
+        // The whole payload is read whatever happens, to stay in step.
+        let mut fits = true;
         for _ in 0..CLIP_HOPS {
             io.read_exact(&mut bytes)?;
             crc.update(&bytes);
@@ -286,12 +283,13 @@ impl<'a, const L: usize> Device<'a, L> {
             for (s, b) in hop.iter_mut().zip(bytes.chunks_exact(2)) {
                 *s = i16::from_le_bytes([b[0], b[1]]);
             }
-            stream.push_hop(&hop, input);
+            // (`checked` refuses a model whose input the buffer cannot hold.)
+            fits &= self.push_hop(&mut stream, &hop).is_ok();
             akida_mark(FRONT_END_MARK);
         }
         let mut trailer = [0u8; TRAILER_LEN];
         io.read_exact(&mut trailer)?;
-        Ok(crc.finalize().to_le_bytes() == trailer)
+        Ok(fits && crc.finalize().to_le_bytes() == trailer)
     }
 
     /// Serves [`Command::Keyword`] once the payload is known to fit:
@@ -324,6 +322,38 @@ impl<'a, const L: usize> Device<'a, L> {
         match output {
             LayerOutput::Levels(l) => reply(io, Status::Ok, [0, lo, hi], &[input, l]),
             LayerOutput::Potentials(p) => reply_i32(io, [1, lo, hi], input, p),
+        }
+    }
+
+    /// Feeds one hop of audio (20 ms at 16 kHz) to the keyword front end:
+    /// when it completes a frame, that frame's row of the model input is
+    /// written into the input buffer (its index is returned). After the
+    /// last hop of a clip ([`FeatureStream::is_complete`]), [`Self::classify`]
+    /// runs the model on it. What a board with a microphone calls.
+    pub fn push_hop(
+        &mut self,
+        stream: &mut FeatureStream,
+        hop: &[i16; HOP],
+    ) -> Result<Option<usize>, Status> {
+        let input = <&mut [u8; mfcc::INPUT_LEN]>::try_from(&mut self.input[..mfcc::INPUT_LEN])
+            .map_err(|_| Status::InputLength)?;
+        Ok(stream.push_hop(hop, input))
+    }
+
+    /// Runs the active model on the input buffer and returns the top class
+    /// and its score (potential, or level); logs it with its name when the
+    /// class names are known.
+    pub fn classify(&mut self) -> Result<(usize, i32), Status> {
+        let (class, score) = top_class(&self.infer()?);
+        log_keyword(&self.labels, class, score);
+        Ok((class, score))
+    }
+
+    /// Sets the class names (one per line) that [`Self::classify`] logs.
+    pub fn set_class_names(&mut self, names: &str) -> Result<(), Status> {
+        match self.set_labels(names.as_bytes()) {
+            Status::Ok => Ok(()),
+            s => Err(s),
         }
     }
 
@@ -486,6 +516,19 @@ fn top_class(output: &LayerOutput<'_>) -> (usize, i32) {
         LayerOutput::Potentials(p) => p.iter().enumerate().for_each(|(i, &v)| consider(i, v)),
     }
     best
+}
+
+/// Logs the top class, with its name when there is one.
+fn log_keyword(labels: &[u8], class: usize, score: i32) {
+    match label(labels, class) {
+        Some(l) => defmt::info!(
+            "keyword: {=str} (class {=usize}), score {=i32}",
+            l,
+            class,
+            score
+        ),
+        None => defmt::info!("keyword: class {=usize}, score {=i32}", class, score),
+    }
 }
 
 /// Line `class` of the class names, if there is one.
