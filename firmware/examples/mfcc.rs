@@ -10,6 +10,7 @@
 #![no_main]
 
 use akida_core::mfcc::{self, CLIP_SAMPLES, COEFFS, FRAMES, INPUT_LEN};
+use akida_embedded::io::{c_path, PATH_MAX};
 use cortex_m_rt::entry;
 // The firmware's panic handler (a defmt report over semihosting).
 use defmt_semihosting as _;
@@ -17,18 +18,6 @@ use panic_probe as _;
 use semihosting::experimental::env;
 use semihosting::io::{Read, Write};
 use semihosting::{fs, println, process};
-
-const PATH_MAX: usize = 256;
-
-fn c_path<'b>(path: &str, buf: &'b mut [u8; PATH_MAX]) -> Option<&'b core::ffi::CStr> {
-    let n = path.len();
-    if n + 1 > PATH_MAX {
-        return None;
-    }
-    buf[..n].copy_from_slice(path.as_bytes());
-    buf[n] = 0;
-    core::ffi::CStr::from_bytes_with_nul(&buf[..=n]).ok()
-}
 
 fn fail(what: &str) -> ! {
     println!("mfcc: {}", what);

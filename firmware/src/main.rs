@@ -16,7 +16,7 @@
 #![no_std]
 #![no_main]
 
-use akida_embedded::io::{CmsdkUart, Semihosting};
+use akida_embedded::io::{c_path, CmsdkUart, Semihosting, PATH_MAX};
 use akida_embedded::{Device, Embedded, End};
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use defmt_semihosting as _;
@@ -54,20 +54,6 @@ static mut ARENA_BYTES: [u8; ARENA] = [0; ARENA];
 static mut INPUT_BYTES: [u8; INPUT] = [0; INPUT];
 static mut LAYER_TABLE: heapless::Vec<akida_embedded::akida_core::stream::StreamLayer, LAYERS> =
     heapless::Vec::new();
-
-/// Longest path accepted on the command line.
-const PATH_MAX: usize = 256;
-
-/// A NUL-terminated copy of a path for semihosting.
-fn c_path<'b>(path: &str, buf: &'b mut [u8; PATH_MAX]) -> Option<&'b core::ffi::CStr> {
-    let n = path.len();
-    if n + 1 > PATH_MAX {
-        return None;
-    }
-    buf[..n].copy_from_slice(path.as_bytes());
-    buf[n] = 0;
-    core::ffi::CStr::from_bytes_with_nul(&buf[..=n]).ok()
-}
 
 fn exit_of<E>(end: End<E>) -> i32 {
     match end {

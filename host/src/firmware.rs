@@ -336,6 +336,41 @@ pub enum Counting {
     Trace,
 }
 
+/// How a command runs the firmware under QEMU (`akida flash --target
+/// qemu`, `kws_demo`).
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub transport: Transport,
+    pub counting: Counting,
+    /// A firmware ELF to use instead of building one from `firmware/`.
+    pub firmware: Option<PathBuf>,
+    /// Longest run before the firmware is declared hung.
+    pub timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            transport: Transport::Semihosting,
+            counting: Counting::Plugin,
+            firmware: None,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RunOptions {
+    /// The QEMU run of `elf` these options describe.
+    pub fn config(&self, elf: PathBuf) -> QemuConfig {
+        QemuConfig {
+            elf,
+            transport: self.transport,
+            counting: self.counting,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// A QEMU run of the firmware.
 #[derive(Clone, Debug)]
 pub struct QemuConfig {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use akida_core::mfcc::{self, CLIP_SAMPLES, COEFFS, FRAMES, INPUT_LEN};
 use akida_core::wire::{Info, Status};
 
-use crate::firmware::{self, Counting, FirmwareError, QemuConfig, Session};
+use crate::firmware::{self, FirmwareError, Session};
 use crate::formats::akd::{self, ConvertedModel};
 use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
 use akida_core::ForwardError;
@@ -347,24 +347,9 @@ pub struct DeviceRun {
     pub wall: Duration,
 }
 
-/// How the device run is made.
-#[derive(Clone, Debug)]
-pub struct DeviceOptions {
-    pub counting: Counting,
-    /// A firmware ELF with the model embedded, instead of building one.
-    pub firmware: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-impl Default for DeviceOptions {
-    fn default() -> Self {
-        DeviceOptions {
-            counting: Counting::Plugin,
-            firmware: None,
-            timeout: Duration::from_secs(600),
-        }
-    }
-}
+/// How the device run is made (`firmware`: an ELF with the model
+/// embedded, instead of building one).
+pub use crate::firmware::RunOptions as DeviceOptions;
 
 /// The device's answers: the firmware built with the model embedded (as
 /// it would be flashed), run under QEMU, given the labels and then each
@@ -392,12 +377,7 @@ pub fn device_answers(
         session.keyword(&clip.pcm);
     }
     session.info().quit();
-    let config = QemuConfig {
-        elf: elf.clone(),
-        counting: options.counting,
-        timeout: options.timeout,
-        ..QemuConfig::new(elf.clone())
-    };
+    let config = options.config(elf);
     let run = firmware::run(&config, &session)?;
     let expected = session.commands.len();
     let what = |i: usize| match i {

@@ -462,14 +462,7 @@ pub fn gemm_filters<const N: usize>(
         out[..filters * N].fill(0);
         return;
     }
-    let g = Operands {
-        bits,
-        w,
-        stride,
-        words,
-        filters,
-        act,
-    };
+    let g = Operands::new(bits, w, stride, words, filters, act);
     g.check(N);
     assert!(out.len() >= filters * N, "gemm: output too short");
     imp::gemm_filters::<N>(g, out);
@@ -497,14 +490,7 @@ pub fn gemm_levels<const SAT: bool>(
         return;
     }
     assert!(words > 0, "gemm: an empty reduction");
-    let g = Operands {
-        bits,
-        w,
-        stride,
-        words,
-        filters,
-        act,
-    };
+    let g = Operands::new(bits, w, stride, words, filters, act);
     g.check(CELLS);
     assert!(table.len() >= 3 * filters, "gemm: short table");
     assert!(
@@ -537,7 +523,26 @@ struct Operands<'a> {
     act: &'a [u32],
 }
 
-impl Operands<'_> {
+impl<'a> Operands<'a> {
+    #[inline(always)]
+    fn new(
+        bits: u8,
+        w: &'a [u8],
+        stride: usize,
+        words: usize,
+        filters: usize,
+        act: &'a [u32],
+    ) -> Self {
+        Operands {
+            bits,
+            w,
+            stride,
+            words,
+            filters,
+            act,
+        }
+    }
+
     /// The weights (at least one filter) and an activation block of
     /// `cells` cells are long enough.
     #[inline(always)]

@@ -58,6 +58,21 @@ mod semihosting_io {
 #[cfg(feature = "semihosting")]
 pub use semihosting_io::Error as SemihostingError;
 
+/// Longest path [`c_path`] takes (with its terminating NUL).
+pub const PATH_MAX: usize = 256;
+
+/// A NUL-terminated copy of `path` in `buf`, for semihosting calls; `None`
+/// when it does not fit.
+pub fn c_path<'b>(path: &str, buf: &'b mut [u8; PATH_MAX]) -> Option<&'b core::ffi::CStr> {
+    let n = path.len();
+    if n + 1 > PATH_MAX {
+        return None;
+    }
+    buf[..n].copy_from_slice(path.as_bytes());
+    buf[n] = 0;
+    core::ffi::CStr::from_bytes_with_nul(&buf[..=n]).ok()
+}
+
 /// The CMSDK APB UART of Arm's MPS2 FPGA images (QEMU `mps2-an386`:
 /// UART0 at `0x4000_4000`), polled.
 #[cfg(feature = "cmsdk-uart")]

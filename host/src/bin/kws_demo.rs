@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use akida_host::cli;
 use akida_host::commands::kws_demo::{self, DemoError, DemoOptions, ScratchOptions};
-use akida_host::firmware::Counting;
+use akida_host::firmware::{Counting, Transport};
 use akida_host::kws::DeviceOptions;
 use clap::{Parser, ValueEnum};
 
@@ -69,6 +69,9 @@ struct Cli {
     /// A firmware ELF with the model embedded (default: built from firmware/)
     #[arg(long, value_name = "ELF")]
     firmware: Option<PathBuf>,
+    /// Talk to the firmware over its UART (QEMU's CMSDK UART0) instead of semihosting files
+    #[arg(long)]
+    uart: bool,
     /// Print the firmware's log
     #[arg(long)]
     log: bool,
@@ -107,6 +110,10 @@ fn run(cli: Cli) -> Result<(), DemoError> {
                 Count::Trace => Counting::Trace,
             },
             firmware: cli.firmware,
+            transport: match cli.uart {
+                true => Transport::Uart,
+                false => Transport::Semihosting,
+            },
             timeout: Duration::from_secs(600),
         },
     };

@@ -17,7 +17,7 @@ use akida_core::stream::prepare;
 use akida_core::wire::{Info, Status};
 
 use crate::commands::akida::{batch_size, BatchError};
-use crate::firmware::{self, Counting, FirmwareError, QemuConfig, Session, Transport};
+use crate::firmware::{self, FirmwareError, Session, Transport};
 use crate::formats::akd::{self, ConvertedModel};
 use crate::formats::npy::{self, Tensor, TensorData, TensorError};
 use crate::formats::{self, ModelFileError};
@@ -59,25 +59,7 @@ pub enum FlashError {
 }
 
 /// How `akida flash --target qemu` runs.
-#[derive(Clone, Debug)]
-pub struct QemuOptions {
-    pub transport: Transport,
-    pub counting: Counting,
-    /// A firmware ELF to use instead of building `firmware/`.
-    pub firmware: Option<PathBuf>,
-    pub timeout: Duration,
-}
-
-impl Default for QemuOptions {
-    fn default() -> Self {
-        QemuOptions {
-            transport: Transport::Semihosting,
-            counting: Counting::Plugin,
-            firmware: None,
-            timeout: Duration::from_secs(300),
-        }
-    }
-}
+pub use crate::firmware::RunOptions as QemuOptions;
 
 /// One layer's figures.
 #[derive(Clone, Debug, PartialEq)]
@@ -243,12 +225,7 @@ pub fn flash_qemu(
         session.infer(image);
     }
     session.info().quit();
-    let config = QemuConfig {
-        elf,
-        transport: options.transport,
-        counting: options.counting,
-        timeout: options.timeout,
-    };
+    let config = options.config(elf);
     let run = firmware::run(&config, &session)?;
     let expected = session.commands.len();
     if run.replies.len() != expected || run.exit != Some(0) {
