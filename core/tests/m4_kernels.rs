@@ -266,7 +266,7 @@ proptest! {
         }
         let fb = m4::filter_bytes(k, bits);
         let mut acc = vec![0i32; filters * CELLS];
-        m4::gemm_filters::<CELLS>(bits, &packed, fb, words, filters, &block, &mut acc);
+        m4::gemm_filters::<CELLS>(m4::Operands::new(bits, &packed, fb, words, filters, &block), &mut acc);
         let stride = filters + 3;
         let (mut want, mut got) = (vec![0u8; 5 * stride], vec![0u8; 5 * stride]);
         match sat {
@@ -274,8 +274,8 @@ proptest! {
             false => m4::tail_levels::<4, false>(&acc, &table, &mut want, stride, filters, m4::shift(bits)),
         }
         match sat {
-            true => m4::gemm_levels::<true>(bits, &packed, fb, words, filters, &block, &table, &mut got, stride),
-            false => m4::gemm_levels::<false>(bits, &packed, fb, words, filters, &block, &table, &mut got, stride),
+            true => m4::gemm_levels::<true>(m4::Operands::new(bits, &packed, fb, words, filters, &block), &table, &mut got, stride),
+            false => m4::gemm_levels::<false>(m4::Operands::new(bits, &packed, fb, words, filters, &block), &table, &mut got, stride),
         }
         prop_assert_eq!(got, want);
     }

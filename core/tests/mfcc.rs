@@ -39,8 +39,9 @@ fn mfcc64(pcm: &[i16; mfcc::CLIP_SAMPLES]) -> Vec<[f64; COEFFS]> {
     let mel = |f: f64| 1127.0 * (1.0 + f / 700.0).ln();
     let (lo, hi) = (mel(20.0), mel(4000.0));
     let spacing = (hi - lo) / (MEL_BANDS + 1) as f64;
-    let centers: Vec<f64> = (0..=MEL_BANDS)
-        .map(|i| lo + spacing * (i + 1) as f64)
+    // The lower edge, then the 41 band centres (the last is the upper edge).
+    let edges: Vec<f64> = (0..=MEL_BANDS + 1)
+        .map(|i| lo + spacing * i as f64)
         .collect();
     let hz_per_bin = 8000.0 / (bins - 1) as f64;
     let start = (1.5 + 20.0 / hz_per_bin) as usize;
@@ -61,7 +62,6 @@ fn mfcc64(pcm: &[i16; mfcc::CLIP_SAMPLES]) -> Vec<[f64; COEFFS]> {
             })
             .collect();
         let mut bands = [0f64; MEL_BANDS];
-        let mut channel = 0usize;
         for k in start..=end {
             let (mut re, mut im) = (0.0, 0.0);
             for (i, &v) in x.iter().enumerate() {
@@ -71,21 +71,12 @@ fn mfcc64(pcm: &[i16; mfcc::CLIP_SAMPLES]) -> Vec<[f64; COEFFS]> {
             }
             let magnitude = (re * re + im * im).sqrt();
             let m = mel(k as f64 * hz_per_bin);
-            while channel < MEL_BANDS && centers[channel] < m {
-                channel += 1;
-            }
-            let band = channel as i64 - 1;
-            let weight = if band >= 0 {
-                let b = band as usize;
-                (centers[b + 1] - m) / (centers[b + 1] - centers[b])
-            } else {
-                (centers[0] - m) / (centers[0] - lo)
-            };
-            if band >= 0 {
-                bands[band as usize] += magnitude * weight;
-            }
-            if ((band + 1) as usize) < MEL_BANDS {
-                bands[(band + 1) as usize] += magnitude * (1.0 - weight);
+            // Band b is a triangle on the mel scale over edges[b..b + 3].
+            for (b, band) in bands.iter_mut().enumerate() {
+                let (left, peak, right) = (edges[b], edges[b + 1], edges[b + 2]);
+                let rising = (m - left) / (peak - left);
+                let falling = (right - m) / (right - peak);
+                *band += magnitude * rising.min(falling).max(0.0);
             }
         }
         let logs: Vec<f64> = bands.iter().map(|&b| b.max(1e-12).ln()).collect();

@@ -463,7 +463,7 @@ pub fn potentials<'s>(
                 a[..g.k].copy_from_slice(&input[..g.k]);
                 a[g.k..].fill(0);
             }
-            _ => im2col_u8(&ConvShape::of(layer), input, p.padding_value, g.k4, a),
+            _ => im2col(&ConvShape::of(layer), input, p.padding_value, g.k4, a),
         }
         let b = &signed_bytes(ops.packed_b)[..g.k4 * g.f_pad];
         gemm_u8(simd, g, i16_quads, a, b, product);
@@ -495,15 +495,27 @@ pub fn potentials<'s>(
     }
 }
 
-/// im2col: row `p` of A holds the receptive field of output cell `p` in
+/// im2col: row `p` of A (rows `stride` apart: `k_pad` for 16-bit A, `k4`
+/// for a byte A) holds the receptive field of output cell `p` in
 /// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K.
 #[inline(always)]
-fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16]) {
+fn im2col<T: Copy + From<u8>>(
+    s: &ConvShape,
+    input: &[u8],
+    pad_value: u8,
+    stride: usize,
+    a: &mut [T],
+) {
     let cin = s.input.channels as usize;
     let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
     let k = kh * kw * cin;
     let ocols = s.output.cols as usize;
-    for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+    let copy = |dst: &mut [T], src: &[u8]| {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = T::from(v);
+        }
+    };
+    for (p, row) in a.chunks_exact_mut(stride).enumerate() {
         let (oy, ox) = (p / ocols, p % ocols);
         for i in 0..kh {
             // A kernel row inside the input is one run of kw * cin values.
@@ -511,10 +523,10 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
                 (s.input_cell(oy, ox, i, 0), s.input_cell(oy, ox, i, kw - 1))
             {
                 let base = s.input.index(r, c, 0);
-                let dst = &mut row[i * kw * cin..][..kw * cin];
-                for (d, &v) in dst.iter_mut().zip(&input[base..base + kw * cin]) {
-                    *d = v as i16;
-                }
+                copy(
+                    &mut row[i * kw * cin..][..kw * cin],
+                    &input[base..base + kw * cin],
+                );
                 continue;
             }
             for j in 0..kw {
@@ -522,49 +534,13 @@ fn im2col(s: &ConvShape, input: &[u8], pad_value: u8, k_pad: usize, a: &mut [i16
                 match s.input_cell(oy, ox, i, j) {
                     Some((r, c)) => {
                         let base = s.input.index(r, c, 0);
-                        for (d, &v) in dst.iter_mut().zip(&input[base..base + cin]) {
-                            *d = v as i16;
-                        }
+                        copy(dst, &input[base..base + cin]);
                     }
-                    None => dst.fill(pad_value as i16),
+                    None => dst.fill(T::from(pad_value)),
                 }
             }
         }
-        row[k..].fill(0);
-    }
-}
-
-/// im2col into a byte A: rows `k4` apart, padded cells `pad_value`, zero
-/// beyond K.
-#[inline(always)]
-fn im2col_u8(s: &ConvShape, input: &[u8], pad_value: u8, k4: usize, a: &mut [u8]) {
-    let cin = s.input.channels as usize;
-    let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
-    let k = kh * kw * cin;
-    let ocols = s.output.cols as usize;
-    for (p, row) in a.chunks_exact_mut(k4).enumerate() {
-        let (oy, ox) = (p / ocols, p % ocols);
-        for i in 0..kh {
-            // A kernel row inside the input is one run of kw * cin values.
-            if let (Some((r, c)), Some(_)) =
-                (s.input_cell(oy, ox, i, 0), s.input_cell(oy, ox, i, kw - 1))
-            {
-                let base = s.input.index(r, c, 0);
-                row[i * kw * cin..][..kw * cin].copy_from_slice(&input[base..base + kw * cin]);
-                continue;
-            }
-            for j in 0..kw {
-                let dst = &mut row[(i * kw + j) * cin..][..cin];
-                match s.input_cell(oy, ox, i, j) {
-                    Some((r, c)) => {
-                        let base = s.input.index(r, c, 0);
-                        dst.copy_from_slice(&input[base..base + cin]);
-                    }
-                    None => dst.fill(pad_value),
-                }
-            }
-        }
-        row[k..].fill(0);
+        row[k..].fill(T::from(0));
     }
 }
 
@@ -748,6 +724,159 @@ mod x86 {
         task.run()
     }
 
+    /// Rows of A per micro-kernel tile.
+    const ROWS: usize = 6;
+
+    /// The rows of A in tiles (`$r0`: a tile's first row): `$tile` while
+    /// `$n` rows are left, then `$one` for each row left.
+    macro_rules! row_tiles {
+        ($rows:expr, $n:expr, |$r0:ident| $tile:expr, $one:expr) => {{
+            let mut $r0 = 0;
+            while $r0 + $n <= $rows {
+                $tile;
+                $r0 += $n;
+            }
+            while $r0 < $rows {
+                $one;
+                $r0 += 1;
+            }
+        }};
+    }
+
+    /// Stores the accumulators `$acc` (`R` rows of vectors of `$lanes` i32
+    /// lanes) into the product at row `$r0`, filter `$f0`, with `$store`.
+    macro_rules! store_tile {
+        ($acc:ident, $g:ident, $product:ident, $r0:ident, $f0:ident, $lanes:literal, $store:ident) => {{
+            let out = $product.as_mut_ptr();
+            for (r, acc_r) in $acc.iter().enumerate() {
+                let o = out.add(($r0 + r) * $g.f_pad + $f0);
+                for (z, &v) in acc_r.iter().enumerate() {
+                    $store(o.add($lanes * z) as *mut _, v);
+                }
+            }
+        }};
+    }
+
+    /// The filters of a zmm product in tiles (`$f0`: a tile's first filter):
+    /// `$four` (64 filters, 4 registers) where they exist, else `$two` (32).
+    macro_rules! filter_tiles {
+        ($g:ident, |$f0:ident| $four:expr, $two:expr) => {{
+            let mut $f0 = 0;
+            while $f0 < $g.f_pad {
+                if $f0 + 2 * TILE_F <= $g.f_pad {
+                    $four;
+                    $f0 += 2 * TILE_F;
+                } else {
+                    $two;
+                    $f0 += TILE_F;
+                }
+            }
+        }};
+    }
+
+    /// A ymm product in tiles `$tile::<R>($args.., r0, f0)`: the filters
+    /// [`TILE_F`] at a time, the rows two at a time, then one.
+    macro_rules! ymm_tiles {
+        ($g:ident, $tile:ident($($arg:expr),*)) => {
+            for f0 in (0..$g.f_pad).step_by(TILE_F) {
+                row_tiles!(
+                    $g.rows,
+                    2,
+                    |r0| $tile::<2>($($arg,)* r0, f0),
+                    $tile::<1>($($arg,)* r0, f0)
+                )
+            }
+        };
+    }
+
+    /// A zmm product in tiles `$tile::<R, Z>($args.., r0, f0)`: the filters
+    /// by [`filter_tiles!`] (`Z` = 4 or 2 registers), the rows by
+    /// [`row_tiles!`] (`R` = [`ROWS`], then 1).
+    macro_rules! zmm_tiles {
+        ($g:ident, $tile:ident($($arg:expr),*)) => {
+            filter_tiles!(
+                $g,
+                |f0| row_tiles!(
+                    $g.rows,
+                    ROWS,
+                    |r0| $tile::<ROWS, 4>($($arg,)* r0, f0),
+                    $tile::<1, 4>($($arg,)* r0, f0)
+                ),
+                row_tiles!(
+                    $g.rows,
+                    ROWS,
+                    |r0| $tile::<ROWS, 2>($($arg,)* r0, f0),
+                    $tile::<1, 2>($($arg,)* r0, f0)
+                )
+            )
+        };
+    }
+
+    /// A micro-kernel tile `$name::<R, ..>`: `R` rows of A from row `r0`
+    /// times the filters from `f0`, in `$z` vectors of `$lanes` i32 lanes,
+    /// accumulated in registers over the whole K, then stored with
+    /// `$store`. K goes in steps of `$step` values (`g.$k` of them per row
+    /// of A: 2 for 16-bit pairs in `k_pad`, 4 for byte quads in `k4`); per
+    /// step, `$load` reads the vectors of B at `$bp`, `$row` makes row `r`'s
+    /// operand from `$at` (its first value of A in the step), and `$madd` is
+    /// an accumulator `$acc` plus that operand `$av` times a vector `$bz`.
+    macro_rules! tile {
+        (
+            $(#[$attr:meta])*
+            fn $name:ident<$($gen:ident),*>(&[$a:ty], &[$b:ty], $k:ident / $step:literal)
+                -> [$zero:expr; $z:expr] x $lanes:literal, $store:ident;
+            load |$bp:ident| $load:expr;
+            row |$at:ident| $row:expr;
+            madd |$acc:ident, $av:ident, $bz:ident| $madd:expr;
+        ) => {
+            $(#[$attr])*
+            #[inline]
+            unsafe fn $name<$(const $gen: usize),*>(
+                g: &Gemm,
+                a: &[$a],
+                b: &[$b],
+                product: &mut [i32],
+                r0: usize,
+                f0: usize,
+            ) {
+                let mut acc = [[$zero; $z]; R];
+                let a_ptr = a.as_ptr().add(r0 * g.$k);
+                let b_ptr = b.as_ptr();
+                for step in 0..g.$k / $step {
+                    let $bp = b_ptr.add((step * g.f_pad + f0) * $step);
+                    let bv = $load;
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let $at = a_ptr.add(r * g.$k + $step * step);
+                        let $av = $row;
+                        for ($acc, &$bz) in acc_r.iter_mut().zip(&bv) {
+                            *$acc = $madd;
+                        }
+                    }
+                }
+                store_tile!(acc, g, product, r0, f0, $lanes, $store);
+            }
+        };
+    }
+
+    /// `Z` zmm vectors from `bytes` (64 bytes each).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn load_zmm<const Z: usize>(bytes: *const u8) -> [__m512i; Z] {
+        let mut v = [_mm512_setzero_si512(); Z];
+        for (z, v) in v.iter_mut().enumerate() {
+            *v = _mm512_loadu_si512(bytes.add(64 * z) as *const _);
+        }
+        v
+    }
+
+    /// The four ymm vectors from `bytes` (32 bytes each).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load_ymm4(bytes: *const u8) -> [__m256i; 4] {
+        let v = |z: usize| _mm256_loadu_si256(bytes.add(32 * z) as *const _);
+        [v(0), v(1), v(2), v(3)]
+    }
+
     /// Checks the slices of a byte product.
     fn check_u8(g: &Gemm, a: &[u8], b: &[i8], product: &[i32]) {
         assert!(a.len() >= g.rows * g.k4 && b.len() >= g.k4 * g.f_pad);
@@ -772,17 +901,7 @@ mod x86 {
     ) {
         check_u8(g, a, b, product);
         assert!(i16_quads >= 1);
-        for f0 in (0..g.f_pad).step_by(TILE_F) {
-            let mut r0 = 0;
-            while r0 + 2 <= g.rows {
-                tile_u8_avx2::<2>(g, i16_quads, a, b, product, r0, f0);
-                r0 += 2;
-            }
-            while r0 < g.rows {
-                tile_u8_avx2::<1>(g, i16_quads, a, b, product, r0, f0);
-                r0 += 1;
-            }
-        }
+        ymm_tiles!(g, tile_u8_avx2(g, i16_quads, a, b, product))
     }
 
     /// R rows of A times 32 filters: 4 registers of 8 filters x 4 bytes.
@@ -829,13 +948,7 @@ mod x86 {
             }
             q0 = q1;
         }
-        let out = product.as_mut_ptr();
-        for (r, acc_r) in acc.iter().enumerate() {
-            let o = out.add((r0 + r) * g.f_pad + f0);
-            for (z, &v) in acc_r.iter().enumerate() {
-                _mm256_storeu_si256(o.add(8 * z) as *mut _, v);
-            }
-        }
+        store_tile!(acc, g, product, r0, f0, 8, _mm256_storeu_si256);
     }
 
     /// The byte product with AVX-VNNI `vpdpbusd` (ymm): the AVX2 kernel's
@@ -847,56 +960,17 @@ mod x86 {
     #[target_feature(enable = "avx2,avxvnni")]
     pub unsafe fn gemm_u8_avx_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
         check_u8(g, a, b, product);
-        for f0 in (0..g.f_pad).step_by(TILE_F) {
-            let mut r0 = 0;
-            while r0 + 2 <= g.rows {
-                tile_u8_avx_vnni::<2>(g, a, b, product, r0, f0);
-                r0 += 2;
-            }
-            while r0 < g.rows {
-                tile_u8_avx_vnni::<1>(g, a, b, product, r0, f0);
-                r0 += 1;
-            }
-        }
+        ymm_tiles!(g, tile_u8_avx_vnni(g, a, b, product))
     }
 
-    #[target_feature(enable = "avx2,avxvnni")]
-    #[inline]
-    unsafe fn tile_u8_avx_vnni<const R: usize>(
-        g: &Gemm,
-        a: &[u8],
-        b: &[i8],
-        product: &mut [i32],
-        r0: usize,
-        f0: usize,
-    ) {
-        let mut acc = [[_mm256_setzero_si256(); 4]; R];
-        let a_ptr = a.as_ptr();
-        let b_ptr = b.as_ptr();
-        for q in 0..g.k4 / 4 {
-            let bp = b_ptr.add((q * g.f_pad + f0) * 4);
-            let bv = [
-                _mm256_loadu_si256(bp as *const _),
-                _mm256_loadu_si256(bp.add(32) as *const _),
-                _mm256_loadu_si256(bp.add(64) as *const _),
-                _mm256_loadu_si256(bp.add(96) as *const _),
-            ];
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
-                let av = _mm256_set1_epi32(quad);
-                for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
-                    // u8 (A) x s8 (B), four products summed into 32 bits.
-                    *acc_z = _mm256_dpbusd_avx_epi32(*acc_z, av, bz);
-                }
-            }
-        }
-        let out = product.as_mut_ptr();
-        for (r, acc_r) in acc.iter().enumerate() {
-            let o = out.add((r0 + r) * g.f_pad + f0);
-            for (z, &v) in acc_r.iter().enumerate() {
-                _mm256_storeu_si256(o.add(8 * z) as *mut _, v);
-            }
-        }
+    tile! {
+        #[target_feature(enable = "avx2,avxvnni")]
+        fn tile_u8_avx_vnni<R>(&[u8], &[i8], k4 / 4)
+            -> [_mm256_setzero_si256(); 4] x 8, _mm256_storeu_si256;
+        load |bp| load_ymm4(bp as *const u8);
+        row |quad| _mm256_set1_epi32((quad as *const i32).read_unaligned());
+        // u8 (A) x s8 (B), four products summed into 32 bits.
+        madd |acc, av, bz| _mm256_dpbusd_avx_epi32(*acc, av, bz);
     }
 
     /// The byte product with AVX-512 VNNI `vpdpbusd` (zmm): the tiles of
@@ -908,142 +982,17 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub unsafe fn gemm_u8_avx512_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
         check_u8(g, a, b, product);
-        let mut f0 = 0;
-        while f0 < g.f_pad {
-            if f0 + 2 * TILE_F <= g.f_pad {
-                rows_u8_vnni::<4>(g, a, b, product, f0);
-                f0 += 2 * TILE_F;
-            } else {
-                rows_u8_vnni::<2>(g, a, b, product, f0);
-                f0 += TILE_F;
-            }
-        }
+        zmm_tiles!(g, tile_u8_vnni(g, a, b, product))
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    unsafe fn rows_u8_vnni<const Z: usize>(
-        g: &Gemm,
-        a: &[u8],
-        b: &[i8],
-        product: &mut [i32],
-        f0: usize,
-    ) {
-        let mut r0 = 0;
-        while r0 + ROWS <= g.rows {
-            tile_u8_vnni::<ROWS, Z>(g, a, b, product, r0, f0);
-            r0 += ROWS;
-        }
-        while r0 < g.rows {
-            tile_u8_vnni::<1, Z>(g, a, b, product, r0, f0);
-            r0 += 1;
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    unsafe fn tile_u8_vnni<const R: usize, const Z: usize>(
-        g: &Gemm,
-        a: &[u8],
-        b: &[i8],
-        product: &mut [i32],
-        r0: usize,
-        f0: usize,
-    ) {
-        let mut acc = [[_mm512_setzero_si512(); Z]; R];
-        let a_ptr = a.as_ptr();
-        let b_ptr = b.as_ptr();
-        for q in 0..g.k4 / 4 {
-            let bp = b_ptr.add((q * g.f_pad + f0) * 4);
-            let mut bv = [_mm512_setzero_si512(); Z];
-            for (z, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_loadu_si512(bp.add(64 * z) as *const _);
-            }
-            for (r, acc_r) in acc.iter_mut().enumerate() {
-                let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
-                let av = _mm512_set1_epi32(quad);
-                for (acc_z, &bz) in acc_r.iter_mut().zip(&bv) {
-                    // u8 (A) x s8 (B), four products summed into 32 bits.
-                    *acc_z = _mm512_dpbusd_epi32(*acc_z, av, bz);
-                }
-            }
-        }
-        let out = product.as_mut_ptr();
-        for (r, acc_r) in acc.iter().enumerate() {
-            let o = out.add((r0 + r) * g.f_pad + f0);
-            for (z, &v) in acc_r.iter().enumerate() {
-                _mm512_storeu_si512(o.add(16 * z) as *mut _, v);
-            }
-        }
-    }
-
-    /// Rows of A per micro-kernel tile.
-    const ROWS: usize = 6;
-
-    /// The rows of A in tiles (`$r0`: a tile's first row): `$tile` while
-    /// `$n` rows are left, then `$one` for each row left.
-    macro_rules! row_tiles {
-        ($rows:expr, $n:expr, |$r0:ident| $tile:expr, $one:expr) => {{
-            let mut $r0 = 0;
-            while $r0 + $n <= $rows {
-                $tile;
-                $r0 += $n;
-            }
-            while $r0 < $rows {
-                $one;
-                $r0 += 1;
-            }
-        }};
-    }
-
-    /// A micro-kernel tile `$name::<R, ..>`: `R` rows of A from row `r0`
-    /// times the filters from `f0`, in `$z` vectors of `$lanes` i32 lanes,
-    /// accumulated in registers over the whole K, then stored with
-    /// `$store`. Per pair of K: `$load` reads the vectors of B at `$bp`,
-    /// `$row` makes row `r`'s operand from `$pair` (its two i16 of A), and
-    /// `$madd` is an accumulator `$acc` plus that operand `$av` times a
-    /// vector `$bz`.
-    macro_rules! tile {
-        (
-            $(#[$attr:meta])*
-            fn $name:ident<$($gen:ident),*>([$zero:expr; $z:expr], $lanes:literal, $store:ident);
-            load |$bp:ident| $load:expr;
-            row |$pair:ident| $row:expr;
-            madd |$acc:ident, $av:ident, $bz:ident| $madd:expr;
-        ) => {
-            $(#[$attr])*
-            #[inline]
-            unsafe fn $name<$(const $gen: usize),*>(
-                g: &Gemm,
-                a: &[i16],
-                b: &[i16],
-                product: &mut [i32],
-                r0: usize,
-                f0: usize,
-            ) {
-                let mut acc = [[$zero; $z]; R];
-                let a_ptr = a.as_ptr().add(r0 * g.k_pad);
-                let b_ptr = b.as_ptr();
-                for k2 in 0..g.k_pad / 2 {
-                    let $bp = b_ptr.add((k2 * g.f_pad + f0) * 2);
-                    let bv = $load;
-                    for (r, acc_r) in acc.iter_mut().enumerate() {
-                        let $pair = a_ptr.add(r * g.k_pad + 2 * k2);
-                        let $av = $row;
-                        for ($acc, &$bz) in acc_r.iter_mut().zip(&bv) {
-                            *$acc = $madd;
-                        }
-                    }
-                }
-                let out = product.as_mut_ptr();
-                for (r, acc_r) in acc.iter().enumerate() {
-                    let o = out.add((r0 + r) * g.f_pad + f0);
-                    for (z, &v) in acc_r.iter().enumerate() {
-                        $store(o.add($lanes * z) as *mut _, v);
-                    }
-                }
-            }
-        };
+    tile! {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+        fn tile_u8_vnni<R, Z>(&[u8], &[i8], k4 / 4)
+            -> [_mm512_setzero_si512(); Z] x 16, _mm512_storeu_si512;
+        load |bp| load_zmm::<Z>(bp as *const u8);
+        row |quad| _mm512_set1_epi32((quad as *const i32).read_unaligned());
+        // u8 (A) x s8 (B), four products summed into 32 bits.
+        madd |acc, av, bz| _mm512_dpbusd_epi32(*acc, av, bz);
     }
 
     /// # Safety
@@ -1052,34 +1001,7 @@ mod x86 {
     pub unsafe fn gemm_avx512_vnni(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
-        let mut f0 = 0;
-        while f0 < g.f_pad {
-            // 64 filters (4 registers) per tile where they exist, else 32.
-            if f0 + 2 * TILE_F <= g.f_pad {
-                rows_vnni::<4>(g, a, b, product, f0);
-                f0 += 2 * TILE_F;
-            } else {
-                rows_vnni::<2>(g, a, b, product, f0);
-                f0 += TILE_F;
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    #[inline]
-    unsafe fn rows_vnni<const Z: usize>(
-        g: &Gemm,
-        a: &[i16],
-        b: &[i16],
-        product: &mut [i32],
-        f0: usize,
-    ) {
-        row_tiles!(
-            g.rows,
-            ROWS,
-            |r0| tile_vnni::<ROWS, Z>(g, a, b, product, r0, f0),
-            tile_vnni::<1, Z>(g, a, b, product, r0, f0)
-        )
+        zmm_tiles!(g, tile_vnni(g, a, b, product))
     }
 
     /// `acc += pairs(b) . broadcast(*pair)`, forced as one `vpdpwssd` with an
@@ -1101,14 +1023,9 @@ mod x86 {
 
     tile! {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        fn tile_vnni<R, Z>([_mm512_setzero_si512(); Z], 16, _mm512_storeu_si512);
-        load |bp| {
-            let mut bv = [_mm512_setzero_si512(); Z];
-            for (z, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_loadu_si512(bp.add(32 * z) as *const _);
-            }
-            bv
-        };
+        fn tile_vnni<R, Z>(&[i16], &[i16], k_pad / 2)
+            -> [_mm512_setzero_si512(); Z] x 16, _mm512_storeu_si512;
+        load |bp| load_zmm::<Z>(bp as *const u8);
         row |pair| pair;
         madd |acc, av, bz| dpwssd_bcst(*acc, bz, av);
     }
@@ -1119,25 +1036,14 @@ mod x86 {
     pub unsafe fn gemm_avx2(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
-        for f0 in (0..g.f_pad).step_by(TILE_F) {
-            row_tiles!(
-                g.rows,
-                2,
-                |r0| tile_avx2::<2>(g, a, b, product, r0, f0),
-                tile_avx2::<1>(g, a, b, product, r0, f0)
-            )
-        }
+        ymm_tiles!(g, tile_avx2(g, a, b, product))
     }
 
     tile! {
         #[target_feature(enable = "avx2")]
-        fn tile_avx2<R>([_mm256_setzero_si256(); 4], 8, _mm256_storeu_si256);
-        load |bp| [
-            _mm256_loadu_si256(bp as *const _),
-            _mm256_loadu_si256(bp.add(16) as *const _),
-            _mm256_loadu_si256(bp.add(32) as *const _),
-            _mm256_loadu_si256(bp.add(48) as *const _),
-        ];
+        fn tile_avx2<R>(&[i16], &[i16], k_pad / 2)
+            -> [_mm256_setzero_si256(); 4] x 8, _mm256_storeu_si256;
+        load |bp| load_ymm4(bp as *const u8);
         row |pair| _mm256_set1_epi32((pair as *const i32).read_unaligned());
         madd |acc, av, bq| _mm256_add_epi32(*acc, _mm256_madd_epi16(av, bq));
     }

@@ -439,32 +439,23 @@ pub fn write_gemm_layout(
 #[inline]
 pub fn gemm<const N: usize>(bits: u8, w: &[u8], words: usize, act: &[u32]) -> [i32; N] {
     let mut out = [0i32; N];
-    gemm_filters::<N>(bits, w, 4 * words, words, 1, act, &mut out);
+    gemm_filters::<N>(Operands::new(bits, w, 4 * words, words, 1, act), &mut out);
     out
 }
 
 /// [`gemm`] for `filters` filters laid out every `stride` bytes from `w`
 /// (an 8-bit filter may end inside its last word: `stride < 4 * words`),
-/// over the same block: `out[f * N + x]`.
+/// over the same block (`g`: see [`Operands`]): `out[f * N + x]`.
 #[inline]
-pub fn gemm_filters<const N: usize>(
-    bits: u8,
-    w: &[u8],
-    stride: usize,
-    words: usize,
-    filters: usize,
-    act: &[u32],
-    out: &mut [i32],
-) {
+pub fn gemm_filters<const N: usize>(g: Operands<'_>, out: &mut [i32]) {
     assert!(N == CELLS || N == 1, "gemm: blocks of 1 or {CELLS} cells");
-    check_layout(bits, stride, words);
-    if words == 0 || filters == 0 {
-        out[..filters * N].fill(0);
+    check_layout(g.bits, g.stride, g.words);
+    if g.words == 0 || g.filters == 0 {
+        out[..g.filters * N].fill(0);
         return;
     }
-    let g = Operands::new(bits, w, stride, words, filters, act);
     g.check(N);
-    assert!(out.len() >= filters * N, "gemm: output too short");
+    assert!(out.len() >= g.filters * N, "gemm: output too short");
     imp::gemm_filters::<N>(g, out);
 }
 
@@ -472,25 +463,19 @@ pub fn gemm_filters<const N: usize>(
 /// turned straight into a 4-bit level as [`tail_levels`] does (`table`:
 /// `[threshold, S, S - 1]` per filter; `SAT`: saturate to 20 bits first):
 /// level `(f, slot)` goes to `dst[slot * dst_stride + f]`.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 pub fn gemm_levels<const SAT: bool>(
-    bits: u8,
-    w: &[u8],
-    stride: usize,
-    words: usize,
-    filters: usize,
-    act: &[u32],
+    g: Operands<'_>,
     table: &[i32],
     dst: &mut [u8],
     dst_stride: usize,
 ) {
-    check_layout(bits, stride, words);
+    check_layout(g.bits, g.stride, g.words);
+    let filters = g.filters;
     if filters == 0 {
         return;
     }
-    assert!(words > 0, "gemm: an empty reduction");
-    let g = Operands::new(bits, w, stride, words, filters, act);
+    assert!(g.words > 0, "gemm: an empty reduction");
     g.check(CELLS);
     assert!(table.len() >= 3 * filters, "gemm: short table");
     assert!(
@@ -514,18 +499,20 @@ fn check_layout(bits: u8, stride: usize, words: usize) {
 /// words at `bits` bits, every `stride` bytes from `w`, over the activation
 /// block `act`.
 #[derive(Clone, Copy)]
-struct Operands<'a> {
-    bits: u8,
-    w: &'a [u8],
-    stride: usize,
-    words: usize,
-    filters: usize,
-    act: &'a [u32],
+pub struct Operands<'a> {
+    pub bits: u8,
+    pub w: &'a [u8],
+    pub stride: usize,
+    pub words: usize,
+    pub filters: usize,
+    pub act: &'a [u32],
 }
 
 impl<'a> Operands<'a> {
+    /// `filters` filters of `words` words at `bits` bits, `stride` bytes
+    /// apart from `w`, against the activation block `act`.
     #[inline(always)]
-    fn new(
+    pub fn new(
         bits: u8,
         w: &'a [u8],
         stride: usize,
@@ -1283,12 +1270,7 @@ pub fn dw_cells(
         }
         return;
     }
-    let at = DwCells {
-        window,
-        origin,
-        stride,
-        cells,
-    };
+    let at = DwCells::new(window, origin, stride, cells);
     imp_dw::dw_cells(at, &table.data[..6 * table.taps], out_a, out_b);
 }
 
@@ -1343,12 +1325,7 @@ pub fn dw_quads(
         }
         return;
     }
-    let at = DwCells {
-        window,
-        origin,
-        stride,
-        cells,
-    };
+    let at = DwCells::new(window, origin, stride, cells);
     let kernel = DwKernel {
         weights,
         bits,
@@ -1366,6 +1343,18 @@ struct DwCells<'a> {
     origin: usize,
     stride: usize,
     cells: usize,
+}
+
+impl<'a> DwCells<'a> {
+    #[inline(always)]
+    fn new(window: &'a [u8], origin: usize, stride: usize, cells: usize) -> Self {
+        DwCells {
+            window,
+            origin,
+            stride,
+            cells,
+        }
+    }
 }
 
 /// The stored kernel of [`dw_quads`] (see [`DwTable::set_quad`]): `quads`

@@ -420,7 +420,7 @@ fn gemm_rows(
             match target {
                 Target::Rows(rows) => {
                     let out = &mut rows[(row * g.blocks + blk) * f_n * CELLS..][..f_n * CELLS];
-                    m4::gemm_filters::<CELLS>(bits, all, fb, words, f_n, a, out);
+                    m4::gemm_filters::<CELLS>(m4::Operands::new(bits, all, fb, words, f_n, a), out);
                 }
                 Target::Levels {
                     dst,
@@ -428,13 +428,10 @@ fn gemm_rows(
                     saturate,
                 } => {
                     let out = &mut dst[(row * g.cols + blk * CELLS) * f_n..];
+                    let g = m4::Operands::new(bits, all, fb, words, f_n, a);
                     match saturate {
-                        true => {
-                            m4::gemm_levels::<true>(bits, all, fb, words, f_n, a, table, out, f_n)
-                        }
-                        false => {
-                            m4::gemm_levels::<false>(bits, all, fb, words, f_n, a, table, out, f_n)
-                        }
+                        true => m4::gemm_levels::<true>(g, table, out, f_n),
+                        false => m4::gemm_levels::<false>(g, table, out, f_n),
                     }
                 }
             }
@@ -588,15 +585,8 @@ fn dense(
         let start = l.weights.start as usize;
         let all = &model.bytes()[start..];
         let f_n = g.filters;
-        m4::gemm_filters::<1>(
-            bits,
-            all,
-            fb,
-            words,
-            f_n,
-            &act[..2 * units],
-            &mut rows[..f_n],
-        );
+        let ops = m4::Operands::new(bits, all, fb, words, f_n, &act[..2 * units]);
+        m4::gemm_filters::<1>(ops, &mut rows[..f_n]);
         // Spread to the tail's [filter][CELLS] layout, last first.
         for f in (0..f_n).rev() {
             rows[f * CELLS] = rows[f];
