@@ -157,6 +157,25 @@ pub struct LayerShapes {
 }
 
 impl LayerParams {
+    /// A fully connected layer of `filters` units at `weights_bits` bits:
+    /// a one-cell window and stride, valid padding of value 0, no pooling,
+    /// potentials out (set `activation` and `act_bits` for levels).
+    pub const fn fully_connected(input: Dims, filters: u32, weights_bits: u8) -> LayerParams {
+        LayerParams {
+            kind: LayerKind::FullyConnected,
+            input,
+            filters,
+            kernel: Window::ONE,
+            stride: Window::ONE,
+            padding: Padding::Valid,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: false,
+            act_bits: 1,
+            weights_bits,
+        }
+    }
+
     /// Output of the neural part, before pooling; `None` if empty or if a
     /// window is zero.
     pub fn conv_output(&self) -> Option<Dims> {

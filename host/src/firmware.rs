@@ -36,6 +36,14 @@ pub enum FirmwareError {
         #[source]
         source: object::Error,
     },
+    #[error("the firmware exited with code {code:?} after {replies} of {expected} replies{log}")]
+    Exit {
+        code: Option<i32>,
+        replies: usize,
+        expected: usize,
+        /// The firmware's log, one indented line each.
+        log: String,
+    },
     #[error("QEMU did not finish in {0:?} (the firmware hung)")]
     Timeout(Duration),
     #[error("the firmware's replies are malformed at byte {0}")]
@@ -412,6 +420,22 @@ pub struct QemuRun {
     pub log: Vec<String>,
     pub counts: Option<Counts>,
     pub wall: Duration,
+}
+
+impl QemuRun {
+    /// Whether the session ran to its end: `expected` replies and exit
+    /// code 0 (after `Quit`); if not, the error holds the firmware's log.
+    pub fn completed(&self, expected: usize) -> Result<(), FirmwareError> {
+        if self.replies.len() == expected && self.exit == Some(0) {
+            return Ok(());
+        }
+        Err(FirmwareError::Exit {
+            code: self.exit,
+            replies: self.replies.len(),
+            expected,
+            log: self.log.iter().map(|l| format!("\n  {l}")).collect(),
+        })
+    }
 }
 
 /// Runs a session on the firmware under QEMU.

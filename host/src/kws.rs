@@ -49,13 +49,6 @@ pub enum KwsError {
     Firmware(#[from] FirmwareError),
     #[error("the firmware answered {status} (code {}) to {what}", *status as u8)]
     Device { what: String, status: Status },
-    #[error("the firmware exited with code {code:?} after {replies} of {expected} replies{log}")]
-    Exit {
-        code: Option<i32>,
-        replies: usize,
-        expected: usize,
-        log: String,
-    },
     #[error("cannot write a temporary model file")]
     Temp(#[source] std::io::Error),
 }
@@ -397,14 +390,7 @@ pub fn device_answers(
             status: r.status,
         });
     }
-    if run.replies.len() != expected || run.exit != Some(0) {
-        return Err(KwsError::Exit {
-            code: run.exit,
-            replies: run.replies.len(),
-            expected,
-            log: run.log.iter().map(|l| format!("\n  {l}")).collect(),
-        });
-    }
+    run.completed(expected)?;
     let mut answers = Vec::with_capacity(clips.len());
     for (k, r) in run.replies[2..2 + clips.len()].iter().enumerate() {
         let n = u16::from_le_bytes([r.detail[1], r.detail[2]]) as usize;

@@ -37,13 +37,6 @@ pub enum FlashError {
     Refused { path: PathBuf, status: Status },
     #[error("the firmware failed on input {image}: {status} (code {})", *status as u8)]
     Inference { image: usize, status: Status },
-    #[error("the firmware exited with code {code:?} after {replies} of {expected} replies{log}")]
-    Exit {
-        code: Option<i32>,
-        replies: usize,
-        expected: usize,
-        log: String,
-    },
     #[error("no board for chip `{0}`; boards: {1}")]
     UnknownChip(String, String),
     #[error("cannot run {program} ({source}); install it with `cargo install probe-rs-tools` (docs/FIRMWARE.md). The firmware is built: {}", elf.display())]
@@ -228,19 +221,14 @@ pub fn flash_qemu(
     let config = options.config(elf);
     let run = firmware::run(&config, &session)?;
     let expected = session.commands.len();
-    if run.replies.len() != expected || run.exit != Some(0) {
+    if let Err(e) = run.completed(expected) {
         if let Some(r) = run.replies.first().filter(|r| r.status != Status::Ok) {
             return Err(FlashError::Refused {
                 path: model_path.to_owned(),
                 status: r.status,
             });
         }
-        return Err(FlashError::Exit {
-            code: run.exit,
-            replies: run.replies.len(),
-            expected,
-            log: run.log.iter().map(|l| format!("\n  {l}")).collect(),
-        });
+        return Err(e.into());
     }
     if run.replies[0].status != Status::Ok {
         return Err(FlashError::Refused {

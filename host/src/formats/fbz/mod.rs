@@ -125,17 +125,7 @@ pub(crate) mod test_support {
         )
         .unwrap();
         let fc_input = separable.output().unwrap();
-        let dense = LayerParams {
-            kind: LayerKind::FullyConnected,
-            input: fc_input,
-            filters: 3,
-            kernel: Window::ONE,
-            padding: Padding::Valid,
-            activation: false,
-            act_bits: 1,
-            weights_bits: 2,
-            ..separable
-        };
+        let dense = LayerParams::fully_connected(fc_input, 3, 2);
         let l2 = ConvertedLayer::new(
             "dense_2",
             dense,

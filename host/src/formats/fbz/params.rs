@@ -276,17 +276,9 @@ pub fn from_params(
     };
     if kind == LayerKind::FullyConnected {
         return Ok(LayerParams {
-            kind,
-            input,
-            filters: positive(p, "units")?,
-            kernel: Window::ONE,
-            stride: Window::ONE,
-            padding: Padding::Valid,
-            padding_value: 0,
-            pooling: Pooling::None,
             activation,
             act_bits,
-            weights_bits,
+            ..LayerParams::fully_connected(input, positive(p, "units")?, weights_bits)
         });
     }
     let padding = match small(p, "padding", &[0, 1])? {
@@ -375,19 +367,7 @@ mod tests {
         );
         assert_eq!(from_params(g.kind, &p, None, true), Ok(g));
 
-        let fc = LayerParams {
-            kind: LayerKind::FullyConnected,
-            input: Dims::new(2, 1, 8),
-            filters: 3,
-            kernel: Window::ONE,
-            stride: Window::ONE,
-            padding: Padding::Valid,
-            padding_value: 0,
-            pooling: Pooling::None,
-            activation: false,
-            act_bits: 1,
-            weights_bits: 4,
-        };
+        let fc = LayerParams::fully_connected(Dims::new(2, 1, 8), 3, 4);
         let p = to_params(&fc);
         assert_eq!(
             p.keys().map(String::as_str).collect::<Vec<_>>(),
