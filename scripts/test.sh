@@ -35,3 +35,8 @@ if [ -z "${AKIDA_PYTHON:-}" ] && "$AKIDA_VENV/bin/python" -c 'import akida' >/de
   export AKIDA_PYTHON="$AKIDA_VENV/bin/python"
 fi
 cargo test --workspace
+
+step "keyword spotting on the shipped clips: host and Cortex-M4F (QEMU) must agree on every clip"
+# The binary the tests built; its table and summary (accuracy, agreement, M4
+# figures) go to the log, and it exits non-zero if host and device differ.
+"${CARGO_TARGET_DIR:-target}/debug/kws_demo" | tail -4
