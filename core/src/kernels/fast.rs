@@ -495,26 +495,38 @@ pub fn potentials<'s>(
     }
 }
 
+/// A value of A: a byte, or a byte widened to 16 bits.
+trait AValue: Copy + From<u8> {
+    /// `dst[i] = src[i]` for the common length.
+    fn copy_from_bytes(dst: &mut [Self], src: &[u8]);
+}
+
+impl AValue for u8 {
+    #[inline(always)]
+    fn copy_from_bytes(dst: &mut [u8], src: &[u8]) {
+        dst.copy_from_slice(&src[..dst.len()]);
+    }
+}
+
+impl AValue for i16 {
+    #[inline(always)]
+    fn copy_from_bytes(dst: &mut [i16], src: &[u8]) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = v as i16;
+        }
+    }
+}
+
 /// im2col: row `p` of A (rows `stride` apart: `k_pad` for 16-bit A, `k4`
 /// for a byte A) holds the receptive field of output cell `p` in
 /// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K.
 #[inline(always)]
-fn im2col<T: Copy + From<u8>>(
-    s: &ConvShape,
-    input: &[u8],
-    pad_value: u8,
-    stride: usize,
-    a: &mut [T],
-) {
+fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, a: &mut [T]) {
     let cin = s.input.channels as usize;
     let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
     let k = kh * kw * cin;
     let ocols = s.output.cols as usize;
-    let copy = |dst: &mut [T], src: &[u8]| {
-        for (d, &v) in dst.iter_mut().zip(src) {
-            *d = T::from(v);
-        }
-    };
+    let copy = T::copy_from_bytes;
     for (p, row) in a.chunks_exact_mut(stride).enumerate() {
         let (oy, ox) = (p / ocols, p % ocols);
         for i in 0..kh {
@@ -873,8 +885,12 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn load_ymm4(bytes: *const u8) -> [__m256i; 4] {
-        let v = |z: usize| _mm256_loadu_si256(bytes.add(32 * z) as *const _);
-        [v(0), v(1), v(2), v(3)]
+        [
+            _mm256_loadu_si256(bytes as *const _),
+            _mm256_loadu_si256(bytes.add(32) as *const _),
+            _mm256_loadu_si256(bytes.add(64) as *const _),
+            _mm256_loadu_si256(bytes.add(96) as *const _),
+        ]
     }
 
     /// Checks the slices of a byte product.
