@@ -629,3 +629,25 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
 fn nonzero(v: &[u8]) -> f64 {
     v.iter().filter(|&&x| x != 0).count() as f64 / v.len().max(1) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::count_nonzero;
+
+    #[test]
+    fn non_zero_levels_are_counted_up_past_the_budget() {
+        let mut v = vec![0u8; 1000];
+        assert_eq!(count_nonzero(&v, 0), 0);
+        for i in (0..1000).step_by(3) {
+            v[i] = (i % 15 + 1) as u8;
+        }
+        // Within budget: the exact count (334 of 1000), blocks of 255 included.
+        assert_eq!(count_nonzero(&v, 1000), 334);
+        assert_eq!(count_nonzero(&v, 334), 334);
+        // Over budget: stops after the block that crossed it (85 in the first).
+        assert_eq!(count_nonzero(&v, 10), 85);
+        assert!(count_nonzero(&v, 100) > 100);
+        // Every value counts, the largest too.
+        assert_eq!(count_nonzero(&[255; 600], 1000), 600);
+    }
+}
