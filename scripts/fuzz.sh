@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of a user's file (see tests/src/fuzz.rs):
-#   scripts/fuzz.sh SECONDS [TARGET...]     (targets: akd fbz model_config h5 npy npz cifar10)
+#   scripts/fuzz.sh SECONDS [TARGET...]     (targets: akd fbz model_config h5 npy npz cifar10 wav)
 # Each target runs SECONDS on mutants of its corpus (tests/data/fuzz/TARGET/)
 # under a 4 GiB memory limit; a panic is saved to target/fuzz/crashes/, an
 # input that aborted the process (allocation failure) or hung (10 s) is kept
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(akd fbz model_config h5 npy npz cifar10)
+[ ${#targets[@]} -gt 0 ] || targets=(akd fbz model_config h5 npy npz cifar10 wav)
 seed="${FUZZ_SEED:-$(date +%s)}"
 out="${FUZZ_OUT:-target/fuzz}"
 mkdir -p "$out"

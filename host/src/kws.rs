@@ -13,20 +13,15 @@ use akida_core::wire::{Info, Status};
 
 use crate::firmware::{self, FirmwareError, Session};
 use crate::formats::akd::{self, ConvertedModel};
+use crate::formats::wav::{self, WavError};
 use crate::runtime::{BatchOutput, KernelPolicy, Runtime};
 use akida_core::ForwardError;
 
 /// Why keyword spotting could not run. Every variant names its file.
 #[derive(Debug, thiserror::Error)]
 pub enum KwsError {
-    #[error("{}: {message}", path.display())]
-    Audio { path: PathBuf, message: String },
-    #[error("{}: not a readable WAV file", path.display())]
-    Wav {
-        path: PathBuf,
-        #[source]
-        source: hound::Error,
-    },
+    #[error(transparent)]
+    Wav(#[from] WavError),
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -122,52 +117,8 @@ impl Clip {
 /// Speech Commands' class of the other words.
 pub const UNKNOWN: &str = "_unknown_";
 
-/// The samples of a WAV file that must be 16 kHz, mono, 16-bit PCM; each
-/// other kind gets its own message.
-pub fn read_wav(path: &Path) -> Result<Vec<i16>, KwsError> {
-    let bad = |message: String| KwsError::Audio {
-        path: path.to_owned(),
-        message,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(|source| KwsError::Wav {
-        path: path.to_owned(),
-        source,
-    })?;
-    let spec = reader.spec();
-    let want = "1 s of 16 kHz mono 16-bit PCM";
-    if spec.sample_format != hound::SampleFormat::Int || spec.bits_per_sample != 16 {
-        let kind = match spec.sample_format {
-            hound::SampleFormat::Float => "floating-point",
-            hound::SampleFormat::Int => "integer",
-        };
-        return Err(bad(format!(
-            "{}-bit {kind} samples, expected {want}",
-            spec.bits_per_sample
-        )));
-    }
-    if spec.channels != 1 {
-        return Err(bad(format!(
-            "{} channels, expected {want} (mix it down to mono)",
-            spec.channels
-        )));
-    }
-    if spec.sample_rate != mfcc::SAMPLE_RATE {
-        return Err(bad(format!(
-            "sample rate {} Hz, expected {want} (resample it to 16 kHz)",
-            spec.sample_rate
-        )));
-    }
-    reader
-        .samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| KwsError::Wav {
-            path: path.to_owned(),
-            source,
-        })
-}
-
 fn read_clip(path: &Path, name: String, folder: Option<String>) -> Result<Clip, KwsError> {
-    let samples = read_wav(path)?;
+    let wav = wav::read(path, Some(CLIP_SAMPLES))?;
     let parent = path
         .canonicalize()
         .ok()
@@ -177,8 +128,8 @@ fn read_clip(path: &Path, name: String, folder: Option<String>) -> Result<Clip, 
         name,
         folder,
         parent,
-        pcm: Box::new(mfcc::pad_clip(&samples)),
-        fit: Fit::of(samples.len()),
+        pcm: Box::new(mfcc::pad_clip(&wav.samples)),
+        fit: Fit::of(wav.total),
     })
 }
 
@@ -526,7 +477,7 @@ mod tests {
         let junk = dir.path().join("junk.wav");
         std::fs::write(&junk, b"RIFF....not a wave").unwrap();
         let e = read_clips(&junk).unwrap_err();
-        assert!(matches!(e, KwsError::Wav { .. }), "{e}");
+        assert!(matches!(e, KwsError::Wav(WavError::Parse { .. })), "{e}");
         assert!(e.to_string().contains("junk.wav"));
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();

@@ -137,6 +137,7 @@ fn binary(name: &str) -> &'static str {
         "akida" => env!("CARGO_BIN_EXE_akida"),
         "akida_models" => env!("CARGO_BIN_EXE_akida_models"),
         "cnn2snn" => env!("CARGO_BIN_EXE_cnn2snn"),
+        "kws_demo" => env!("CARGO_BIN_EXE_kws_demo"),
         other => panic!("no binary {other}"),
     }
 }
@@ -489,7 +490,64 @@ const CASES: &[Case] = &[
         args: &["convert-format", "m.fbz", "m.onnx"], expect: &["m.onnx", "unknown model file extension"] },
     Case { name: "convert-format-corrupt-input", setup: |d| variant(d, "m.akd", "flip.akd", |b| flip(b, &[500])), bin: "akida",
         args: &["convert-format", "flip.akd", "out.fbz"], expect: &["flip.akd", "checksum mismatch"] },
+    // kws_demo: the user's audio and model
+    Case { name: "kws-audio-stereo", setup: |d| wav(d, "stereo.wav", 2, 16000, 16, 16000), bin: "kws_demo",
+        args: &["--count", "off", "--audio", "stereo.wav"], expect: &["stereo.wav", "2 channels", "mono"] },
+    Case { name: "kws-audio-44-khz", setup: |d| wav(d, "cd.wav", 1, 44100, 16, 44100), bin: "kws_demo",
+        args: &["--count", "off", "--audio", "cd.wav"], expect: &["cd.wav", "sample rate 44100 Hz"] },
+    Case { name: "kws-audio-8-bit", setup: |d| wav(d, "eight.wav", 1, 16000, 8, 16000), bin: "kws_demo",
+        args: &["--count", "off", "--audio", "eight.wav"], expect: &["eight.wav", "8-bit integer samples"] },
+    Case { name: "kws-audio-in-a-label-folder", setup: |d| {
+            std::fs::create_dir(d.join("yes")).unwrap();
+            wav(d, "yes/stereo.wav", 2, 16000, 16, 100);
+        }, bin: "kws_demo", args: &["--count", "off", "--audio", "."], expect: &["yes/stereo.wav", "2 channels"] },
+    Case { name: "kws-audio-not-a-wav", setup: |d| variant(d, "text.txt", "clip.wav", |_| {}), bin: "kws_demo",
+        args: &["--count", "off", "--audio", "clip.wav"], expect: &["clip.wav", "not a readable WAV file"] },
+    Case { name: "kws-audio-truncated", setup: |d| {
+            wav(d, "whole.wav", 1, 16000, 16, 16000);
+            variant(d, "whole.wav", "cut.wav", |b| b.truncate(5000));
+            std::fs::remove_file(d.join("whole.wav")).unwrap();
+        }, bin: "kws_demo", args: &["--count", "off", "--audio", "cut.wav"], expect: &["cut.wav", "declares 16000 samples"] },
+    Case { name: "kws-audio-missing", setup: nothing, bin: "kws_demo",
+        args: &["--count", "off", "--audio", "absent.wav"], expect: &["absent.wav", "No such file"] },
+    Case { name: "kws-audio-no-clips", setup: |d| std::fs::create_dir(d.join("empty")).unwrap(), bin: "kws_demo",
+        args: &["--count", "off", "--audio", "empty"], expect: &["empty", "no .wav files"] },
+    Case { name: "kws-model-not-a-keyword-model", setup: nothing, bin: "kws_demo",
+        args: &["--count", "off", "-m", "m.fbz"], expect: &["m.fbz", "not a keyword model", "49x10x1"] },
+    Case { name: "kws-model-corrupt", setup: |d| variant(d, "m.akd", "flip.akd", |b| flip(b, &[500])), bin: "kws_demo",
+        args: &["--count", "off", "-m", "flip.akd"], expect: &["flip.akd", "checksum mismatch"] },
+    Case { name: "kws-model-without-labels", setup: kws_model, bin: "kws_demo",
+        args: &["--count", "off", "-m", "kws.akd"], expect: &["kws.akd", "--labels"] },
+    Case { name: "kws-labels-wrong-count", setup: |d| {
+            kws_model(d);
+            write(d, "labels.txt", b"yes\nno\nup\n");
+        }, bin: "kws_demo", args: &["--count", "off", "-m", "kws.akd"], expect: &["labels.txt", "3 labels for a model of 12 outputs"] },
 ];
+
+/// A WAV file of a 440 Hz tone.
+fn wav(dir: &Path, name: &str, channels: u16, rate: u32, bits: u16, samples: usize) {
+    let spec = hound::WavSpec {
+        channels,
+        sample_rate: rate,
+        bits_per_sample: bits,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(dir.join(name), spec).unwrap();
+    for i in 0..samples * channels as usize {
+        let v = (2.0 * std::f64::consts::PI * 440.0 * i as f64 / rate as f64).sin();
+        match bits {
+            8 => w.write_sample((100.0 * v) as i8).unwrap(),
+            _ => w.write_sample((8000.0 * v) as i16).unwrap(),
+        }
+    }
+    w.finalize().unwrap();
+}
+
+/// The shipped keyword model as `kws.akd` (without its labels).
+fn kws_model(dir: &Path) {
+    let shipped = akida_host::commands::kws_demo::shipped_model();
+    std::fs::copy(shipped, dir.join("kws.akd")).unwrap();
+}
 
 /// CRC-32 (ISO-HDLC), as the `.akd` header holds it.
 fn crc32(bytes: &[u8]) -> u32 {

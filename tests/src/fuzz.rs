@@ -29,10 +29,12 @@ pub enum Target {
     Npz,
     /// A CIFAR-10 binary batch.
     Cifar10,
+    /// A WAV clip through `kws_demo`'s reader (format checks, one second).
+    Wav,
 }
 
 impl Target {
-    pub const ALL: [Target; 7] = [
+    pub const ALL: [Target; 8] = [
         Target::Akd,
         Target::Fbz,
         Target::ModelConfig,
@@ -40,6 +42,7 @@ impl Target {
         Target::Npy,
         Target::Npz,
         Target::Cifar10,
+        Target::Wav,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Target {
             Target::Npy => "npy",
             Target::Npz => "npz",
             Target::Cifar10 => "cifar10",
+            Target::Wav => "wav",
         }
     }
 
@@ -65,6 +69,7 @@ impl Target {
             Target::Npy => "npy",
             Target::Npz => "npz",
             Target::Cifar10 => "bin",
+            Target::Wav => "wav",
             Target::Akd => "akd",
             Target::Fbz => "fbz",
             Target::ModelConfig => "json",
@@ -75,7 +80,7 @@ impl Target {
     fn reads_a_file(self) -> bool {
         matches!(
             self,
-            Target::H5 | Target::Npy | Target::Npz | Target::Cifar10
+            Target::H5 | Target::Npy | Target::Npz | Target::Cifar10 | Target::Wav
         )
     }
 
@@ -124,6 +129,7 @@ impl Runner {
             Target::Npy => npy(&self.file),
             Target::Npz => npz(&self.file),
             Target::Cifar10 => cifar10(&self.file),
+            Target::Wav => outcome(akida_host::kws::read_clips(&self.file)),
         })
     }
 }

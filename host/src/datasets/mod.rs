@@ -41,12 +41,8 @@ pub enum DatasetError {
     Cifar10(#[from] cifar10::Cifar10Error),
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("{}", path.display())]
-    Wav {
-        path: PathBuf,
-        #[source]
-        source: hound::Error,
-    },
+    #[error(transparent)]
+    Wav(#[from] crate::formats::wav::WavError),
     #[error("{}", path.display())]
     Image {
         path: PathBuf,

@@ -20,6 +20,7 @@ use akida_core::mfcc::{self, CLIP_SAMPLES, INPUT_LEN};
 use rayon::prelude::*;
 
 use super::{DatasetError, ImageSet, Split, Targets};
+use crate::formats::wav;
 
 /// How to get the data, for the error when none is found.
 pub const HOW_TO_GET: &str = "Speech Commands v0.02 (https://arxiv.org/abs/1804.03209, CC BY 4.0) in its official layout: one folder per class of 16 kHz WAV clips, validation_list.txt, testing_list.txt, _background_noise_/; tests/data/datasets/README.md says how to build the 4,890-clip 12-class set from a public GitHub copy (scripts/build_speech_commands.py), and tests/data/datasets/speech_commands-mini is a 144-clip subset";
@@ -93,31 +94,9 @@ fn read_list(path: &Path) -> Result<HashSet<String>, DatasetError> {
         .collect())
 }
 
-/// The samples of a 16-bit mono WAV file at 16 kHz.
+/// The samples of a 16-bit mono WAV file at 16 kHz (all of them).
 pub fn read_wav(path: &Path) -> Result<Vec<i16>, DatasetError> {
-    let wav = |source| DatasetError::Wav {
-        path: path.to_owned(),
-        source,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(wav)?;
-    let spec = reader.spec();
-    if spec.channels != 1
-        || spec.sample_rate != mfcc::SAMPLE_RATE
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        return Err(DatasetError::invalid(
-            path,
-            format!(
-                "expected 16-bit mono PCM at 16 kHz, found {} bit(s) {:?}, {} channel(s), {} Hz",
-                spec.bits_per_sample, spec.sample_format, spec.channels, spec.sample_rate
-            ),
-        ));
-    }
-    reader
-        .samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(wav)
+    Ok(wav::read(path, None)?.samples)
 }
 
 /// Loads one split from `dir`; `classes` (`--classes`) must equal the
@@ -167,10 +146,10 @@ pub fn load(
     let clips = files
         .par_iter()
         .map(|(label, path)| {
-            let samples = read_wav(path)?;
+            let clip = wav::read(path, Some(CLIP_SAMPLES))?;
             Ok(Clip {
                 label: *label,
-                pcm: Box::new(mfcc::pad_clip(&samples)),
+                pcm: Box::new(mfcc::pad_clip(&clip.samples)),
             })
         })
         .collect::<Result<Vec<_>, DatasetError>>()?;

@@ -1,11 +1,12 @@
 //! File formats: converted models in our `.akd` ([`akd`]) or BrainChip's
-//! `.fbz` ([`fbz`]), loaded and saved here by the file's extension, and
-//! tensors in `.npy`/`.npz` ([`npy`]). Every error names the file; saves are
+//! `.fbz` ([`fbz`]), loaded and saved here by the file's extension,
+//! tensors in `.npy`/`.npz` ([`npy`]) and audio clips in WAV ([`wav`]). Every error names the file; saves are
 //! atomic (a failed save leaves the old file as it was).
 
 pub mod akd;
 pub mod fbz;
 pub mod npy;
+pub mod wav;
 
 use std::path::{Path, PathBuf};
 
