@@ -15,20 +15,12 @@ use proptest::prelude::*;
 mod common;
 use common::Bulk;
 
-/// Everything that defines one random layer and its input.
+/// Everything that defines one random layer and its input: the layer's
+/// parameters as core describes them, the bits and sparsity of its input,
+/// and the seed of its variables.
 #[derive(Clone, Debug)]
 struct Case {
-    kind: LayerKind,
-    input: Dims,
-    filters: u32,
-    kernel: Window,
-    stride: Window,
-    padding: Padding,
-    padding_value: u8,
-    pooling: Pooling,
-    activation: bool,
-    act_bits: u8,
-    weight_bits: u8,
+    params: LayerParams,
     input_bits: Option<u8>,
     sparsity: f64,
     seed: u64,
@@ -85,9 +77,11 @@ prop_compose! {
             _ => Pooling::GlobalAverage,
         };
         Case {
-            kind, input, filters, kernel, stride, padding,
-            padding_value: if is_input { padding_value } else { 0 },
-            pooling, activation, act_bits, weight_bits,
+            params: LayerParams {
+                kind, input, filters, kernel, stride, padding,
+                padding_value: if is_input { padding_value } else { 0 },
+                pooling, activation, act_bits, weights_bits: weight_bits,
+            },
             input_bits: if is_input { None } else { Some(input_bits) },
             sparsity, seed,
         }
@@ -115,11 +109,16 @@ fn random_weights(rng: &mut Bulk, n: usize, bits: u8) -> Vec<u8> {
 }
 
 fn shapes(c: &Case) -> ([u32; 4], Option<[u32; 4]>) {
-    let (kh, kw, cin, f) = (c.kernel.rows, c.kernel.cols, c.input.channels, c.filters);
-    match c.kind {
+    let (kh, kw, cin, f) = (
+        c.params.kernel.rows,
+        c.params.kernel.cols,
+        c.params.input.channels,
+        c.params.filters,
+    );
+    match c.params.kind {
         LayerKind::InputConvolutional | LayerKind::Convolutional => ([kh, kw, cin, f], None),
         LayerKind::SeparableConvolutional => ([kh, kw, cin, 1], Some([1, 1, cin, f])),
-        LayerKind::FullyConnected => ([1, 1, c.input.len() as u32, f], None),
+        LayerKind::FullyConnected => ([1, 1, c.params.input.len() as u32, f], None),
     }
 }
 
@@ -127,9 +126,9 @@ fn build(c: &Case) -> Built {
     let mut rng = Bulk::new(c.seed);
     let (main, pw) = shapes(c);
     let count = |s: [u32; 4]| s.iter().map(|&d| d as usize).product::<usize>();
-    let weights = random_weights(&mut rng, count(main), c.weight_bits);
-    let weights_pw = pw.map(|s| random_weights(&mut rng, count(s), c.weight_bits));
-    let f = c.filters as usize;
+    let weights = random_weights(&mut rng, count(main), c.params.weights_bits);
+    let weights_pw = pw.map(|s| random_weights(&mut rng, count(s), c.params.weights_bits));
+    let f = c.params.filters as usize;
     let threshold: Vec<u8> = (0..f)
         .flat_map(|_| (rng.below(2001) as i32 - 1000).to_le_bytes())
         .collect();
@@ -140,7 +139,7 @@ fn build(c: &Case) -> Built {
         None => 255,
         Some(b) => (1u64 << b) - 1,
     };
-    let input = (0..c.input.len())
+    let input = (0..c.params.input.len())
         .map(|_| {
             if rng.unit() < c.sparsity {
                 0
@@ -161,19 +160,7 @@ fn build(c: &Case) -> Built {
 fn layer<'a>(c: &Case, b: &'a Built) -> LayerRef<'a> {
     Layer {
         name: "random",
-        params: LayerParams {
-            kind: c.kind,
-            input: c.input,
-            filters: c.filters,
-            kernel: c.kernel,
-            stride: c.stride,
-            padding: c.padding,
-            padding_value: c.padding_value,
-            pooling: c.pooling,
-            activation: c.activation,
-            act_bits: c.act_bits,
-            weights_bits: c.weight_bits,
-        },
+        params: c.params,
         weights: &b.weights,
         weights_pw: b.weights_pw.as_deref(),
         threshold: I32Values(&b.threshold),
@@ -269,17 +256,15 @@ proptest! {
 #[test]
 fn padding_value_cells_are_events() {
     let c = Case {
-        kind: LayerKind::InputConvolutional,
-        input: Dims::new(3, 3, 1),
-        filters: 1,
-        kernel: Window::new(3, 3),
-        stride: Window::ONE,
-        padding: Padding::Same,
-        padding_value: 127,
-        pooling: Pooling::None,
-        activation: false,
-        act_bits: 4,
-        weight_bits: 8,
+        params: LayerParams {
+            kind: LayerKind::InputConvolutional,
+            kernel: Window::new(3, 3),
+            padding: Padding::Same,
+            padding_value: 127,
+            act_bits: 4,
+            weights_bits: 8,
+            ..LayerParams::fully_connected(Dims::new(3, 3, 1), 1, 8)
+        },
         input_bits: None,
         sparsity: 1.0,
         seed: 7,
@@ -360,7 +345,7 @@ proptest! {
             let Some((levels, out, took)) = run_byte_product(&l, &b.input, simd) else {
                 continue;
             };
-            let bytes = c.kind != LayerKind::SeparableConvolutional;
+            let bytes = c.params.kind != LayerKind::SeparableConvolutional;
             // Only AVX2 may decline (pairs that could saturate 16 bits).
             prop_assert!(took == bytes || (bytes && simd.name() == "avx2"));
             prop_assert_eq!(&reference.1, &levels, "{} byte levels differ for {:?}", simd.name(), c);
@@ -415,17 +400,12 @@ fn recorded_input_convolution_case_agrees() {
     for weight_bits in [2, 4, 8] {
         for seed in 1..200 {
             let c = Case {
-                kind: LayerKind::InputConvolutional,
-                input: Dims::new(1, 1, 3),
-                filters: 1,
-                kernel: Window::ONE,
-                stride: Window::ONE,
-                padding: Padding::Valid,
-                padding_value: 0,
-                pooling: Pooling::None,
-                activation: false,
-                act_bits: 1,
-                weight_bits,
+                // A one-cell window over one cell: the input convolution
+                // has the fully connected layer's geometry.
+                params: LayerParams {
+                    kind: LayerKind::InputConvolutional,
+                    ..LayerParams::fully_connected(Dims::new(1, 1, 3), 1, weight_bits)
+                },
                 input_bits: None,
                 sparsity: 0.0,
                 seed,

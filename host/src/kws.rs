@@ -392,23 +392,7 @@ pub fn device_answers(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write_wav(path: &Path, channels: u16, rate: u32, bits: u16, samples: usize) {
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: bits,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(path, spec).unwrap();
-        for i in 0..samples * channels as usize {
-            match bits {
-                8 => w.write_sample((i % 100) as i8).unwrap(),
-                _ => w.write_sample((i % 1000) as i16).unwrap(),
-            }
-        }
-        w.finalize().unwrap();
-    }
+    use crate::test_support::write_wav;
 
     fn labels() -> Vec<String> {
         ["_silence_", "_unknown_", "yes", "no"]

@@ -85,29 +85,13 @@ pub fn read(path: &Path, limit: Option<usize>) -> Result<Wav, WavError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(path: &Path, channels: u16, rate: u32, bits: u16, samples: usize) {
-        let spec = hound::WavSpec {
-            channels,
-            sample_rate: rate,
-            bits_per_sample: bits,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(path, spec).unwrap();
-        for i in 0..samples * channels as usize {
-            match bits {
-                8 => w.write_sample((i % 100) as i8).unwrap(),
-                _ => w.write_sample((i % 1000) as i16).unwrap(),
-            }
-        }
-        w.finalize().unwrap();
-    }
+    use crate::test_support::write_wav;
 
     #[test]
     fn reads_the_first_samples_and_counts_all() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.wav");
-        write(&p, 1, 16000, 16, 20000);
+        write_wav(&p, 1, 16000, 16, 20000);
         let w = read(&p, Some(16000)).unwrap();
         assert_eq!((w.samples.len(), w.total), (16000, 20000));
         assert_eq!(w.samples[1234], 234);
@@ -123,13 +107,13 @@ mod tests {
             ("eight.wav", 1, 16000, 8, "8-bit integer samples"),
         ] {
             let p = dir.path().join(name);
-            write(&p, channels, rate, bits, 100);
+            write_wav(&p, channels, rate, bits, 100);
             let e = read(&p, None).unwrap_err().to_string();
             assert!(e.contains(name) && e.contains(says), "{e}");
         }
         // A data chunk that claims 2 GB: refused before any allocation.
         let p = dir.path().join("liar.wav");
-        write(&p, 1, 16000, 16, 100);
+        write_wav(&p, 1, 16000, 16, 100);
         let mut bytes = std::fs::read(&p).unwrap();
         let data = bytes.windows(4).position(|w| w == b"data").unwrap();
         bytes[data + 4..data + 8].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
