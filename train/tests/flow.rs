@@ -7,7 +7,8 @@
 //! `kws_train` runs as the built binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use akida_host::cnn2snn::{ConvertOptions, QuantizeOptions};
 use akida_host::commands::{akida_models, cnn2snn};
@@ -17,9 +18,25 @@ fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets/speech_commands-mini")
 }
 
+/// Held while this process has an HDF5 file open and while it starts a
+/// tool: HDF5 opens files without close-on-exec, so a tool started by one
+/// test while another test's library call holds its `.h5` open inherits
+/// that descriptor, and with it the file's lock, for as long as it runs;
+/// the other test's own tool then cannot open its file ("unable to lock
+/// file"). The tests run in parallel threads of one process.
+static HDF5_OR_SPAWN: Mutex<()> = Mutex::new(());
+
+/// `f` (a library call that opens `.h5` files) under [`HDF5_OR_SPAWN`].
+fn h5<T>(f: impl FnOnce() -> T) -> T {
+    let _guard = HDF5_OR_SPAWN.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 /// Runs `c`, which must succeed; its stdout and stderr.
 fn run_ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = h5(|| c.spawn().unwrap());
+    let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -49,15 +66,16 @@ fn quantize(input: &Path, output: &Path, bits: u32) {
         input_weight_bits: Some(8),
         ..QuantizeOptions::new(bits, bits)
     };
-    cnn2snn::quantize_file(input, &options, Some(output)).unwrap();
-    let q = keras::read_model(output).unwrap();
+    h5(|| cnn2snn::quantize_file(input, &options, Some(output)).unwrap());
+    let q = h5(|| keras::read_model(output)).unwrap();
     assert!(q.layers.iter().any(|l| l.config.is_quantized()));
 }
 
 fn flow(action_first: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    let created = akida_models::create("ds_cnn_kws", Some(&p("kws.h5")), 7, Some(12)).unwrap();
+    let created =
+        h5(|| akida_models::create("ds_cnn_kws", Some(&p("kws.h5")), 7, Some(12)).unwrap());
     kws(
         "train",
         &created,
@@ -68,17 +86,18 @@ fn flow(action_first: bool) {
     assert_eq!(log.lines().count(), 3, "{log}");
 
     quantize(&p("trained.h5"), &p("q4.h5"), 4);
-    let before = keras::read_model(&p("q4.h5")).unwrap();
+    let before = h5(|| keras::read_model(&p("q4.h5"))).unwrap();
     let tuned = kws("tune", &p("q4.h5"), &["-e", "2"], action_first);
     assert!(tuned.contains("Model saved as"), "{tuned}");
-    let after = keras::read_model(&p("q4.h5")).unwrap();
+    let after = h5(|| keras::read_model(&p("q4.h5"))).unwrap();
     assert_ne!(before, after, "tuning changed the float shadow weights");
     assert_eq!(before.layers.len(), after.layers.len());
 
     quantize(&p("q4.h5"), &p("q2.h5"), 2);
     kws("tune", &p("q2.h5"), &["-e", "1"], action_first);
 
-    let (akd, _) = cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap();
+    let (akd, _) =
+        h5(|| cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap());
     assert_eq!(akd, p("q2.akd"));
 
     let report = kws("eval", &p("q2.h5"), &["-ak"], action_first);
@@ -128,17 +147,17 @@ fn cifar(action: &str, model: &Path, extra: &[&str], action_first: bool) -> Stri
 fn cifar_flow(action_first: bool) {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name);
-    let created = akida_models::create("ds_cnn_cifar10", Some(&p("x.h5")), 3, None).unwrap();
-    let before = keras::read_model(&created).unwrap();
+    let created = h5(|| akida_models::create("ds_cnn_cifar10", Some(&p("x.h5")), 3, None).unwrap());
+    let before = h5(|| keras::read_model(&created)).unwrap();
     let out = cifar("train", &created, &["-e", "1"], action_first);
     assert!(out.contains("Model saved as"), "{out}");
-    let after = keras::read_model(&created).unwrap();
+    let after = h5(|| keras::read_model(&created)).unwrap();
     assert_ne!(before, after, "training changed the weights");
     quantize(&created, &p("q4.h5"), 4);
     cifar("tune", &p("q4.h5"), &["-e", "1"], action_first);
     quantize(&p("q4.h5"), &p("q2.h5"), 2);
     cifar("tune", &p("q2.h5"), &["-e", "1"], action_first);
-    cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap();
+    h5(|| cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap());
     let report = cifar("eval", &p("q2.h5"), &["-ak"], action_first);
     assert!(report.contains("on 500 samples"), "{report}");
     assert!(report.contains("top-1 agreement"), "{report}");
