@@ -3,6 +3,8 @@
 //! a few steps, and a short epoch through the tool saves a model that our
 //! reader opens, with its log, curve and resumable state beside it.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -95,13 +97,7 @@ fn tool(name: &str) -> Command {
 
 fn run_ok(c: &mut Command) -> String {
     let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{c:?} failed: {text}");
-    text
+    common::succeeded(c, out)
 }
 
 /// One short epoch through the tool: the model saved, readable, with its

@@ -6,6 +6,8 @@
 //! the library functions those commands call (`akida_host::commands`);
 //! `kws_train` runs as the built binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -37,13 +39,7 @@ fn run_ok(c: &mut Command) -> String {
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = h5(|| c.spawn().unwrap());
     let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{c:?} failed: {text}");
-    text
+    common::succeeded(c, out)
 }
 
 /// `kws_train ACTION -m MODEL [extra]`, the action first or last.
