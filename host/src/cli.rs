@@ -7,15 +7,18 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-/// The error and its causes, outermost first, joined by `: `.
+/// The error and its causes, outermost first, joined by `: `. A cause
+/// whose message an outer one already holds is left out: some crates'
+/// errors (`image`'s decoding errors) print their source and return it too.
 pub fn report(e: &(dyn Error + 'static)) -> String {
-    let mut text = e.to_string();
+    let mut text = e.to_string().trim_end().to_owned();
     let mut cause = e.source();
     while let Some(c) = cause {
         let message = c.to_string();
-        if !message.is_empty() {
+        let message = message.trim();
+        if !message.is_empty() && !text.contains(message) {
             text.push_str(": ");
-            text.push_str(&message);
+            text.push_str(message);
         }
         cause = c.source();
     }
@@ -46,5 +49,21 @@ mod tests {
     fn causes_are_reported_once_in_order() {
         let e = Save(std::io::Error::other("disk full"));
         assert_eq!(report(&e), "m.h5: cannot save: disk full");
+    }
+
+    /// An error that prints its source and also returns it, as `image`'s
+    /// decoding errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("decoding: {0}\n")]
+    struct Echo(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("a.jpg")]
+    struct File(#[source] Echo);
+
+    #[test]
+    fn a_cause_already_printed_is_left_out() {
+        let e = File(Echo(std::io::Error::other("not enough bytes")));
+        assert_eq!(report(&e), "a.jpg: decoding: not enough bytes");
     }
 }

@@ -184,6 +184,8 @@ pub enum CommandError {
     Converted(ModelFileError),
     #[error("{0}")]
     Usage(String),
+    #[error("{}: {problem}", path.display())]
+    SavePath { path: PathBuf, problem: String },
 }
 
 /// What a command did, to print.
@@ -191,6 +193,52 @@ pub enum CommandError {
 pub enum Outcome {
     Trained { path: PathBuf, report: FitReport },
     Evaluated { report: EvalReport, label: String },
+}
+
+/// Refuses, before anything is read or trained, options no run can use: a
+/// zero epoch count or batch size, a learning rate that is not a positive
+/// number (a NaN rate trains NaN weights), and a save path whose folder does
+/// not exist or that is a folder (found only after an epoch otherwise).
+fn check_options(action: &Action, options: &Options) -> Result<(), CommandError> {
+    if options.epochs == Some(0) && !matches!(action, Action::Eval { .. }) {
+        return Err(CommandError::Usage("-e (epochs) must be at least 1".into()));
+    }
+    if options.batch_size == Some(0) {
+        return Err(CommandError::Usage(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    if let Some(lr) = options.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(CommandError::Usage(format!(
+                "--lr must be a positive number, not {lr}"
+            )));
+        }
+    }
+    if matches!(action, Action::Eval { .. }) {
+        return Ok(());
+    }
+    let save = options.save.as_ref().unwrap_or(&options.model);
+    let refuse = |problem: String| {
+        Err(CommandError::SavePath {
+            path: save.clone(),
+            problem,
+        })
+    };
+    if save.is_dir() {
+        return refuse("is a folder: give the file to save the model in".into());
+    }
+    let folder = match save.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !folder.is_dir() {
+        return refuse(format!(
+            "cannot save there: the folder {} does not exist",
+            folder.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Runs one action of a tool.
@@ -201,6 +249,7 @@ pub fn run(tool: Tool, action: &Action, options: &Options) -> Result<Outcome, Co
             tool.name()
         )));
     }
+    check_options(action, options)?;
     let model = keras::read_model(&options.model).map_err(CommandError::Read)?;
     let mut net = Network::from_model(&model).map_err(|source| CommandError::Net {
         path: options.model.clone(),

@@ -13,13 +13,15 @@ use akida_host::runtime::{KernelPolicy, Runtime};
 
 use crate::data::Task;
 use crate::fit::{evaluate, FitError, Score};
-use crate::net::Network;
+use crate::net::{DataMismatch, Network};
 
 /// Why an evaluation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error(transparent)]
     Fit(#[from] FitError),
+    #[error(transparent)]
+    Data(#[from] DataMismatch),
     #[error("conversion failed")]
     Convert(#[source] Cnn2snnError),
     #[error("the converted model does not run on these inputs")]
@@ -137,6 +139,7 @@ pub fn evaluate_pair(
     converted: Option<&ConvertedModel>,
     set: &ImageSet,
 ) -> Result<EvalReport, EvalError> {
+    net.check_data(set)?;
     let task = Task::of(&set.targets);
     let (score, keras_out) = evaluate(net, set, 200)?;
     let k = net.outputs;

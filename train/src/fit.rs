@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::data::{Data, Task};
 use crate::log::{EpochRecord, TrainLog};
-use crate::net::{Mode, NetError, Network};
+use crate::net::{DataMismatch, Mode, NetError, Network};
 use crate::optim::{Adam, AdamConfig};
 use crate::rng::Rng;
 use crate::state::{StateError, TrainState};
@@ -44,8 +44,8 @@ pub enum FitError {
     Plot { path: PathBuf, message: String },
     #[error("the training set is empty")]
     Empty,
-    #[error("the model outputs {outputs} value(s) per sample; the data has {expected} classes")]
-    Outputs { outputs: usize, expected: usize },
+    #[error(transparent)]
+    Data(#[from] DataMismatch),
     #[error("the loss is not a number at epoch {epoch}: lower the learning rate")]
     Diverged { epoch: usize },
 }
@@ -206,14 +206,7 @@ pub fn fit(net: &mut Network, data: &Data, options: &FitOptions) -> Result<FitRe
         return Err(FitError::Empty);
     }
     let task = data.task();
-    if let Targets::Classes { classes, .. } = &data.test.targets {
-        if net.outputs != *classes {
-            return Err(FitError::Outputs {
-                outputs: net.outputs,
-                expected: *classes,
-            });
-        }
-    }
+    net.check_data(&data.test)?;
     let sizes: Vec<usize> = net.params.iter().map(|p| p.values.len()).collect();
     let mut state = match &options.resume {
         Some(model) => TrainState::load(model, net)?,
@@ -281,6 +274,11 @@ pub fn fit(net: &mut Network, data: &Data, options: &FitOptions) -> Result<FitRe
         let train_seconds = started.elapsed().as_secs_f64();
         let (val, _) = evaluate(net, &data.validation, options.batch_size.max(100))?;
         let (test, _) = evaluate(net, &data.test, options.batch_size.max(100))?;
+        // A step can leave non-finite weights behind a finite batch loss:
+        // never save them over a good model.
+        if !val.loss.is_finite() || net.params.iter().any(|p| !all_finite(&p.values)) {
+            return Err(FitError::Diverged { epoch: epoch + 1 });
+        }
         state.epoch += 1;
         let record = EpochRecord {
             epoch: state.epoch,
@@ -373,6 +371,10 @@ pub fn step(
     }
     net.update_moving(&stats);
     Ok((loss_value, metric))
+}
+
+fn all_finite(values: &[f32]) -> bool {
+    values.iter().all(|v| v.is_finite())
 }
 
 /// Saves the network's model atomically (a temporary file renamed over the

@@ -13,6 +13,7 @@
 //! variance on 4-D maps as TensorFlow's fused kernel does and the biased one
 //! on 2-D inputs), moving statistics otherwise.
 
+use akida_host::datasets::{ImageSet, Targets};
 use akida_host::keras::{self, LayerConfig, Padding, Quantizer, QuantizerKind, WeightRole};
 use burn::tensor::{activation, Device, Tensor, TensorData};
 
@@ -38,6 +39,20 @@ pub enum NetError {
     },
     #[error("the model's shapes do not infer")]
     Graph(#[source] keras::GraphError),
+}
+
+/// Why a network cannot take a dataset: checked before any training or
+/// evaluation starts, so that a model of another family is refused by name
+/// instead of failing inside a tensor operation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DataMismatch {
+    #[error("the model takes {}x{}x{} inputs (height x width x channels); the data's are {}x{}x{}",
+        model[0], model[1], model[2], data[0], data[1], data[2])]
+    Input { model: [usize; 3], data: [usize; 3] },
+    #[error("the model outputs {outputs} value(s) per sample; the data has {expected} classes")]
+    Classes { outputs: usize, expected: usize },
+    #[error("the model outputs {outputs} values per sample; the data has one value per sample")]
+    Values { outputs: usize },
 }
 
 /// A trainable weight: the Keras layer and role it belongs to, its shape
@@ -229,12 +244,34 @@ fn weight(layer: &keras::Layer, role: WeightRole) -> Result<&keras::Weight, NetE
     })
 }
 
+/// A NaN or infinite weight (or moving statistic) would turn every
+/// output and every later weight into NaN: refused by layer, weight and
+/// index before a run starts, as `cnn2snn` refuses it at quantize and
+/// convert.
+fn refuse_non_finite(model: &keras::Model) -> Result<(), NetError> {
+    for layer in &model.layers {
+        for w in &layer.weights {
+            if let Some(i) = w.values.iter().position(|v| !v.is_finite()) {
+                return Err(NetError::Layer {
+                    layer: layer.name.clone(),
+                    message: format!(
+                        "weight `{}` holds {} at index {i}: a model with NaN or infinite weights cannot be trained or evaluated",
+                        w.name, w.values[i]
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Network {
     /// The network of a Keras model.
     pub fn from_model(model: &keras::Model) -> Result<Network, NetError> {
         if !model.is_sequential() {
             return Err(NetError::NotSequential);
         }
+        refuse_non_finite(model)?;
         let shapes = model.output_shapes().map_err(NetError::Graph)?;
         let mut params: Vec<Param> = Vec::new();
         let mut moving = Vec::new();
@@ -515,6 +552,28 @@ impl Network {
             moving,
             stages,
         })
+    }
+
+    /// Whether this network takes `set`'s inputs and predicts its targets.
+    pub fn check_data(&self, set: &ImageSet) -> Result<(), DataMismatch> {
+        if self.input_shape != set.shape {
+            return Err(DataMismatch::Input {
+                model: self.input_shape,
+                data: set.shape,
+            });
+        }
+        match &set.targets {
+            Targets::Classes { classes, .. } if *classes != self.outputs => {
+                Err(DataMismatch::Classes {
+                    outputs: self.outputs,
+                    expected: *classes,
+                })
+            }
+            Targets::Values(_) if self.outputs != 1 => Err(DataMismatch::Values {
+                outputs: self.outputs,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Elements of one input.
