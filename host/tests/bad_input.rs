@@ -20,7 +20,7 @@ mod refusal;
 use akida_host::formats::npy::{write_npy, Npz, Tensor, TensorData};
 use assert_cmd::cargo::cargo_bin_cmd;
 use common::{reference_dir, scratch, stderr};
-use refusal::{assert_refused, snapshot};
+use refusal::{assert_refused, assert_unique_names, run_all, snapshot};
 use serde_json::{json, Value};
 
 /// One bad-input case.
@@ -509,33 +509,12 @@ fn crc32(bytes: &[u8]) -> u32 {
 
 #[test]
 fn at_least_sixty_cases_with_unique_names() {
-    assert!(CASES.len() >= 60, "{} cases", CASES.len());
-    let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
-    names.sort_unstable();
-    names.dedup();
-    assert_eq!(names.len(), CASES.len());
+    assert_unique_names(CASES.iter().map(|c| c.name), 60);
 }
 
 #[test]
 fn every_bad_input_is_refused_cleanly() {
-    let mut failures = Vec::new();
-    for case in CASES {
-        if let Err(e) = std::panic::catch_unwind(|| run_case(case)) {
-            let message = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {message}", case.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n\n")
-    );
+    run_all(CASES, |c| c.name, run_case);
 }
 
 /// A fuzz finding: HDF5 2.2 loops on this damaged file (a global heap

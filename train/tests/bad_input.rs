@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use akida_host::cnn2snn::{ConvertOptions, QuantizeOptions};
 use akida_host::commands::cnn2snn;
 use akida_host::{keras, zoo};
-use refusal::{assert_refused, snapshot};
+use refusal::{assert_refused, assert_unique_names, run_all, snapshot};
 
 /// One bad-input case.
 struct Case {
@@ -159,6 +159,16 @@ fn first_file(dir: &Path, suffix: &str) -> PathBuf {
     found.into_iter().next().unwrap()
 }
 
+/// A copy of the UTKFace set whose first `labels.csv` row has the age
+/// `old`.
+fn age_not_a_number(dir: &Path) {
+    let data = copy_data(dir, "utk_face_train");
+    let text = std::fs::read_to_string(data.join("labels.csv")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[1] = lines[1].replacen(",100,", ",old,", 1);
+    std::fs::write(data.join("labels.csv"), lines.join("\n") + "\n").unwrap();
+}
+
 /// The first clip of `yes/` in the copied Speech Commands set.
 fn first_yes_clip(dir: &Path) -> PathBuf {
     first_file(&copy_data(dir, "kws_train").join("yes"), ".wav")
@@ -175,395 +185,108 @@ macro_rules! args {
     }};
 }
 
+#[rustfmt::skip]
 const CASES: &[Case] = &[
     // The model file.
-    Case {
-        name: "model-missing",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "missing.h5"; kws),
-        expect: &["missing.h5", "No such file"],
-    },
-    Case {
-        name: "model-not-hdf5",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("train", "-m", "text.txt"),
-        expect: &["text.txt", "not an HDF5 file"],
-    },
-    Case {
-        name: "model-truncated",
-        setup: |d| edit(&d.join("utk.h5"), |b| b.truncate(b.len() / 2)),
-        bin: "utk_face_train",
-        args: args!("eval", "-m", "utk.h5"),
-        expect: &["utk.h5"],
-    },
-    Case {
-        name: "model-superblock-flipped",
-        setup: |d| {
-            edit(&d.join("kws.h5"), |b| {
-                b[0..8].iter_mut().for_each(|v| *v ^= 0x5a)
-            })
-        },
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5"; kws),
-        expect: &["kws.h5", "not an HDF5 file"],
-    },
-    Case {
-        name: "model-is-a-folder",
-        setup: |d| std::fs::create_dir(d.join("sub")).unwrap(),
-        bin: "kws_train",
-        args: args!("eval", "-m", "sub"; kws),
-        expect: &["sub"],
-    },
-    Case {
-        name: "model-holds-nan",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "nan.h5", "-e", "1"; kws),
-        expect: &["nan.h5", "NaN", "index 3"],
-    },
-    Case {
-        name: "model-holds-nan-eval",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("eval", "-m", "nan.h5"; kws),
-        expect: &["nan.h5", "NaN"],
-    },
+    Case { name: "model-missing", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "missing.h5"; kws), expect: &["missing.h5", "No such file"] },
+    Case { name: "model-not-hdf5", setup: nothing, bin: "cifar10_train",
+        args: args!("train", "-m", "text.txt"), expect: &["text.txt", "not an HDF5 file"] },
+    Case { name: "model-truncated", setup: |d| edit(&d.join("utk.h5"), |b| b.truncate(b.len() / 2)), bin: "utk_face_train",
+        args: args!("eval", "-m", "utk.h5"), expect: &["utk.h5"] },
+    Case { name: "model-superblock-flipped", setup: |d| edit(&d.join("kws.h5"), |b| b[0..8].iter_mut().for_each(|v| *v ^= 0x5a)), bin: "kws_train",
+        args: args!("train", "-m", "kws.h5"; kws), expect: &["kws.h5", "not an HDF5 file"] },
+    Case { name: "model-is-a-folder", setup: |d| std::fs::create_dir(d.join("sub")).unwrap(), bin: "kws_train",
+        args: args!("eval", "-m", "sub"; kws), expect: &["sub"] },
+    Case { name: "model-holds-nan", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "nan.h5", "-e", "1"; kws), expect: &["nan.h5", "NaN", "index 3"] },
+    Case { name: "model-holds-nan-eval", setup: nothing, bin: "kws_train",
+        args: args!("eval", "-m", "nan.h5"; kws), expect: &["nan.h5", "NaN"] },
     // A model of another family.
-    Case {
-        name: "cifar-model-on-speech",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "cifar.h5"; kws),
-        expect: &["cifar.h5", "32x32x3 inputs", "49x10x1"],
-    },
-    Case {
-        name: "kws-model-on-faces",
-        setup: nothing,
-        bin: "utk_face_train",
-        args: args!("train", "-m", "kws.h5"),
-        expect: &["kws.h5", "49x10x1 inputs", "32x32x3"],
-    },
-    Case {
-        name: "kws-model-on-cifar-eval",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("eval", "-m", "kws.h5"),
-        expect: &["kws.h5", "49x10x1 inputs"],
-    },
-    Case {
-        name: "age-model-on-cifar",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("train", "-m", "utk.h5"),
-        expect: &["utk.h5", "outputs 1 value(s)", "10 classes"],
-    },
-    Case {
-        name: "cifar-model-on-ages",
-        setup: nothing,
-        bin: "utk_face_train",
-        args: args!("eval", "-m", "cifar.h5"),
-        expect: &["cifar.h5", "outputs 10 values", "one value per sample"],
-    },
-    Case {
-        name: "classes-unlike-the-set",
-        setup: nothing,
-        bin: "kws_train",
-        args: &[
-            "train",
-            "-m",
-            "kws.h5",
-            "--data-dir",
-            "{data}",
-            "--classes",
-            "5",
-        ],
-        expect: &["speech_commands-mini", "--classes 5", "12 classes"],
-    },
-    Case {
-        name: "classes-on-cifar",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("train", "-m", "cifar.h5", "--classes", "10"),
-        expect: &["--classes applies to kws_train only"],
-    },
+    Case { name: "cifar-model-on-speech", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "cifar.h5"; kws), expect: &["cifar.h5", "32x32x3 inputs", "49x10x1"] },
+    Case { name: "kws-model-on-faces", setup: nothing, bin: "utk_face_train",
+        args: args!("train", "-m", "kws.h5"), expect: &["kws.h5", "49x10x1 inputs", "32x32x3"] },
+    Case { name: "kws-model-on-cifar-eval", setup: nothing, bin: "cifar10_train",
+        args: args!("eval", "-m", "kws.h5"), expect: &["kws.h5", "49x10x1 inputs"] },
+    Case { name: "age-model-on-cifar", setup: nothing, bin: "cifar10_train",
+        args: args!("train", "-m", "utk.h5"), expect: &["utk.h5", "outputs 1 value(s)", "10 classes"] },
+    Case { name: "cifar-model-on-ages", setup: nothing, bin: "utk_face_train",
+        args: args!("eval", "-m", "cifar.h5"), expect: &["cifar.h5", "outputs 10 values", "one value per sample"] },
+    Case { name: "classes-unlike-the-set", setup: nothing, bin: "kws_train",
+        args: &["train", "-m", "kws.h5", "--data-dir", "{data}", "--classes", "5"], expect: &["speech_commands-mini", "--classes 5", "12 classes"] },
+    Case { name: "classes-on-cifar", setup: nothing, bin: "cifar10_train",
+        args: args!("train", "-m", "cifar.h5", "--classes", "10"), expect: &["--classes applies to kws_train only"] },
     // Options no run can use.
-    Case {
-        name: "lr-nan",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "--lr", "nan"; kws),
-        expect: &["--lr must be a positive number", "NaN"],
-    },
-    Case {
-        name: "lr-negative",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("tune", "-m", "kwsq.h5", "--lr=-0.001"; kws),
-        expect: &["--lr must be a positive number", "-0.001"],
-    },
-    Case {
-        name: "lr-zero",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("train", "-m", "cifar.h5", "--lr", "0"),
-        expect: &["--lr must be a positive number"],
-    },
-    Case {
-        name: "lr-infinite",
-        setup: nothing,
-        bin: "utk_face_train",
-        args: args!("train", "-m", "utk.h5", "--lr", "inf"),
-        expect: &["--lr must be a positive number", "inf"],
-    },
-    Case {
-        name: "batch-size-zero",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "--batch-size", "0"; kws),
-        expect: &["--batch-size must be at least 1"],
-    },
-    Case {
-        name: "epochs-zero",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "-e", "0"; kws),
-        expect: &["-e (epochs) must be at least 1"],
-    },
-    Case {
-        name: "epochs-not-a-number",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "-e", "ten"; kws),
-        expect: &["ten", "--epochs"],
-    },
-    Case {
-        name: "unknown-action",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("fit", "-m", "kws.h5"; kws),
-        expect: &["fit"],
-    },
-    Case {
-        name: "split-train",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("eval", "-m", "kws.h5", "--split", "train"; kws),
-        expect: &["train", "--split"],
-    },
-    Case {
-        name: "no-model",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("train"),
-        expect: &["-m M.h5"],
-    },
-    Case {
-        name: "ak-on-train",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kwsq.h5", "-ak"; kws),
-        expect: &["-ak and --akd apply to eval only"],
-    },
-    Case {
-        name: "ak-and-akd",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("eval", "-m", "kwsq.h5", "-ak", "--akd", "kwsq.akd"; kws),
-        expect: &["-ak", "--akd", "not both"],
-    },
+    Case { name: "lr-nan", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "--lr", "nan"; kws), expect: &["--lr must be a positive number", "NaN"] },
+    Case { name: "lr-negative", setup: nothing, bin: "kws_train",
+        args: args!("tune", "-m", "kwsq.h5", "--lr=-0.001"; kws), expect: &["--lr must be a positive number", "-0.001"] },
+    Case { name: "lr-zero", setup: nothing, bin: "cifar10_train",
+        args: args!("train", "-m", "cifar.h5", "--lr", "0"), expect: &["--lr must be a positive number"] },
+    Case { name: "lr-infinite", setup: nothing, bin: "utk_face_train",
+        args: args!("train", "-m", "utk.h5", "--lr", "inf"), expect: &["--lr must be a positive number", "inf"] },
+    Case { name: "batch-size-zero", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "--batch-size", "0"; kws), expect: &["--batch-size must be at least 1"] },
+    Case { name: "epochs-zero", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "-e", "0"; kws), expect: &["-e (epochs) must be at least 1"] },
+    Case { name: "epochs-not-a-number", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "-e", "ten"; kws), expect: &["ten", "--epochs"] },
+    Case { name: "unknown-action", setup: nothing, bin: "kws_train",
+        args: args!("fit", "-m", "kws.h5"; kws), expect: &["fit"] },
+    Case { name: "split-train", setup: nothing, bin: "kws_train",
+        args: args!("eval", "-m", "kws.h5", "--split", "train"; kws), expect: &["train", "--split"] },
+    Case { name: "no-model", setup: nothing, bin: "cifar10_train",
+        args: args!("train"), expect: &["-m M.h5"] },
+    Case { name: "ak-on-train", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kwsq.h5", "-ak"; kws), expect: &["-ak and --akd apply to eval only"] },
+    Case { name: "ak-and-akd", setup: nothing, bin: "kws_train",
+        args: args!("eval", "-m", "kwsq.h5", "-ak", "--akd", "kwsq.akd"; kws), expect: &["-ak", "--akd", "not both"] },
     // Where the model is saved.
-    Case {
-        name: "save-into-a-missing-folder",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "-s", "nowhere/out.h5"; kws),
-        expect: &["nowhere/out.h5", "folder nowhere does not exist"],
-    },
-    Case {
-        name: "save-is-a-folder",
-        setup: |d| std::fs::create_dir(d.join("sub")).unwrap(),
-        bin: "cifar10_train",
-        args: args!("train", "-m", "cifar.h5", "-s", "sub"),
-        expect: &["sub", "is a folder"],
-    },
-    Case {
-        name: "resume-without-state",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "--resume"; kws),
-        expect: &["kws_state.bin", "No such file"],
-    },
-    Case {
-        name: "resume-state-corrupt",
-        setup: |d| std::fs::write(d.join("kws_state.bin"), b"not a state").unwrap(),
-        bin: "kws_train",
-        args: args!("train", "-m", "kws.h5", "--resume"; kws),
-        expect: &["kws_state.bin"],
-    },
+    Case { name: "save-into-a-missing-folder", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "-s", "nowhere/out.h5"; kws), expect: &["nowhere/out.h5", "folder nowhere does not exist"] },
+    Case { name: "save-is-a-folder", setup: |d| std::fs::create_dir(d.join("sub")).unwrap(), bin: "cifar10_train",
+        args: args!("train", "-m", "cifar.h5", "-s", "sub"), expect: &["sub", "is a folder"] },
+    Case { name: "resume-without-state", setup: nothing, bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "--resume"; kws), expect: &["kws_state.bin", "No such file"] },
+    Case { name: "resume-state-corrupt", setup: |d| std::fs::write(d.join("kws_state.bin"), b"not a state").unwrap(), bin: "kws_train",
+        args: args!("train", "-m", "kws.h5", "--resume"; kws), expect: &["kws_state.bin"] },
     // Evaluating a conversion.
-    Case {
-        name: "eval-ak-float-model",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("eval", "-m", "kws.h5", "-ak"; kws),
-        expect: &["kws.h5", "not quantized"],
-    },
-    Case {
-        name: "eval-akd-missing",
-        setup: nothing,
-        bin: "kws_train",
-        args: args!("eval", "-m", "kwsq.h5", "--akd", "none.akd"; kws),
-        expect: &["none.akd"],
-    },
-    Case {
-        name: "eval-akd-corrupt",
-        setup: |d| {
-            edit(&d.join("kwsq.akd"), |b| {
-                let n = b.len() / 2;
-                b[n] ^= 0x5a
-            })
-        },
-        bin: "kws_train",
-        args: args!("eval", "-m", "kwsq.h5", "--akd", "kwsq.akd"; kws),
-        expect: &["kwsq.akd"],
-    },
-    Case {
-        name: "eval-akd-not-a-model",
-        setup: |d| {
-            std::fs::copy(d.join("text.txt"), d.join("text.akd"))
-                .map(drop)
-                .unwrap()
-        },
-        bin: "kws_train",
-        args: args!("eval", "-m", "kwsq.h5", "--akd", "text.akd"; kws),
-        expect: &["text.akd"],
-    },
-    Case {
-        name: "eval-akd-of-other-inputs",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: args!("eval", "-m", "cifar.h5", "--akd", "kwsq.akd"),
-        expect: &["kwsq.akd", "490 bytes per input", "3072"],
-    },
+    Case { name: "eval-ak-float-model", setup: nothing, bin: "kws_train",
+        args: args!("eval", "-m", "kws.h5", "-ak"; kws), expect: &["kws.h5", "not quantized"] },
+    Case { name: "eval-akd-missing", setup: nothing, bin: "kws_train",
+        args: args!("eval", "-m", "kwsq.h5", "--akd", "none.akd"; kws), expect: &["none.akd"] },
+    Case { name: "eval-akd-corrupt", setup: |d| edit(&d.join("kwsq.akd"), |b| { let n = b.len() / 2; b[n] ^= 0x5a }), bin: "kws_train",
+        args: args!("eval", "-m", "kwsq.h5", "--akd", "kwsq.akd"; kws), expect: &["kwsq.akd"] },
+    Case { name: "eval-akd-not-a-model", setup: |d| std::fs::copy(d.join("text.txt"), d.join("text.akd")).map(drop).unwrap(), bin: "kws_train",
+        args: args!("eval", "-m", "kwsq.h5", "--akd", "text.akd"; kws), expect: &["text.akd"] },
+    Case { name: "eval-akd-of-other-inputs", setup: nothing, bin: "cifar10_train",
+        args: args!("eval", "-m", "cifar.h5", "--akd", "kwsq.akd"), expect: &["kwsq.akd", "490 bytes per input", "3072"] },
     // Damaged datasets.
-    Case {
-        name: "data-dir-missing",
-        setup: nothing,
-        bin: "cifar10_train",
-        args: &["eval", "-m", "cifar.h5", "--data-dir", "nowhere"],
-        expect: &["nowhere"],
-    },
-    Case {
-        name: "data-dir-empty",
-        setup: |d| std::fs::create_dir(d.join("empty")).unwrap(),
-        bin: "cifar10_train",
-        args: &["eval", "-m", "cifar.h5", "--data-dir", "empty"],
-        expect: &["empty", "test_batch.bin"],
-    },
-    Case {
-        name: "cifar-batch-truncated",
-        setup: |d| {
-            let f = first_file(&copy_data(d, "cifar10_train"), "test_batch.bin");
-            edit(&f, |b| b.truncate(5000));
-        },
-        bin: "cifar10_train",
-        args: &["eval", "-m", "cifar.h5", "--data-dir", "data"],
-        expect: &["test_batch.bin"],
-    },
-    Case {
-        name: "cifar-label-out-of-range",
-        setup: |d| {
-            let f = first_file(&copy_data(d, "cifar10_train"), "data_batch_1.bin");
-            edit(&f, |b| b[0] = 10);
-        },
-        bin: "cifar10_train",
-        args: &["train", "-m", "cifar.h5", "--data-dir", "data"],
-        expect: &["data_batch_1.bin", "10"],
-    },
-    Case {
-        name: "speech-clip-not-a-wav",
-        setup: |d| std::fs::write(first_yes_clip(d), b"hello").unwrap(),
-        bin: "kws_train",
-        args: &[
-            "train",
-            "-m",
-            "kws.h5",
-            "--data-dir",
-            "data",
-            "--classes",
-            "12",
-        ],
-        expect: &["yes/", ".wav"],
-    },
-    Case {
-        name: "speech-clip-truncated",
-        setup: |d| edit(&first_yes_clip(d), |b| b.truncate(1000)),
-        bin: "kws_train",
-        args: &[
-            "eval",
-            "-m",
-            "kws.h5",
-            "--data-dir",
-            "data",
-            "--classes",
-            "12",
-        ],
-        expect: &["yes/", ".wav"],
-    },
-    Case {
-        name: "face-jpeg-truncated",
-        setup: |d| {
-            let f = first_file(&copy_data(d, "utk_face_train"), ".jpg");
-            edit(&f, |b| b.truncate(300));
-        },
-        bin: "utk_face_train",
-        args: &["eval", "-m", "utk.h5", "--data-dir", "data"],
-        expect: &[".jpg"],
-    },
-    Case {
-        name: "face-labels-bad-age",
-        setup: |d| {
-            let data = copy_data(d, "utk_face_train");
-            let text = std::fs::read_to_string(data.join("labels.csv")).unwrap();
-            let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
-            lines[1] = lines[1].replacen(",100,", ",old,", 1);
-            std::fs::write(data.join("labels.csv"), lines.join("\n") + "\n").unwrap();
-        },
-        bin: "utk_face_train",
-        args: &["eval", "-m", "utk.h5", "--data-dir", "data"],
-        expect: &["labels.csv"],
-    },
+    Case { name: "data-dir-missing", setup: nothing, bin: "cifar10_train",
+        args: &["eval", "-m", "cifar.h5", "--data-dir", "nowhere"], expect: &["nowhere"] },
+    Case { name: "data-dir-empty", setup: |d| std::fs::create_dir(d.join("empty")).unwrap(), bin: "cifar10_train",
+        args: &["eval", "-m", "cifar.h5", "--data-dir", "empty"], expect: &["empty", "test_batch.bin"] },
+    Case { name: "cifar-batch-truncated", setup: |d| { let f = first_file(&copy_data(d, "cifar10_train"), "test_batch.bin"); edit(&f, |b| b.truncate(5000)); }, bin: "cifar10_train",
+        args: &["eval", "-m", "cifar.h5", "--data-dir", "data"], expect: &["test_batch.bin"] },
+    Case { name: "cifar-label-out-of-range", setup: |d| { let f = first_file(&copy_data(d, "cifar10_train"), "data_batch_1.bin"); edit(&f, |b| b[0] = 10); }, bin: "cifar10_train",
+        args: &["train", "-m", "cifar.h5", "--data-dir", "data"], expect: &["data_batch_1.bin", "10"] },
+    Case { name: "speech-clip-not-a-wav", setup: |d| std::fs::write(first_yes_clip(d), b"hello").unwrap(), bin: "kws_train",
+        args: &["train", "-m", "kws.h5", "--data-dir", "data", "--classes", "12"], expect: &["yes/", ".wav"] },
+    Case { name: "speech-clip-truncated", setup: |d| edit(&first_yes_clip(d), |b| b.truncate(1000)), bin: "kws_train",
+        args: &["eval", "-m", "kws.h5", "--data-dir", "data", "--classes", "12"], expect: &["yes/", ".wav"] },
+    Case { name: "face-jpeg-truncated", setup: |d| { let f = first_file(&copy_data(d, "utk_face_train"), ".jpg"); edit(&f, |b| b.truncate(300)); }, bin: "utk_face_train",
+        args: &["eval", "-m", "utk.h5", "--data-dir", "data"], expect: &[".jpg"] },
+    Case { name: "face-labels-bad-age", setup: age_not_a_number, bin: "utk_face_train",
+        args: &["eval", "-m", "utk.h5", "--data-dir", "data"], expect: &["labels.csv"] },
 ];
 
 #[test]
 fn every_bad_input_is_refused_cleanly() {
-    let mut failures = Vec::new();
-    for case in CASES {
-        if let Err(e) = std::panic::catch_unwind(|| run_case(case)) {
-            let message = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            failures.push(format!("{}: {message}", case.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n\n")
-    );
+    run_all(CASES, |c| c.name, run_case);
 }
 
 #[test]
 fn case_names_are_unique() {
-    let mut names: Vec<_> = CASES.iter().map(|c| c.name).collect();
-    names.sort();
-    names.dedup();
-    assert_eq!(names.len(), CASES.len());
-    assert!(CASES.len() >= 40, "{} cases", CASES.len());
+    assert_unique_names(CASES.iter().map(|c| c.name), 40);
 }

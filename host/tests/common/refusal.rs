@@ -77,3 +77,36 @@ pub fn assert_refused(
     }
     assert_eq!(&snapshot(dir), before, "files changed: {what}");
 }
+
+/// Runs every case (`run` panics on a failed one) and fails once, listing
+/// each failed case by name with its message, so that one run shows them all.
+pub fn run_all<C>(cases: &[C], name: impl Fn(&C) -> &str, run: impl Fn(&C)) {
+    let mut failures = Vec::new();
+    for case in cases {
+        if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(case))) {
+            let message = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{}: {message}", name(case)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Asserts that there are at least `min` names and that no two are equal.
+pub fn assert_unique_names<'n>(names: impl Iterator<Item = &'n str>, min: usize) {
+    let mut names: Vec<&str> = names.collect();
+    let count = names.len();
+    assert!(count >= min, "{count} cases, fewer than {min}");
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count, "case names repeat");
+}
