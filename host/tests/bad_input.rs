@@ -20,19 +20,8 @@ mod refusal;
 use akida_host::formats::npy::{write_npy, Npz, Tensor, TensorData};
 use assert_cmd::cargo::cargo_bin_cmd;
 use common::{reference_dir, scratch, stderr};
-use refusal::{assert_refused, assert_unique_names, run_all, snapshot};
+use refusal::{assert_refused, assert_unique_names, run_all, snapshot, Case};
 use serde_json::{json, Value};
-
-/// One bad-input case.
-struct Case {
-    name: &'static str,
-    /// Prepares the scratch folder (the common files are already there).
-    setup: fn(&Path),
-    bin: &'static str,
-    args: &'static [&'static str],
-    /// What the message must hold: the file's name and the problem.
-    expect: &'static [&'static str],
-}
 
 /// Files every case finds in its folder.
 fn common_files(dir: &Path) {

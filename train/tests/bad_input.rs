@@ -16,19 +16,7 @@ use std::sync::OnceLock;
 use akida_host::cnn2snn::{ConvertOptions, QuantizeOptions};
 use akida_host::commands::cnn2snn;
 use akida_host::{keras, zoo};
-use refusal::{assert_refused, assert_unique_names, run_all, snapshot};
-
-/// One bad-input case.
-struct Case {
-    name: &'static str,
-    /// Prepares the scratch folder (the fixtures are already there).
-    setup: fn(&Path),
-    bin: &'static str,
-    /// `{data}` stands for the tool's mini dataset.
-    args: &'static [&'static str],
-    /// What the message must hold: the file's name and the problem.
-    expect: &'static [&'static str],
-}
+use refusal::{assert_refused, assert_unique_names, run_all, snapshot, Case};
 
 fn datasets() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/datasets")

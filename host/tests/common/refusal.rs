@@ -9,6 +9,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// One bad-input case: a command of a tool run in a scratch folder.
+pub struct Case {
+    pub name: &'static str,
+    /// Prepares the scratch folder (the suite's common files are already
+    /// there).
+    pub setup: fn(&Path),
+    pub bin: &'static str,
+    /// The arguments (the trainers' suite reads `{data}` as the tool's mini
+    /// dataset).
+    pub args: &'static [&'static str],
+    /// What the message must hold: the file's name and the problem.
+    pub expect: &'static [&'static str],
+}
+
 /// Every file under `dir` (recursively) and its bytes; links and special
 /// files by their kind.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
