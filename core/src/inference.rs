@@ -120,10 +120,7 @@ impl SimdTask for LayerTask<'_, '_, '_, '_, '_> {
         let LayerBuffers { scratch, a, row } = buffers;
         let grid = kernels::potentials(layer, prepared, input, a, scratch);
         let activation = match &prepared.fast {
-            Some(ops) if layer.params().activation => Activation::Cuts {
-                cuts: ops.cuts,
-                stride: ops.plan.gemm.f_pad,
-            },
+            Some(ops) if layer.params().activation => ops.activation(),
             _ => Activation::Divide,
         };
         tail::finish(layer, grid, activation, row, out);

@@ -27,9 +27,17 @@ use crate::saturation::{saturate, POTENTIAL_MAX, POTENTIAL_MIN};
 pub enum Activation<'a> {
     /// Divide by each filter's `floor(16 * act_step)` (the definition).
     Divide,
-    /// Count the precomputed level cuts a potential exceeds, `[level][stride]`
-    /// (see [`activation::level_cut`]): the same levels without a division.
-    Cuts { cuts: &'a [i32], stride: usize },
+    /// Count the precomputed level cuts a potential exceeds (see
+    /// [`activation::level_cut`]), blocked `[block][level][filter in block]`
+    /// ([`crate::kernels::fast::level_cuts`]; `stride`, the columns, is a
+    /// multiple of [`CUT_BLOCK`]): the same levels without a division; in
+    /// 16-bit lanes with `narrow`, the cuts' 16-bit form
+    /// ([`crate::kernels::fast::NarrowCuts`]), where every filter's fits.
+    Cuts {
+        cuts: &'a [i32],
+        narrow: Option<&'a [i32]>,
+        stride: usize,
+    },
 }
 
 /// Pools, saturates and activates `grid` into `out`; `row` holds at least
@@ -119,7 +127,11 @@ fn emit(
             let levels = &mut levels[index * f..][..f];
             match activation {
                 Activation::Divide => divide(layer, &row[..f], sat, levels),
-                Activation::Cuts { cuts, stride } => count_cuts(row, sat, cuts, stride, levels),
+                Activation::Cuts {
+                    cuts,
+                    narrow,
+                    stride,
+                } => count_levels(row, sat, cuts, narrow, stride, levels),
             }
         }
         LayerOutputMut::Potentials(p) => {
@@ -141,55 +153,247 @@ fn divide(layer: &ValidLayer, row: &[i32], sat: impl Fn(i32) -> i32, levels: &mu
     }
 }
 
-/// Lanes [`count_cuts`] works on at once.
-const CUT_LANES: usize = 32;
+/// Filters whose levels are counted at once (in registers), and the block
+/// of the level cuts' layout.
+pub const CUT_BLOCK: usize = 32;
 
-/// Levels as the count of cuts each potential exceeds (`row` holds `stride`
-/// cells; `cuts` is `[level][stride]`, its padding columns never cut). With
-/// a stride that is a multiple of [`CUT_LANES`] (the fast kernel's), whole
-/// blocks of 32 filters are counted in i32 lanes in registers, the padding
-/// columns with them, and only the first `f` levels written.
+/// Levels as the count of cuts each potential exceeds, [`CUT_BLOCK`]
+/// filters at a time, the padding columns with them (their cuts never fire),
+/// and only the first `f` levels written. The cut loops are unrolled for the
+/// activations' level counts (1, 3 and 15 cuts: 1, 2 and 4 bits).
 #[inline(always)]
-fn count_cuts(
+fn count_levels(
     row: &[i32],
     sat: impl Fn(i32) -> i32,
     cuts: &[i32],
+    narrow: Option<&[i32]>,
     stride: usize,
     levels: &mut [u8],
 ) {
-    let f = levels.len();
-    if stride.is_multiple_of(CUT_LANES) && row.len() >= stride {
-        for start in (0..f).step_by(CUT_LANES) {
-            let p: &[i32; CUT_LANES] = row[start..start + CUT_LANES].try_into().unwrap();
-            let mut v = [0i32; CUT_LANES];
-            for j in 0..CUT_LANES {
-                v[j] = sat(p[j]);
-            }
-            let mut count = [0i32; CUT_LANES];
-            for cut in cuts.chunks_exact(stride) {
-                let c: &[i32; CUT_LANES] = cut[start..start + CUT_LANES].try_into().unwrap();
-                for j in 0..CUT_LANES {
-                    count[j] += (v[j] > c[j]) as i32;
-                }
-            }
-            let mut bytes = [0u8; CUT_LANES];
-            for j in 0..CUT_LANES {
-                // `min` keeps the counts in i32 lanes (a bare `as u8` lets
-                // the compiler count in bytes, through costly packs).
-                bytes[j] = count[j].min(255) as u8;
-            }
-            match levels.get_mut(start..start + CUT_LANES) {
-                Some(l) => l.copy_from_slice(&bytes),
-                None => levels[start..].copy_from_slice(&bytes[..f - start]),
+    let row = &row[..stride];
+    match (cuts.len() / stride, narrow) {
+        (15, Some(n)) => count_narrow::<15>(row, sat, n, levels),
+        (3, Some(n)) => count_narrow::<3>(row, sat, n, levels),
+        (15, None) => count_wide::<15>(row, sat, cuts, levels),
+        (3, None) => count_wide::<3>(row, sat, cuts, levels),
+        (1, _) => count_wide::<1>(row, sat, cuts, levels),
+        (l, _) => count_any(row, sat, cuts, l, levels),
+    }
+}
+
+/// [`count_levels`] in i32 lanes, `L` cuts per filter.
+#[inline(always)]
+fn count_wide<const L: usize>(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    cuts: &[i32],
+    levels: &mut [u8],
+) {
+    for (b, start) in (0..levels.len()).step_by(CUT_BLOCK).enumerate() {
+        let p: &[i32; CUT_BLOCK] = row[start..start + CUT_BLOCK].try_into().unwrap();
+        let block: &[i32] = &cuts[b * L * CUT_BLOCK..][..L * CUT_BLOCK];
+        let mut v = [0i32; CUT_BLOCK];
+        for j in 0..CUT_BLOCK {
+            v[j] = sat(p[j]);
+        }
+        let mut count = [0i32; CUT_BLOCK];
+        for k in 0..L {
+            let c: &[i32; CUT_BLOCK] = block[k * CUT_BLOCK..][..CUT_BLOCK].try_into().unwrap();
+            for j in 0..CUT_BLOCK {
+                count[j] += (v[j] > c[j]) as i32;
             }
         }
-        return;
+        let mut bytes = [0u8; CUT_BLOCK];
+        for j in 0..CUT_BLOCK {
+            // `min` keeps the counts in i32 lanes (a bare `as u8` lets
+            // the compiler count in bytes, through costly packs).
+            bytes[j] = count[j].min(255) as u8;
+        }
+        write_block(levels, start, &bytes);
     }
+}
+
+/// [`count_levels`] with the cuts' 16-bit form (`narrow`, see
+/// [`crate::kernels::fast::NarrowCuts`]) of `L` cuts per filter: each
+/// potential is clamped to its filter's `[lo, hi]` and taken relative to
+/// `lo` in 16 bits, then compared with the 16-bit cuts, 16 lanes to a
+/// 256-bit register instead of 8.
+#[inline(always)]
+fn count_narrow<const L: usize>(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    narrow: &[i32],
+    levels: &mut [u8],
+) {
+    const WORDS: usize = CUT_BLOCK / 2;
+    let stride = row.len();
+    let (lo, rest) = narrow.split_at(stride);
+    let (hi, cuts) = rest.split_at(stride);
+    for (b, start) in (0..levels.len()).step_by(CUT_BLOCK).enumerate() {
+        let p: &[i32; CUT_BLOCK] = row[start..start + CUT_BLOCK].try_into().unwrap();
+        let lo: &[i32; CUT_BLOCK] = lo[start..start + CUT_BLOCK].try_into().unwrap();
+        let hi: &[i32; CUT_BLOCK] = hi[start..start + CUT_BLOCK].try_into().unwrap();
+        let block: &[i32] = &cuts[b * L * WORDS..][..L * WORDS];
+        let mut q = [0i16; CUT_BLOCK];
+        for j in 0..CUT_BLOCK {
+            // In 0..=hi - lo, which fits i16 (NarrowCuts::fit).
+            q[j] = (sat(p[j]).max(lo[j]).min(hi[j]) - lo[j]) as i16;
+        }
+        let mut count = [0i16; CUT_BLOCK];
+        for k in 0..L {
+            let c = narrow_row(&block[k * WORDS..][..WORDS]);
+            for j in 0..CUT_BLOCK {
+                count[j] += (q[j] > c[j]) as i16;
+            }
+        }
+        let mut bytes = [0u8; CUT_BLOCK];
+        for j in 0..CUT_BLOCK {
+            // `min` keeps the counts in i16 lanes (a bare `as u8` lets the
+            // compiler count in bytes, packing every comparison).
+            bytes[j] = count[j].min(255) as u8;
+        }
+        write_block(levels, start, &bytes);
+    }
+}
+
+/// 16 words of 16-bit cuts as [`CUT_BLOCK`] i16 (memory order).
+#[inline(always)]
+fn narrow_row(words: &[i32]) -> [i16; CUT_BLOCK] {
+    let words: &[i32; CUT_BLOCK / 2] = words.try_into().unwrap();
+    let mut out = [0i16; CUT_BLOCK];
+    for (pair, w) in out.chunks_exact_mut(2).zip(words) {
+        let b = w.to_ne_bytes();
+        pair[0] = i16::from_ne_bytes([b[0], b[1]]);
+        pair[1] = i16::from_ne_bytes([b[2], b[3]]);
+    }
+    out
+}
+
+/// The levels of the block starting at filter `start` (fewer at the end).
+#[inline(always)]
+fn write_block(levels: &mut [u8], start: usize, bytes: &[u8; CUT_BLOCK]) {
+    let f = levels.len();
+    match levels.get_mut(start..start + CUT_BLOCK) {
+        Some(l) => l.copy_from_slice(bytes),
+        None => levels[start..].copy_from_slice(&bytes[..f - start]),
+    }
+}
+
+/// [`count_levels`] for another count of cuts (no activation has one), a
+/// filter at a time.
+fn count_any(row: &[i32], sat: impl Fn(i32) -> i32, cuts: &[i32], l: usize, levels: &mut [u8]) {
     for (filter, (&p, level)) in row.iter().zip(levels.iter_mut()).enumerate() {
         let p = sat(p);
-        *level = cuts
-            .chunks_exact(stride)
-            .filter(|cut| p > cut[filter])
+        let block = &cuts[filter / CUT_BLOCK * l * CUT_BLOCK..][..l * CUT_BLOCK];
+        *level = block
+            .chunks_exact(CUT_BLOCK)
+            .filter(|cut| p > cut[filter % CUT_BLOCK])
             .count() as u8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::{level, level_cut, max_level};
+    use crate::kernels::fast::{cut_index, NarrowCuts};
+    use proptest::prelude::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// A filter's threshold and divisor `floor(16 * act_step)`: small, wide,
+    /// or at the ends of their ranges.
+    fn filter() -> impl Strategy<Value = (i32, i64)> {
+        let threshold = prop_oneof![-3000i32..3000, any::<i32>(), Just(i32::MIN), Just(i32::MAX)];
+        let divisor = prop_oneof![
+            1i64..2000,
+            1i64..(1 << 24),
+            Just(1i64),
+            (1i64 << 31)..(1 << 40)
+        ];
+        (threshold, divisor)
+    }
+
+    /// A filter whose cuts fit the 16-bit form.
+    fn narrow_filter() -> impl Strategy<Value = (i32, i64)> {
+        let threshold = prop_oneof![-3000i32..3000, (i32::MIN + 1)..i32::MAX, Just(i32::MAX)];
+        (threshold, 1i64..37000)
+    }
+
+    /// Potentials around each of a filter's cuts and at the ends of i32.
+    fn potentials(cuts: &[i32], pick: u64) -> Vec<i32> {
+        let mut v = vec![i32::MIN, i32::MAX, 0, -1, 1, (pick as i32) ^ 0x5555];
+        for &c in cuts {
+            v.extend([c.saturating_sub(1), c, c.saturating_add(1)]);
+        }
+        v
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Counting cuts, in i32 lanes and (where they fit) in 16-bit lanes,
+        /// gives the activation's definition for every potential tried.
+        #[test]
+        fn counted_levels_are_the_definition(
+            bits in prop::sample::select(vec![1u8, 2, 4]),
+            filters in prop_oneof![
+                prop::collection::vec(narrow_filter(), 1..70),
+                prop::collection::vec(filter(), 1..70),
+            ],
+            saturates in any::<bool>(),
+            pick in any::<u64>(),
+        ) {
+            let f = filters.len();
+            let stride = f.next_multiple_of(CUT_BLOCK);
+            let levels_n = max_level(bits) as usize;
+            let mut cuts = vec![i32::MAX; levels_n * stride];
+            let mut per_filter = Vec::new();
+            for (filter, &(threshold, divisor)) in filters.iter().enumerate() {
+                let c: Vec<i32> = (0..levels_n).map(|k| level_cut(threshold, divisor, bits, k)).collect();
+                for (k, &cut) in c.iter().enumerate() {
+                    cuts[cut_index(levels_n, k, filter)] = cut;
+                }
+                per_filter.push(c);
+            }
+            let fit = per_filter.iter().all(|c| NarrowCuts::fits(c[0], c[levels_n - 1]));
+            let mut narrow = vec![0i32; NarrowCuts::len(levels_n, stride)];
+            if fit {
+                NarrowCuts::write(&cuts, levels_n, stride, &mut narrow);
+            }
+            let sat = |v: i32| if saturates { v.clamp(crate::saturation::POTENTIAL_MIN, crate::saturation::POTENTIAL_MAX) } else { v };
+            let tries: Vec<Vec<i32>> = per_filter.iter().map(|c| potentials(c, pick)).collect();
+            let rounds = tries.iter().map(Vec::len).max().unwrap();
+            for r in 0..rounds {
+                let mut row = vec![i32::MAX; stride];
+                for (filter, t) in tries.iter().enumerate() {
+                    row[filter] = t[(r + filter) % t.len()];
+                }
+                let expected: Vec<u8> = (0..f)
+                    .map(|i| level(sat(row[i]), filters[i].0, filters[i].1, bits))
+                    .collect();
+                let mut wide = vec![0u8; f];
+                count_levels(&row, sat, &cuts, None, stride, &mut wide);
+                prop_assert_eq!(&wide, &expected, "i32 lanes, row {:?}", row);
+                if fit {
+                    let mut lanes16 = vec![0u8; f];
+                    count_levels(&row, sat, &cuts, Some(&narrow), stride, &mut lanes16);
+                    prop_assert_eq!(&lanes16, &expected, "16-bit lanes, row {:?}", row);
+                }
+            }
+        }
+    }
+
+    /// The 16-bit form's bound: `hi - lo` at most `i16::MAX`, `first` above
+    /// `i32::MIN`; a last cut at `i32::MAX` adds no room.
+    #[test]
+    fn narrow_cuts_fit_up_to_the_sixteen_bit_bound() {
+        assert!(NarrowCuts::fits(0, 32765));
+        assert!(!NarrowCuts::fits(0, 32766));
+        assert!(NarrowCuts::fits(-5, -5));
+        assert!(!NarrowCuts::fits(i32::MIN, i32::MIN + 3));
+        assert!(NarrowCuts::fits(i32::MAX - 32766, i32::MAX));
+        assert!(!NarrowCuts::fits(i32::MAX - 32767, i32::MAX));
+        assert!(NarrowCuts::fits(i32::MAX, i32::MAX));
     }
 }

@@ -134,8 +134,18 @@ fn build(c: &Case) -> Built {
     let threshold: Vec<u8> = (0..f)
         .flat_map(|_| (rng.below(2001) as i32 - 1000).to_le_bytes())
         .collect();
+    // Steps whose level cuts fit 16 bits (the fast kernel's narrow count),
+    // steps that do not, or both in one layer.
+    let wide = rng.below(3);
     let act_step: Vec<u8> = (0..f)
-        .flat_map(|_| ((1.0 + rng.below(1600) as f32) / 16.0).to_le_bytes())
+        .flat_map(|_| {
+            let top = match wide {
+                0 => 1600,
+                1 => 1 << 22,
+                _ => [1600, 1 << 22][rng.below(2) as usize],
+            };
+            ((1.0 + rng.below(top) as f32) / 16.0).to_le_bytes()
+        })
         .collect();
     let max_input = match c.input_bits {
         None => 255,

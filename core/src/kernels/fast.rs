@@ -28,9 +28,12 @@ use super::{ConvShape, Grid, KernelWeights};
 use crate::activation;
 use crate::layer::LayerKind;
 use crate::model::ValidLayer;
+use crate::tail::CUT_BLOCK;
 
-/// Filters per micro-kernel tile; B's columns are padded to a multiple.
+/// Filters per micro-kernel tile; B's columns are padded to a multiple
+/// (of [`CUT_BLOCK`] too, the filters whose levels are counted at once).
 pub const TILE_F: usize = 32;
+const _: () = assert!(TILE_F.is_multiple_of(CUT_BLOCK));
 
 /// The SIMD instruction set the fast kernels may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -208,8 +211,12 @@ pub struct FastPlan {
     pub depthwise_len: usize,
     /// i32 cells of the product (rows x f_pad).
     pub product_len: usize,
-    /// i32 cells of the level cuts (levels x f_pad).
+    /// i32 cells of the level cuts: the cuts (levels x f_pad), then room
+    /// for their 16-bit form ([`NarrowCuts`]).
     pub cuts_len: usize,
+    /// Whether every filter's cuts fit the 16-bit form ([`NarrowCuts`]), so
+    /// that levels can be counted in 16-bit lanes.
+    pub narrow_cuts: bool,
     /// How the product multiplies ([`Self::sizes`] and [`Self::of`]: 16-bit;
     /// [`Self::with_dot`] may choose bytes). A byte A and a byte B fit the
     /// buffers sized for 16 bits (`k4 <= 2 * k_pad`).
@@ -239,7 +246,12 @@ impl FastPlan {
             a_len: rows * gemm.k_pad,
             depthwise_len,
             product_len: rows * gemm.f_pad,
-            cuts_len: if p.activation { levels * gemm.f_pad } else { 0 },
+            cuts_len: if p.activation {
+                levels * gemm.f_pad + NarrowCuts::len(levels, gemm.f_pad)
+            } else {
+                0
+            },
+            narrow_cuts: false,
             dot: Dot::I16,
         }
     }
@@ -262,7 +274,9 @@ impl FastPlan {
                 return None;
             }
         }
-        Some(FastPlan::sizes(layer))
+        let mut plan = FastPlan::sizes(layer);
+        plan.narrow_cuts = p.activation && NarrowCuts::fit(layer);
+        Some(plan)
     }
 
     /// This plan with the byte product where `simd` runs it exactly and
@@ -353,21 +367,112 @@ pub fn product_weights<'w>(layer: &ValidLayer, weights: &KernelWeights<'w>) -> &
     }
 }
 
-/// Level cuts of a layer with activation, `[level][f_pad]`: the output
-/// level is the number of cuts a potential exceeds (see
-/// [`activation::level_cut`]); padding columns never fire.
+/// Level cuts of a layer with activation: the output level is the number
+/// of cuts a potential exceeds (see [`activation::level_cut`]), counted
+/// [`CUT_BLOCK`] filters at a time, so the cuts are laid out block by
+/// block, `[block][level][filter in block]` (one block's cuts are one run);
+/// padding columns never fire. Where `plan.narrow_cuts`, their 16-bit form
+/// follows ([`NarrowCuts`]).
 pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
     let p = layer.params();
     let f = p.filters as usize;
     let f_pad = plan.gemm.f_pad;
     let levels = activation::max_level(p.act_bits) as usize;
-    out[..levels * f_pad].fill(i32::MAX);
+    let (cuts, rest) = out[..plan.cuts_len].split_at_mut(levels * f_pad);
+    cuts.fill(i32::MAX);
     for filter in 0..f {
-        let divisor = activation::step_divisor(layer.layer.act_step.get(filter));
-        let threshold = layer.layer.threshold.get(filter);
+        let (threshold, divisor) = threshold_and_divisor(layer, filter);
         for k in 0..levels {
-            out[k * f_pad + filter] = activation::level_cut(threshold, divisor, p.act_bits, k);
+            cuts[cut_index(levels, k, filter)] =
+                activation::level_cut(threshold, divisor, p.act_bits, k);
         }
+    }
+    if plan.narrow_cuts {
+        NarrowCuts::write(cuts, levels, f_pad, rest);
+    }
+}
+
+/// Where cut `k` of `filter` lies in a layer's blocked cuts ([`level_cuts`]).
+pub const fn cut_index(levels: usize, k: usize, filter: usize) -> usize {
+    (filter / CUT_BLOCK * levels + k) * CUT_BLOCK + filter % CUT_BLOCK
+}
+
+/// A filter's threshold and `floor(16 * act_step)`.
+fn threshold_and_divisor(layer: &ValidLayer, filter: usize) -> (i32, i64) {
+    let l = &layer.layer;
+    let divisor = activation::step_divisor(l.act_step.get(filter));
+    (l.threshold.get(filter), divisor)
+}
+
+/// The level cuts in 16 bits, so that levels are counted 16 lanes to a
+/// 256-bit register instead of 8. Per filter, with its cuts `c_0 <= ... <=
+/// c_last`: `lo = c_0 - 1` and `hi = c_last + 1` (saturated at `i32::MAX`)
+/// as i32, and each cut as `c_k - lo` in i16. A potential `v` clamped to
+/// `[lo, hi]` exceeds exactly the cuts `v` exceeds (below `lo` it exceeds
+/// none; above `hi`, all), so its level is the number of `c_k - lo` that
+/// `clamp(v, lo, hi) - lo` exceeds, all of them in `0..=hi - lo`. Valid
+/// when `c_0 > i32::MIN` and `hi - lo <= i16::MAX` for every filter
+/// ([`Self::fit`]); padding columns (every cut `i32::MAX`) never fire.
+///
+/// Layout (i32 words, after the i32 cuts): the `lo` row, the `hi` row
+/// (`f_pad` each), then the i16 cuts blocked as the i32 ones,
+/// `[block][level][filter in block]`, two to a word in memory order (as
+/// `[i32]` read as `[i16]`).
+pub struct NarrowCuts;
+
+impl NarrowCuts {
+    /// i32 words of the 16-bit form of `levels` cuts over `f_pad` columns.
+    pub const fn len(levels: usize, f_pad: usize) -> usize {
+        2 * f_pad + levels * f_pad / 2
+    }
+
+    /// Whether every filter of `layer` (with activation) has cuts that fit.
+    pub fn fit(layer: &ValidLayer) -> bool {
+        let p = layer.params();
+        let last = activation::max_level(p.act_bits) as usize - 1;
+        (0..p.filters as usize).all(|filter| {
+            let (threshold, divisor) = threshold_and_divisor(layer, filter);
+            Self::fits(
+                activation::level_cut(threshold, divisor, p.act_bits, 0),
+                activation::level_cut(threshold, divisor, p.act_bits, last),
+            )
+        })
+    }
+
+    /// Whether a filter's cuts from `first` to `last` fit: `first - 1` is an
+    /// i32 and `hi - lo` an i16.
+    pub const fn fits(first: i32, last: i32) -> bool {
+        let hi = if last == i32::MAX {
+            last as i64
+        } else {
+            last as i64 + 1
+        };
+        first > i32::MIN && hi - (first as i64 - 1) <= i16::MAX as i64
+    }
+
+    /// Writes the 16-bit form of `cuts` (blocked, `levels` per filter, all
+    /// fitting) to `out`.
+    pub fn write(cuts: &[i32], levels: usize, f_pad: usize, out: &mut [i32]) {
+        let (bounds, narrow) = out[..Self::len(levels, f_pad)].split_at_mut(2 * f_pad);
+        let (lo, hi) = bounds.split_at_mut(f_pad);
+        for col in 0..f_pad {
+            lo[col] = cuts[cut_index(levels, 0, col)] - 1;
+            hi[col] = cuts[cut_index(levels, levels - 1, col)].saturating_add(1);
+        }
+        // Cut i of the i16 run is i32 cut i of the blocked table.
+        let half =
+            |i: usize| (cuts[i] - lo[i / (levels * CUT_BLOCK) * CUT_BLOCK + i % CUT_BLOCK]) as i16;
+        for (w, word) in narrow.iter_mut().enumerate() {
+            let (a, b) = (half(2 * w).to_ne_bytes(), half(2 * w + 1).to_ne_bytes());
+            *word = i32::from_ne_bytes([a[0], a[1], b[0], b[1]]);
+        }
+    }
+
+    /// Splits a layer's cuts buffer ([`level_cuts`]) into the i32 cuts and
+    /// their 16-bit form.
+    pub fn split(cuts: &[i32], f_pad: usize) -> (&[i32], &[i32]) {
+        let levels = cuts.len().saturating_sub(2 * f_pad) / (f_pad + f_pad / 2);
+        cuts.split_at(levels * f_pad)
     }
 }
 
@@ -377,11 +482,24 @@ pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
 pub struct FastOperands<'p> {
     pub plan: FastPlan,
     pub packed_b: &'p [i16],
-    /// `[level][f_pad]`; empty for a layer without activation.
+    /// `[level][f_pad]`, then their 16-bit form where `plan.narrow_cuts`
+    /// ([`level_cuts`]); empty for a layer without activation.
     pub cuts: &'p [i32],
 }
 
 impl<'p> FastOperands<'p> {
+    /// How the layer's levels are counted: the i32 cuts, and their 16-bit
+    /// form where every filter's fits ([`NarrowCuts`]).
+    pub fn activation(&self) -> crate::tail::Activation<'p> {
+        let stride = self.plan.gemm.f_pad;
+        let (cuts, narrow) = NarrowCuts::split(self.cuts, stride);
+        crate::tail::Activation::Cuts {
+            cuts,
+            narrow: self.plan.narrow_cuts.then_some(narrow),
+            stride,
+        }
+    }
+
     /// Packs B and computes the level cuts of `layer` into the buffers
     /// (sized by `plan.packed_len` and `plan.cuts_len`).
     pub fn build(
