@@ -217,6 +217,11 @@ pub struct FastPlan {
     /// Whether every filter's cuts fit the 16-bit form ([`NarrowCuts`]), so
     /// that levels can be counted in 16-bit lanes.
     pub narrow_cuts: bool,
+    /// Whether the depthwise product of a separable layer may multiply its
+    /// taps in byte pairs summed in 16 bits (u8 input x s8 weight, the AVX2
+    /// `vpmaddubsw`): no pair exceeds `i16::MAX` (`2 * max_input * max|w|`)
+    /// and the kernel has at most [`MAX_PAIRED_TAPS`] taps.
+    pub depthwise_pairs: bool,
     /// How the product multiplies ([`Self::sizes`] and [`Self::of`]: 16-bit;
     /// [`Self::with_dot`] may choose bytes). A byte A and a byte B fit the
     /// buffers sized for 16 bits (`k4 <= 2 * k_pad`).
@@ -252,6 +257,7 @@ impl FastPlan {
                 0
             },
             narrow_cuts: false,
+            depthwise_pairs: false,
             dot: Dot::I16,
         }
     }
@@ -276,6 +282,16 @@ impl FastPlan {
         }
         let mut plan = FastPlan::sizes(layer);
         plan.narrow_cuts = p.activation && NarrowCuts::fit(layer);
+        if p.kind == LayerKind::SeparableConvolutional {
+            let max_w = weights
+                .main
+                .iter()
+                .map(|&v| (v as i64).abs())
+                .max()
+                .unwrap_or(0);
+            plan.depthwise_pairs = p.kernel.area() <= MAX_PAIRED_TAPS
+                && 2 * max_w * layer.max_input as i64 <= i16::MAX as i64;
+        }
         Some(plan)
     }
 
@@ -597,7 +613,7 @@ pub fn potentials<'s>(
         LayerKind::SeparableConvolutional => {
             let _ = depthwise;
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
-            depthwise_into_a(&shape, weights.main, input, g.k_pad, a);
+            depthwise_potentials(simd, plan, &shape, weights.main, input, a);
         }
         LayerKind::FullyConnected => {
             for (dst, &src) in a.iter_mut().zip(input) {
@@ -672,6 +688,31 @@ fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, 
         }
         row[k..].fill(T::from(0));
     }
+}
+
+/// Most kernel taps the paired depthwise product takes (7 x 7 and below).
+pub const MAX_PAIRED_TAPS: usize = 49;
+
+/// The depthwise potentials of a separable layer into A: in byte pairs with
+/// AVX2 where the plan allows ([`FastPlan::depthwise_pairs`]), else in
+/// 16-bit lanes ([`depthwise_into_a`]); the same values either way.
+#[inline(always)]
+fn depthwise_potentials(
+    simd: Simd,
+    plan: &FastPlan,
+    s: &ConvShape,
+    w: &[i8],
+    input: &[u8],
+    a: &mut [i16],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if plan.depthwise_pairs && simd.0 != Isa::Portable {
+        // SAFETY: a non-portable Simd value asserted AVX2 support (every
+        // instruction set here includes it).
+        return unsafe { x86::depthwise_pairs_avx2(s, w, input, plan.gemm.k_pad, a) };
+    }
+    let _ = simd;
+    depthwise_into_a(s, w, input, plan.gemm.k_pad, a)
 }
 
 /// Depthwise potentials straight into A's rows (`k_pad` apart, zero beyond
@@ -830,7 +871,7 @@ fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 mod x86 {
     //! SIMD micro-kernels: a tile of R rows of A times 32 columns of B,
     //! accumulated in registers over the whole K.
-    use super::{Gemm, SimdTask, TILE_F};
+    use super::{ConvShape, Gemm, SimdTask, TILE_F};
     use core::arch::x86_64::*;
 
     /// # Safety
@@ -852,6 +893,90 @@ mod x86 {
     #[target_feature(enable = "avx2,fma,bmi1,bmi2,avx512f,avx512bw,avx512vl,avx512vnni")]
     pub unsafe fn with_avx512<T: SimdTask>(task: T) -> T::Output {
         task.run()
+    }
+
+    /// Depthwise potentials into A's rows (`k_pad` apart, zero beyond the
+    /// channels) with the byte product: an output cell's taps (those inside
+    /// the input) in pairs, the two taps' inputs interleaved byte by byte
+    /// (`vpunpck[lh]bw`), and so their weights, then multiplied and summed in
+    /// pairs (`vpmaddubsw`, u8 x s8) into 16-bit sums, 32 channels a turn.
+    /// Exact under [`super::FastPlan::depthwise_pairs`] (no pair saturates)
+    /// and [`super::FastPlan::of`] (no partial sum leaves i16), as the
+    /// portable [`super::depthwise_into_a`], which it equals.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `s.kernel` has at most
+    /// [`super::MAX_PAIRED_TAPS`] taps; slices sized by the layer.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn depthwise_pairs_avx2(
+        s: &ConvShape,
+        w: &[i8],
+        input: &[u8],
+        k_pad: usize,
+        a: &mut [i16],
+    ) {
+        let c_n = s.input.channels as usize;
+        let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
+        assert!(kh * kw <= super::MAX_PAIRED_TAPS && w.len() >= kh * kw * c_n);
+        let ocols = s.output.cols as usize;
+        let blocks = c_n / 32;
+        // (input offset, weight offset) of the cell's taps inside the input.
+        let mut taps = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
+        for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+            let (oy, ox) = (p / ocols, p % ocols);
+            let mut n = 0;
+            for i in 0..kh {
+                for j in 0..kw {
+                    if let Some((r, c)) = s.input_cell(oy, ox, i, j) {
+                        let x = s.input.index(r, c, 0);
+                        assert!(x + c_n <= input.len());
+                        taps[n] = (x, (i * kw + j) * c_n);
+                        n += 1;
+                    }
+                }
+            }
+            let taps = &taps[..n];
+            let out = row.as_mut_ptr();
+            for b in 0..blocks {
+                let mut lo = _mm256_setzero_si256();
+                let mut hi = _mm256_setzero_si256();
+                for pair in taps.chunks(2) {
+                    let load = |(x, k): (usize, usize)| {
+                        (
+                            _mm256_loadu_si256(input.as_ptr().add(x + 32 * b) as *const __m256i),
+                            _mm256_loadu_si256(w.as_ptr().add(k + 32 * b) as *const __m256i),
+                        )
+                    };
+                    let (xa, wa) = load(pair[0]);
+                    let (xb, wb) = match pair.get(1) {
+                        Some(&t) => load(t),
+                        None => (_mm256_setzero_si256(), _mm256_setzero_si256()),
+                    };
+                    let pl = _mm256_maddubs_epi16(
+                        _mm256_unpacklo_epi8(xa, xb),
+                        _mm256_unpacklo_epi8(wa, wb),
+                    );
+                    let ph = _mm256_maddubs_epi16(
+                        _mm256_unpackhi_epi8(xa, xb),
+                        _mm256_unpackhi_epi8(wa, wb),
+                    );
+                    lo = _mm256_add_epi16(lo, pl);
+                    hi = _mm256_add_epi16(hi, ph);
+                }
+                // lo holds channels 0-7 and 16-23 of the block, hi 8-15 and 24-31.
+                let dst = out.add(32 * b) as *mut __m256i;
+                _mm256_storeu_si256(dst, _mm256_permute2x128_si256(lo, hi, 0x20));
+                _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256(lo, hi, 0x31));
+            }
+            for c in 32 * blocks..c_n {
+                let mut sum = 0i16;
+                for &(x, k) in taps {
+                    sum = sum.wrapping_add((input[x + c] as i16).wrapping_mul(w[k + c] as i16));
+                }
+                row[c] = sum;
+            }
+            row[c_n..].fill(0);
+        }
     }
 
     /// Rows of A per micro-kernel tile.
