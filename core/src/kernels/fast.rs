@@ -918,40 +918,41 @@ mod x86 {
         let c_n = s.input.channels as usize;
         let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
         assert!(kh * kw <= super::MAX_PAIRED_TAPS && w.len() >= kh * kw * c_n);
-        let ocols = s.output.cols as usize;
+        let (icols, ocols) = (s.input.cols as usize, s.output.cols as usize);
         let blocks = c_n / 32;
         // (input offset, weight offset) of the cell's taps inside the input.
         let mut taps = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
         for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
             let (oy, ox) = (p / ocols, p % ocols);
+            // The taps inside the input: a rectangle of the kernel.
+            let (r0, i_lo, i_hi) = inside(oy, s.stride.rows, s.pads.0, kh, s.input.rows);
+            let (c0, j_lo, j_hi) = inside(ox, s.stride.cols, s.pads.1, kw, s.input.cols);
             let mut n = 0;
-            for i in 0..kh {
-                for j in 0..kw {
-                    if let Some((r, c)) = s.input_cell(oy, ox, i, j) {
-                        let x = s.input.index(r, c, 0);
-                        assert!(x + c_n <= input.len());
-                        taps[n] = (x, (i * kw + j) * c_n);
-                        n += 1;
-                    }
+            for i in i_lo..i_hi {
+                for j in j_lo..j_hi {
+                    let x = ((r0 + i - s.pads.0) * icols + c0 + j - s.pads.1) * c_n;
+                    taps[n] = (x, (i * kw + j) * c_n);
+                    n += 1;
                 }
             }
             let taps = &taps[..n];
+            if let Some(&(last, _)) = taps.last() {
+                // The last tap's input lies furthest in.
+                assert!(last + c_n <= input.len());
+            }
+            let load = |(x, k): (usize, usize), b: usize| {
+                (
+                    _mm256_loadu_si256(input.as_ptr().add(x + 32 * b) as *const __m256i),
+                    _mm256_loadu_si256(w.as_ptr().add(k + 32 * b) as *const __m256i),
+                )
+            };
+            let (pairs, single) = taps.split_at(n & !1);
             let out = row.as_mut_ptr();
             for b in 0..blocks {
                 let mut lo = _mm256_setzero_si256();
                 let mut hi = _mm256_setzero_si256();
-                for pair in taps.chunks(2) {
-                    let load = |(x, k): (usize, usize)| {
-                        (
-                            _mm256_loadu_si256(input.as_ptr().add(x + 32 * b) as *const __m256i),
-                            _mm256_loadu_si256(w.as_ptr().add(k + 32 * b) as *const __m256i),
-                        )
-                    };
-                    let (xa, wa) = load(pair[0]);
-                    let (xb, wb) = match pair.get(1) {
-                        Some(&t) => load(t),
-                        None => (_mm256_setzero_si256(), _mm256_setzero_si256()),
-                    };
+                let zero = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let mut madd = |(xa, wa): (__m256i, __m256i), (xb, wb): (__m256i, __m256i)| {
                     let pl = _mm256_maddubs_epi16(
                         _mm256_unpacklo_epi8(xa, xb),
                         _mm256_unpacklo_epi8(wa, wb),
@@ -962,6 +963,12 @@ mod x86 {
                     );
                     lo = _mm256_add_epi16(lo, pl);
                     hi = _mm256_add_epi16(hi, ph);
+                };
+                for pair in pairs.chunks_exact(2) {
+                    madd(load(pair[0], b), load(pair[1], b));
+                }
+                if let [t] = single {
+                    madd(load(*t, b), zero);
                 }
                 // lo holds channels 0-7 and 16-23 of the block, hi 8-15 and 24-31.
                 let dst = out.add(32 * b) as *mut __m256i;
@@ -977,6 +984,17 @@ mod x86 {
             }
             row[c_n..].fill(0);
         }
+    }
+
+    /// Along one axis, output position `o`'s first padded-frame coordinate
+    /// `o * stride` and the taps `lo..hi` of a `k`-tap kernel that fall
+    /// inside an input of `len` after `pad` padding cells.
+    #[inline(always)]
+    fn inside(o: usize, stride: u32, pad: usize, k: usize, len: u32) -> (usize, usize, usize) {
+        let start = o * stride as usize;
+        let lo = pad.saturating_sub(start).min(k);
+        let hi = (len as usize + pad).saturating_sub(start).min(k).max(lo);
+        (start, lo, hi)
     }
 
     /// Rows of A per micro-kernel tile.
