@@ -273,9 +273,12 @@ fn narrow_row(words: &[i32]) -> [i16; CUT_BLOCK] {
 #[inline(always)]
 fn write_block(levels: &mut [u8], start: usize, bytes: &[u8; CUT_BLOCK]) {
     let f = levels.len();
-    match levels.get_mut(start..start + CUT_BLOCK) {
-        Some(l) => l.copy_from_slice(bytes),
-        None => levels[start..].copy_from_slice(&bytes[..f - start]),
+    if f - start >= CUT_BLOCK {
+        // A whole block: one fixed-size store (no call to memcpy).
+        let l: &mut [u8; CUT_BLOCK] = (&mut levels[start..start + CUT_BLOCK]).try_into().unwrap();
+        *l = *bytes;
+    } else {
+        levels[start..].copy_from_slice(&bytes[..f - start]);
     }
 }
 

@@ -900,9 +900,10 @@ mod x86 {
     /// the input) in pairs, the two taps' inputs interleaved byte by byte
     /// (`vpunpck[lh]bw`), and so their weights, then multiplied and summed in
     /// pairs (`vpmaddubsw`, u8 x s8) into 16-bit sums, 32 channels a turn.
-    /// Exact under [`super::FastPlan::depthwise_pairs`] (no pair saturates)
-    /// and [`super::FastPlan::of`] (no partial sum leaves i16), as the
-    /// portable [`super::depthwise_into_a`], which it equals.
+    /// Exact under
+    /// [`super::FastPlan::depthwise_pairs`] (no pair saturates) and
+    /// [`super::FastPlan::of`] (no partial sum leaves i16), as the portable
+    /// [`super::depthwise_into_a`], which it equals.
     ///
     /// # Safety
     /// The CPU must support AVX2; `s.kernel` has at most
@@ -920,60 +921,58 @@ mod x86 {
         assert!(kh * kw <= super::MAX_PAIRED_TAPS && w.len() >= kh * kw * c_n);
         let (icols, ocols) = (s.input.cols as usize, s.output.cols as usize);
         let blocks = c_n / 32;
-        // (input offset, weight offset) of the cell's taps inside the input.
-        let mut taps = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
+        // (input offset from the cell's first tap, weight offset) of every
+        // tap: the taps of a cell whose kernel lies wholly inside the input.
+        let mut whole = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
+        for i in 0..kh {
+            for j in 0..kw {
+                whole[i * kw + j] = ((i * icols + j) * c_n, (i * kw + j) * c_n);
+            }
+        }
+        let whole = &whole[..kh * kw];
+        // The taps inside the input of a cell at an edge (input offsets).
+        let mut edge = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
         for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
             let (oy, ox) = (p / ocols, p % ocols);
             // The taps inside the input: a rectangle of the kernel.
             let (r0, i_lo, i_hi) = inside(oy, s.stride.rows, s.pads.0, kh, s.input.rows);
             let (c0, j_lo, j_hi) = inside(ox, s.stride.cols, s.pads.1, kw, s.input.cols);
-            let mut n = 0;
-            for i in i_lo..i_hi {
-                for j in j_lo..j_hi {
-                    let x = ((r0 + i - s.pads.0) * icols + c0 + j - s.pads.1) * c_n;
-                    taps[n] = (x, (i * kw + j) * c_n);
-                    n += 1;
+            let (base, taps) = if (i_lo, i_hi, j_lo, j_hi) == (0, kh, 0, kw) {
+                (((r0 - s.pads.0) * icols + c0 - s.pads.1) * c_n, whole)
+            } else {
+                let mut n = 0;
+                for i in i_lo..i_hi {
+                    for j in j_lo..j_hi {
+                        let x = ((r0 + i - s.pads.0) * icols + c0 + j - s.pads.1) * c_n;
+                        edge[n] = (x, (i * kw + j) * c_n);
+                        n += 1;
+                    }
                 }
-            }
-            let taps = &taps[..n];
+                (0, &edge[..n])
+            };
             if let Some(&(last, _)) = taps.last() {
                 // The last tap's input lies furthest in.
-                assert!(last + c_n <= input.len());
+                assert!(base + last + c_n <= input.len());
             }
-            let load = |(x, k): (usize, usize), b: usize| {
-                (
-                    _mm256_loadu_si256(input.as_ptr().add(x + 32 * b) as *const __m256i),
-                    _mm256_loadu_si256(w.as_ptr().add(k + 32 * b) as *const __m256i),
-                )
-            };
-            let (pairs, single) = taps.split_at(n & !1);
+            let input = &input[base..];
             let out = row.as_mut_ptr();
             for b in 0..blocks {
-                let mut lo = _mm256_setzero_si256();
-                let mut hi = _mm256_setzero_si256();
-                let zero = (_mm256_setzero_si256(), _mm256_setzero_si256());
-                let mut madd = |(xa, wa): (__m256i, __m256i), (xb, wb): (__m256i, __m256i)| {
-                    let pl = _mm256_maddubs_epi16(
-                        _mm256_unpacklo_epi8(xa, xb),
-                        _mm256_unpacklo_epi8(wa, wb),
-                    );
-                    let ph = _mm256_maddubs_epi16(
-                        _mm256_unpackhi_epi8(xa, xb),
-                        _mm256_unpackhi_epi8(wa, wb),
-                    );
-                    lo = _mm256_add_epi16(lo, pl);
-                    hi = _mm256_add_epi16(hi, ph);
-                };
-                for pair in pairs.chunks_exact(2) {
-                    madd(load(pair[0], b), load(pair[1], b));
+                let mut acc = [_mm256_setzero_si256(); 2];
+                let (even, odd) = taps.split_at(taps.len() & !1);
+                let zero = _mm256_setzero_si256();
+                let tap = |&(x, k): &(usize, usize)| (load(input, x + 32 * b), load(w, k + 32 * b));
+                for pair in even.chunks_exact(2) {
+                    let ((xa, wa), (xb, wb)) = (tap(&pair[0]), tap(&pair[1]));
+                    madd_pair(&mut acc, weave(xa, xb), weave(wa, wb));
                 }
-                if let [t] = single {
-                    madd(load(*t, b), zero);
+                if let [t] = odd {
+                    let (xa, wa) = tap(t);
+                    madd_pair(&mut acc, weave(xa, zero), weave(wa, zero));
                 }
-                // lo holds channels 0-7 and 16-23 of the block, hi 8-15 and 24-31.
+                // acc[0] holds channels 0-7 and 16-23 of the block, acc[1] 8-15 and 24-31.
                 let dst = out.add(32 * b) as *mut __m256i;
-                _mm256_storeu_si256(dst, _mm256_permute2x128_si256(lo, hi, 0x20));
-                _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256(lo, hi, 0x31));
+                _mm256_storeu_si256(dst, _mm256_permute2x128_si256(acc[0], acc[1], 0x20));
+                _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256(acc[0], acc[1], 0x31));
             }
             for c in 32 * blocks..c_n {
                 let mut sum = 0i16;
@@ -982,7 +981,33 @@ mod x86 {
                 }
                 row[c] = sum;
             }
-            row[c_n..].fill(0);
+            if k_pad > c_n {
+                row[c_n..].fill(0);
+            }
+        }
+    }
+
+    /// 32 bytes of `v` from `at` (in bounds: the caller checks).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn load<T>(v: &[T], at: usize) -> __m256i {
+        _mm256_loadu_si256(v.as_ptr().add(at) as *const __m256i)
+    }
+
+    /// Two taps' bytes interleaved, `[a0, b0, a1, b1, ..]` per 128-bit lane:
+    /// channels 0-7 and 16-23, then 8-15 and 24-31.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn weave(a: __m256i, b: __m256i) -> [__m256i; 2] {
+        [_mm256_unpacklo_epi8(a, b), _mm256_unpackhi_epi8(a, b)]
+    }
+
+    /// `acc += x . w` pair by pair (u8 inputs, s8 weights, 16-bit sums).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn madd_pair(acc: &mut [__m256i; 2], x: [__m256i; 2], w: [__m256i; 2]) {
+        for ((acc, x), w) in acc.iter_mut().zip(x).zip(w) {
+            *acc = _mm256_add_epi16(*acc, _mm256_maddubs_epi16(x, w));
         }
     }
 
