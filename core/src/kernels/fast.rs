@@ -653,40 +653,34 @@ impl AValue for i16 {
 
 /// im2col: row `p` of A (rows `stride` apart: `k_pad` for 16-bit A, `k4`
 /// for a byte A) holds the receptive field of output cell `p` in
-/// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K.
+/// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K. Per kernel
+/// row, the taps inside the input are one run of the input
+/// ([`ConvShape::taps_inside`]), the rest padding.
 #[inline(always)]
 fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, a: &mut [T]) {
     let cin = s.input.channels as usize;
     let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
     let k = kh * kw * cin;
     let ocols = s.output.cols as usize;
-    let copy = T::copy_from_bytes;
+    let pad = T::from(pad_value);
     for (p, row) in a.chunks_exact_mut(stride).enumerate() {
-        let (oy, ox) = (p / ocols, p % ocols);
-        for i in 0..kh {
-            // A kernel row inside the input is one run of kw * cin values.
-            if let (Some((r, c)), Some(_)) =
-                (s.input_cell(oy, ox, i, 0), s.input_cell(oy, ox, i, kw - 1))
-            {
-                let base = s.input.index(r, c, 0);
-                copy(
-                    &mut row[i * kw * cin..][..kw * cin],
-                    &input[base..base + kw * cin],
-                );
+        let taps = s.taps_inside(p / ocols, p % ocols);
+        let (fields, rest) = row.split_at_mut(k);
+        let (cols, run) = (taps.cols.clone(), taps.cols.len() * cin);
+        for (i, krow) in fields.chunks_exact_mut(kw * cin).enumerate() {
+            if !taps.rows.contains(&i) || run == 0 {
+                krow.fill(pad);
                 continue;
             }
-            for j in 0..kw {
-                let dst = &mut row[(i * kw + j) * cin..][..cin];
-                match s.input_cell(oy, ox, i, j) {
-                    Some((r, c)) => {
-                        let base = s.input.index(r, c, 0);
-                        copy(dst, &input[base..base + cin]);
-                    }
-                    None => dst.fill(T::from(pad_value)),
-                }
-            }
+            let (left, inside) = krow.split_at_mut(cols.start * cin);
+            let (inside, right) = inside.split_at_mut(run);
+            left.fill(pad);
+            right.fill(pad);
+            let (r, c) = taps.first;
+            let base = s.input.index(r + i - taps.rows.start, c, 0);
+            T::copy_from_bytes(inside, &input[base..base + run]);
         }
-        row[k..].fill(T::from(0));
+        rest.fill(T::from(0));
     }
 }
 
@@ -933,17 +927,16 @@ mod x86 {
         // The taps inside the input of a cell at an edge (input offsets).
         let mut edge = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
         for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
-            let (oy, ox) = (p / ocols, p % ocols);
-            // The taps inside the input: a rectangle of the kernel.
-            let (r0, i_lo, i_hi) = inside(oy, s.stride.rows, s.pads.0, kh, s.input.rows);
-            let (c0, j_lo, j_hi) = inside(ox, s.stride.cols, s.pads.1, kw, s.input.cols);
-            let (base, taps) = if (i_lo, i_hi, j_lo, j_hi) == (0, kh, 0, kw) {
-                (((r0 - s.pads.0) * icols + c0 - s.pads.1) * c_n, whole)
+            let inside = s.taps_inside(p / ocols, p % ocols);
+            let (r, c) = inside.first;
+            let (base, taps) = if inside.whole(kh, kw) {
+                ((r * icols + c) * c_n, whole)
             } else {
                 let mut n = 0;
-                for i in i_lo..i_hi {
-                    for j in j_lo..j_hi {
-                        let x = ((r0 + i - s.pads.0) * icols + c0 + j - s.pads.1) * c_n;
+                for i in inside.rows.clone() {
+                    for j in inside.cols.clone() {
+                        let x =
+                            ((r + i - inside.rows.start) * icols + c + j - inside.cols.start) * c_n;
                         edge[n] = (x, (i * kw + j) * c_n);
                         n += 1;
                     }
@@ -1009,17 +1002,6 @@ mod x86 {
         for ((acc, x), w) in acc.iter_mut().zip(x).zip(w) {
             *acc = _mm256_add_epi16(*acc, _mm256_maddubs_epi16(x, w));
         }
-    }
-
-    /// Along one axis, output position `o`'s first padded-frame coordinate
-    /// `o * stride` and the taps `lo..hi` of a `k`-tap kernel that fall
-    /// inside an input of `len` after `pad` padding cells.
-    #[inline(always)]
-    fn inside(o: usize, stride: u32, pad: usize, k: usize, len: u32) -> (usize, usize, usize) {
-        let start = o * stride as usize;
-        let lo = pad.saturating_sub(start).min(k);
-        let hi = (len as usize + pad).saturating_sub(start).min(k).max(lo);
-        (start, lo, hi)
     }
 
     /// Rows of A per micro-kernel tile.

@@ -107,6 +107,50 @@ impl ConvShape {
         (r < self.input.rows as usize && c < self.input.cols as usize).then_some((r, c))
     }
 
+    /// The kernel taps of output cell (`oy`, `ox`) that fall inside the
+    /// input, a rectangle: rows `i_lo..i_hi` and cols `j_lo..j_hi` (empty
+    /// ranges where none does). Tap (`i`, `j`) in it reads input cell
+    /// (`oy * stride + i - pad`, `ox * stride + j - pad`).
+    #[inline(always)]
+    pub fn taps_inside(&self, oy: usize, ox: usize) -> TapsInside {
+        let axis = |o: usize, stride: u32, pad: usize, k: u32, len: u32| {
+            let start = o * stride as usize;
+            let lo = pad.saturating_sub(start).min(k as usize);
+            let hi = (len as usize + pad)
+                .saturating_sub(start)
+                .min(k as usize)
+                .max(lo);
+            (lo, hi)
+        };
+        let (i_lo, i_hi) = axis(
+            oy,
+            self.stride.rows,
+            self.pads.0,
+            self.kernel.rows,
+            self.input.rows,
+        );
+        let (j_lo, j_hi) = axis(
+            ox,
+            self.stride.cols,
+            self.pads.1,
+            self.kernel.cols,
+            self.input.cols,
+        );
+        TapsInside {
+            rows: i_lo..i_hi,
+            cols: j_lo..j_hi,
+            // Where the rectangle is empty, (0, 0) stands in (never read).
+            first: if i_lo < i_hi && j_lo < j_hi {
+                (
+                    oy * self.stride.rows as usize + i_lo - self.pads.0,
+                    ox * self.stride.cols as usize + j_lo - self.pads.1,
+                )
+            } else {
+                (0, 0)
+            },
+        }
+    }
+
     /// Output cell that kernel tap `i` (resp. `j`) of padded-frame row `pr`
     /// (resp. col) feeds, along one axis.
     #[inline(always)]
@@ -118,6 +162,25 @@ impl ConvShape {
         }
         let o = d / s;
         (o < out_len as usize).then_some(o)
+    }
+}
+
+/// The kernel taps of one output cell that fall inside the input
+/// ([`ConvShape::taps_inside`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TapsInside {
+    /// Kernel rows and cols inside the input.
+    pub rows: core::ops::Range<usize>,
+    pub cols: core::ops::Range<usize>,
+    /// The input cell (row, col) of tap (`rows.start`, `cols.start`).
+    pub first: (usize, usize),
+}
+
+impl TapsInside {
+    /// Whether every tap of a `kh` x `kw` kernel is inside.
+    #[inline(always)]
+    pub fn whole(&self, kh: usize, kw: usize) -> bool {
+        self.rows == (0..kh) && self.cols == (0..kw)
     }
 }
 
