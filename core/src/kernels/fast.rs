@@ -6,8 +6,10 @@
 //! - input and plain convolution: A is the im2col of the input (padded cells
 //!   hold `padding_value`), K = kh * kw * cin in the kernels' (kh, kw, cin)
 //!   order, B the unpacked kernel;
-//! - separable: the depthwise potentials (computed directly, then narrowed to
-//!   16 bits, which [`FastPlan::of`] proves lossless) times the pointwise kernel;
+//! - separable: the depthwise potentials (computed directly in 16 bits, which
+//!   [`FastPlan::of`] proves lossless; with AVX2, taps in byte pairs by
+//!   `vpmaddubsw` where no pair can saturate, [`FastPlan::depthwise_pairs`])
+//!   times the pointwise kernel;
 //! - fully connected: one row, the HWC input.
 //!
 //! Where A holds uint8 values (the image or input levels of a convolution or
@@ -23,6 +25,10 @@
 //! The products are exact (no saturation anywhere: operands fit 16 bits and
 //! the validated potential bound fits 32), so the results equal the
 //! reference kernel's bit for bit; property tests hold them equal.
+//!
+//! Levels follow from the potentials by counting precomputed level cuts
+//! ([`level_cuts`]), 32 filters at a time, in 16-bit lanes where a layer's
+//! cuts fit them ([`NarrowCuts`]), else in 32-bit lanes.
 
 use super::{ConvShape, Grid, KernelWeights};
 use crate::activation;
