@@ -201,6 +201,42 @@ fn fortran_to_c<T: Copy>(values: Vec<T>, shape: &[usize]) -> Vec<T> {
     out
 }
 
+/// The data bytes as they lie in the file, read in blocks rather than
+/// element by element (a batch of images is megabytes); the vector grows only
+/// as data arrives, as in [`collect`].
+fn raw_bytes<R: std::io::Read>(
+    npy: NpyFile<R>,
+    path: &Path,
+    declared: u64,
+) -> Result<Vec<u8>, TensorError> {
+    use std::io::Read;
+    let shape = npy.shape().to_vec();
+    let mut out = Vec::with_capacity(declared.min(1 << 24) as usize);
+    npy.into_inner()
+        .take(declared)
+        .read_to_end(&mut out)
+        .map_err(|source| TensorError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+    if (out.len() as u64) < declared {
+        return Err(TensorError::Truncated {
+            path: path.to_owned(),
+            shape,
+            declared,
+            found: out.len() as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// Little-endian (or byte-sized) data, which is read as raw bytes: the
+/// layout numpy writes on every common machine. Big-endian files go through
+/// `npyz`'s element decoder.
+fn is_raw(ts: &npyz::TypeStr) -> bool {
+    ts.size_field() == 1 || ts.endianness() == npyz::Endianness::Little
+}
+
 fn read_npy_file<R: std::io::Read>(
     npy: NpyFile<R>,
     path: &Path,
@@ -209,19 +245,50 @@ fn read_npy_file<R: std::io::Read>(
     let (ts, bytes) = declared(&npy, path, name)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let fortran = npy.order() == npyz::Order::Fortran;
-    macro_rules! values {
-        ($variant:ident, $t:ty) => {{
-            let v = collect::<$t, R>(npy, path, bytes)?;
-            TensorData::$variant(if fortran { fortran_to_c(v, &shape) } else { v })
-        }};
-    }
-    let data = match (ts.type_char(), ts.size_field()) {
-        (TypeChar::Uint, 1) => values!(U8, u8),
-        (TypeChar::Int, 1) => values!(I8, i8),
-        (TypeChar::Int, 4) => values!(I32, i32),
-        _ => values!(F32, f32),
+    let data = if is_raw(&ts) {
+        let raw = raw_bytes(npy, path, bytes)?;
+        let words = |raw: &[u8]| {
+            raw.chunks_exact(4)
+                .map(|c| [c[0], c[1], c[2], c[3]])
+                .collect::<Vec<_>>()
+        };
+        match (ts.type_char(), ts.size_field()) {
+            (TypeChar::Uint, 1) => TensorData::U8(fortran_then(raw, fortran, &shape)),
+            (TypeChar::Int, 1) => {
+                let v = raw.into_iter().map(|b| b as i8).collect();
+                TensorData::I8(fortran_then(v, fortran, &shape))
+            }
+            (TypeChar::Int, 4) => {
+                let v = words(&raw).into_iter().map(i32::from_le_bytes).collect();
+                TensorData::I32(fortran_then(v, fortran, &shape))
+            }
+            _ => {
+                let v = words(&raw).into_iter().map(f32::from_le_bytes).collect();
+                TensorData::F32(fortran_then(v, fortran, &shape))
+            }
+        }
+    } else {
+        macro_rules! values {
+            ($variant:ident, $t:ty) => {{
+                let v = collect::<$t, R>(npy, path, bytes)?;
+                TensorData::$variant(fortran_then(v, fortran, &shape))
+            }};
+        }
+        match (ts.type_char(), ts.size_field()) {
+            (TypeChar::Int, 4) => values!(I32, i32),
+            _ => values!(F32, f32),
+        }
     };
     Ok(Tensor { shape, data })
+}
+
+/// `values` in C order: reordered when the file is Fortran-ordered.
+fn fortran_then<T: Copy>(values: Vec<T>, fortran: bool, shape: &[usize]) -> Vec<T> {
+    if fortran {
+        fortran_to_c(values, shape)
+    } else {
+        values
+    }
 }
 
 /// Counts the bytes read through it (the length of a `.npy` header).
@@ -516,6 +583,28 @@ mod tests {
         assert_eq!(npy_dtype(&p).unwrap(), ">f4");
         std::fs::write(&p, npy_bytes(">i4", false, "(1,)", &(-7i32).to_be_bytes())).unwrap();
         assert_eq!(read_npy(&p).unwrap().as_i32().unwrap(), [-7]);
+        // Little-endian and byte-sized data are read as raw bytes: the same
+        // values, also in Fortran order.
+        let le: Vec<u8> = [1.5f32, -2.0, 0.25, 8.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(&p, npy_bytes("<f4", true, "(2, 2)", &le)).unwrap();
+        assert_eq!(
+            read_npy(&p).unwrap().as_f32().unwrap(),
+            [1.5, 0.25, -2.0, 8.0]
+        );
+        let le: Vec<u8> = [-7i32, i32::MIN, i32::MAX]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        std::fs::write(&p, npy_bytes("<i4", false, "(3,)", &le)).unwrap();
+        assert_eq!(
+            read_npy(&p).unwrap().as_i32().unwrap(),
+            [-7, i32::MIN, i32::MAX]
+        );
+        std::fs::write(&p, npy_bytes("|i1", false, "(3,)", &[0x80, 0xff, 0x7f])).unwrap();
+        assert_eq!(read_npy(&p).unwrap().as_i8().unwrap(), [-128, -1, 127]);
     }
 
     #[test]
