@@ -197,8 +197,8 @@ fn count_wide<const L: usize>(
             v[j] = sat(p[j]);
         }
         let mut count = [0i32; CUT_BLOCK];
-        for k in 0..L {
-            let c: &[i32; CUT_BLOCK] = block[k * CUT_BLOCK..][..CUT_BLOCK].try_into().unwrap();
+        for c in block.chunks_exact(CUT_BLOCK).take(kept_loop(L)) {
+            let c: &[i32; CUT_BLOCK] = c.try_into().unwrap();
             for j in 0..CUT_BLOCK {
                 count[j] += (v[j] > c[j]) as i32;
             }
@@ -211,6 +211,20 @@ fn count_wide<const L: usize>(
         }
         write_block(levels, start, &bytes);
     }
+}
+
+/// The bound of the wide count's loop over the cuts. On x86-64 it is made
+/// opaque, so the loop is kept: fully unrolled, its `L`-term sums per filter
+/// read as horizontal reductions, which AVX-512 code generation vectorizes
+/// over the cuts with gathers (measured: `conv_0` of `ds_cnn_kws` 57 us
+/// against 13 us per image so). Elsewhere (the Cortex-M4F) it stays a
+/// constant.
+#[inline(always)]
+fn kept_loop(l: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    return core::hint::black_box(l);
+    #[cfg(not(target_arch = "x86_64"))]
+    l
 }
 
 /// [`count_levels`] with the cuts' 16-bit form (`narrow`, see
