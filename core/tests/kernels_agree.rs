@@ -43,9 +43,10 @@ prop_compose! {
     fn case()(
         kind in kind(),
         rows in 1u32..12, cols in 1u32..12,
-        // Past 16, 32 and 64 too: SIMD kernels work on 16 or 32 channels at
-        // a time (the paired depthwise product: blocks of 32, then the rest).
-        channels in prop_oneof![3 => 1u32..10, 1 => 14u32..40, 1 => 60u32..70],
+        // Past 16, 32, 64 and 96 too: SIMD kernels work on 16, 32 or 64 channels at
+        // a time (the paired depthwise product: blocks of 64 with AVX-512,
+        // then of 32, then the rest).
+        channels in prop_oneof![3 => 1u32..10, 1 => 14u32..40, 1 => 60u32..70, 1 => 94u32..100],
         filters in 1u32..10,
         kernel in window(5), stride in window(3),
         same in any::<bool>(),

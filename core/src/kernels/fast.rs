@@ -694,7 +694,7 @@ fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, 
 pub const MAX_PAIRED_TAPS: usize = 49;
 
 /// The depthwise potentials of a separable layer into A: in byte pairs with
-/// AVX2 where the plan allows ([`FastPlan::depthwise_pairs`]), else in
+/// AVX2 (AVX-512 BW where the CPU has it) where the plan allows ([`FastPlan::depthwise_pairs`]), else in
 /// 16-bit lanes ([`depthwise_into_a`]); the same values either way.
 #[inline(always)]
 fn depthwise_potentials(
@@ -707,9 +707,15 @@ fn depthwise_potentials(
 ) {
     #[cfg(target_arch = "x86_64")]
     if plan.depthwise_pairs && simd.0 != Isa::Portable {
-        // SAFETY: a non-portable Simd value asserted AVX2 support (every
-        // instruction set here includes it).
-        return unsafe { x86::depthwise_pairs_avx2(s, w, input, plan.gemm.k_pad, a) };
+        return match simd.0 {
+            // SAFETY: constructing this Simd value asserted AVX-512 BW support.
+            Isa::Avx512Vnni => unsafe {
+                x86::depthwise_pairs_avx512(s, w, input, plan.gemm.k_pad, a)
+            },
+            // SAFETY: a non-portable Simd value asserted AVX2 support (every
+            // instruction set here includes it).
+            _ => unsafe { x86::depthwise_pairs_avx2(s, w, input, plan.gemm.k_pad, a) },
+        };
     }
     let _ = simd;
     depthwise_into_a(s, w, input, plan.gemm.k_pad, a)
@@ -916,11 +922,59 @@ mod x86 {
         k_pad: usize,
         a: &mut [i16],
     ) {
+        depthwise_pairs_cells(s, w, input, k_pad, a, |input, taps, row| {
+            let c_n = row.len();
+            for b in 0..c_n / 32 {
+                pairs_block32(input, w, taps, 32 * b, row.as_mut_ptr());
+            }
+            pairs_rest(input, w, taps, 32 * (c_n / 32), row);
+        })
+    }
+
+    /// [`depthwise_pairs_avx2`] with AVX-512 BW: 64 channels a turn
+    /// (`vpmaddubsw` on zmm), then a block of 32 and the rest as there.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW; as [`depthwise_pairs_avx2`].
+    #[target_feature(enable = "avx2,avx512f,avx512bw")]
+    pub unsafe fn depthwise_pairs_avx512(
+        s: &ConvShape,
+        w: &[i8],
+        input: &[u8],
+        k_pad: usize,
+        a: &mut [i16],
+    ) {
+        depthwise_pairs_cells(s, w, input, k_pad, a, |input, taps, row| {
+            let c_n = row.len();
+            for b in 0..c_n / 64 {
+                pairs_block64(input, w, taps, 64 * b, row.as_mut_ptr());
+            }
+            let mut c0 = 64 * (c_n / 64);
+            if c_n - c0 >= 32 {
+                pairs_block32(input, w, taps, c0, row.as_mut_ptr());
+                c0 += 32;
+            }
+            pairs_rest(input, w, taps, c0, row);
+        })
+    }
+
+    /// The output cells of a depthwise layer, each as its row of A (the
+    /// first `c_n` values; zero beyond, up to `k_pad`), the input from the
+    /// cell's first tap inside it, and the taps inside the input as (input
+    /// offset, weight offset) pairs: what `cell` needs to sum the taps.
+    #[inline(always)]
+    fn depthwise_pairs_cells(
+        s: &ConvShape,
+        w: &[i8],
+        input: &[u8],
+        k_pad: usize,
+        a: &mut [i16],
+        mut cell: impl FnMut(&[u8], &[(usize, usize)], &mut [i16]),
+    ) {
         let c_n = s.input.channels as usize;
         let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
         assert!(kh * kw <= super::MAX_PAIRED_TAPS && w.len() >= kh * kw * c_n);
         let (icols, ocols) = (s.input.cols as usize, s.output.cols as usize);
-        let blocks = c_n / 32;
         // (input offset from the cell's first tap, weight offset) of every
         // tap: the taps of a cell whose kernel lies wholly inside the input.
         let mut whole = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
@@ -950,39 +1004,111 @@ mod x86 {
                 (0, &edge[..n])
             };
             if let Some(&(last, _)) = taps.last() {
-                // The last tap's input lies furthest in.
+                // The last tap's input lies furthest in: every load of a
+                // block below stays inside `input` (and `w`, checked above).
                 assert!(base + last + c_n <= input.len());
             }
-            let input = &input[base..];
-            let out = row.as_mut_ptr();
-            for b in 0..blocks {
-                let mut acc = [_mm256_setzero_si256(); 2];
-                let (even, odd) = taps.split_at(taps.len() & !1);
-                let zero = _mm256_setzero_si256();
-                let tap = |&(x, k): &(usize, usize)| (load(input, x + 32 * b), load(w, k + 32 * b));
-                for pair in even.chunks_exact(2) {
-                    let ((xa, wa), (xb, wb)) = (tap(&pair[0]), tap(&pair[1]));
-                    madd_pair(&mut acc, weave(xa, xb), weave(wa, wb));
-                }
-                if let [t] = odd {
-                    let (xa, wa) = tap(t);
-                    madd_pair(&mut acc, weave(xa, zero), weave(wa, zero));
-                }
-                // acc[0] holds channels 0-7 and 16-23 of the block, acc[1] 8-15 and 24-31.
-                let dst = out.add(32 * b) as *mut __m256i;
-                _mm256_storeu_si256(dst, _mm256_permute2x128_si256(acc[0], acc[1], 0x20));
-                _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256(acc[0], acc[1], 0x31));
+            let (sums, pad) = row.split_at_mut(c_n);
+            cell(&input[base..], taps, sums);
+            pad.fill(0);
+        }
+    }
+
+    /// Channels `c0..c0 + 32` of a cell into `out[c0..]`: the taps in
+    /// pairs, interleaved and multiplied by `vpmaddubsw` (ymm).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; channels and taps within the slices.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn pairs_block32(
+        input: &[u8],
+        w: &[i8],
+        taps: &[(usize, usize)],
+        c0: usize,
+        out: *mut i16,
+    ) {
+        let mut acc = [_mm256_setzero_si256(); 2];
+        let (even, odd) = taps.split_at(taps.len() & !1);
+        let zero = _mm256_setzero_si256();
+        let tap = |&(x, k): &(usize, usize)| (load(input, x + c0), load(w, k + c0));
+        for pair in even.chunks_exact(2) {
+            let ((xa, wa), (xb, wb)) = (tap(&pair[0]), tap(&pair[1]));
+            madd_pair(&mut acc, weave(xa, xb), weave(wa, wb));
+        }
+        if let [t] = odd {
+            let (xa, wa) = tap(t);
+            madd_pair(&mut acc, weave(xa, zero), weave(wa, zero));
+        }
+        // acc[0] holds channels 0-7 and 16-23 of the block, acc[1] 8-15 and 24-31.
+        let dst = out.add(c0) as *mut __m256i;
+        _mm256_storeu_si256(dst, _mm256_permute2x128_si256(acc[0], acc[1], 0x20));
+        _mm256_storeu_si256(dst.add(1), _mm256_permute2x128_si256(acc[0], acc[1], 0x31));
+    }
+
+    /// Channels `c0..c0 + 64` of a cell, as [`pairs_block32`] on zmm.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and BW; channels and taps within the
+    /// slices.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    #[inline]
+    unsafe fn pairs_block64(
+        input: &[u8],
+        w: &[i8],
+        taps: &[(usize, usize)],
+        c0: usize,
+        out: *mut i16,
+    ) {
+        let load = |v: *const u8, at: usize| _mm512_loadu_si512(v.add(at) as *const _);
+        let tap = |&(x, k): &(usize, usize)| {
+            (
+                load(input.as_ptr(), x + c0),
+                load(w.as_ptr() as *const u8, k + c0),
+            )
+        };
+        let madd = |acc: &mut [__m512i; 2], x: [__m512i; 2], w: [__m512i; 2]| {
+            for ((acc, x), w) in acc.iter_mut().zip(x).zip(w) {
+                *acc = _mm512_add_epi16(*acc, _mm512_maddubs_epi16(x, w));
             }
-            for c in 32 * blocks..c_n {
-                let mut sum = 0i16;
-                for &(x, k) in taps {
-                    sum = sum.wrapping_add((input[x + c] as i16).wrapping_mul(w[k + c] as i16));
-                }
-                row[c] = sum;
+        };
+        let weave = |a, b| [_mm512_unpacklo_epi8(a, b), _mm512_unpackhi_epi8(a, b)];
+        let mut acc = [_mm512_setzero_si512(); 2];
+        let (even, odd) = taps.split_at(taps.len() & !1);
+        let zero = _mm512_setzero_si512();
+        for pair in even.chunks_exact(2) {
+            let ((xa, wa), (xb, wb)) = (tap(&pair[0]), tap(&pair[1]));
+            madd(&mut acc, weave(xa, xb), weave(wa, wb));
+        }
+        if let [t] = odd {
+            let (xa, wa) = tap(t);
+            madd(&mut acc, weave(xa, zero), weave(wa, zero));
+        }
+        // Per 128-bit lane l, acc[0] holds channels 16 l + 0-7 and acc[1]
+        // 16 l + 8-15: the lanes in order, as 64-bit words, are (acc[0] l,
+        // acc[1] l) for l = 0..4 (indices 8-15 name acc[1]'s words).
+        let first = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+        let second = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+        let dst = out.add(c0) as *mut __m512i;
+        _mm512_storeu_si512(
+            dst as *mut _,
+            _mm512_permutex2var_epi64(acc[0], first, acc[1]),
+        );
+        _mm512_storeu_si512(
+            dst.add(1) as *mut _,
+            _mm512_permutex2var_epi64(acc[0], second, acc[1]),
+        );
+    }
+
+    /// Channels from `c0` to the end of a cell, one at a time.
+    #[inline(always)]
+    fn pairs_rest(input: &[u8], w: &[i8], taps: &[(usize, usize)], c0: usize, row: &mut [i16]) {
+        for (c, out) in row.iter_mut().enumerate().skip(c0) {
+            let mut sum = 0i16;
+            for &(x, k) in taps {
+                sum = sum.wrapping_add((input[x + c] as i16).wrapping_mul(w[k + c] as i16));
             }
-            if k_pad > c_n {
-                row[c_n..].fill(0);
-            }
+            *out = sum;
         }
     }
 
