@@ -28,7 +28,9 @@
 #      the per-layer time and G MAC/s, and the single-image latency (p50,
 #      p99, one thread), whose p50 gives our batch-1 rate;
 #   7. with a C compiler on an AVX2 CPU, the register-only G MAC/s of one
-#      core for the AVX2 products' instruction pairs (bench/peak_avx2.c).
+#      core for the AVX2 products' instruction pairs (bench/peak_avx2.c),
+#      and on an AVX-512 VNNI CPU for vpdpbusd and vpdpwssd on zmm
+#      (bench/peak_avx512.c).
 #
 # Usage:
 #   bench/throughput.sh [MODEL.akd|MODEL.fbz [ENGINE_MODEL.fbz]]
@@ -293,6 +295,13 @@ peak() {
     fi
     if cc -O2 -mavx2 -o "$WORK/peak" "$ROOT/bench/peak_avx2.c" 2>/dev/null; then
         printf 'peak (bench/peak_avx2.c, register-only loop), %s\n' "$("$WORK/peak")"
+    fi
+    # And of the AVX-512 VNNI products where the CPU has them (what the
+    # avx512-vnni kernels run).
+    if grep -qw avx512_vnni /proc/cpuinfo \
+        && cc -O2 -mavx512f -mavx512bw -mavx512vnni -o "$WORK/peak512" \
+            "$ROOT/bench/peak_avx512.c" 2>/dev/null; then
+        printf 'peak (bench/peak_avx512.c, register-only loop), %s\n' "$("$WORK/peak512")"
     fi
 }
 
