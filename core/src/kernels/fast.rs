@@ -694,8 +694,9 @@ fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, 
 pub const MAX_PAIRED_TAPS: usize = 49;
 
 /// The depthwise potentials of a separable layer into A: in byte pairs with
-/// AVX2 (AVX-512 BW where the CPU has it) where the plan allows ([`FastPlan::depthwise_pairs`]), else in
-/// 16-bit lanes ([`depthwise_into_a`]); the same values either way.
+/// AVX2 (AVX-512 BW where the CPU has it) where the plan allows
+/// ([`FastPlan::depthwise_pairs`]), else in 16-bit lanes
+/// ([`depthwise_into_a`]); the same values either way.
 #[inline(always)]
 fn depthwise_potentials(
     simd: Simd,
@@ -1207,6 +1208,16 @@ mod x86 {
     /// vectors of B for a single row's products: a 4x4-cell layer, 16 rows,
     /// spent more time on its last 4 rows than on its first 12).
     macro_rules! zmm_rows {
+        // One tile of `$left` rows, a constant among `$n`.
+        (@left $left:expr, |$r:ident| $tile:expr; $($n:literal)*) => {
+            match $left {
+                $($n => {
+                    const $r: usize = $n;
+                    $tile
+                })*
+                _ => unreachable!("fewer rows left than ROWS"),
+            }
+        };
         ($rows:expr, |$r0:ident, $r:ident| $tile:expr) => {{
             const _: () = assert!(ROWS == 6, "zmm_rows! names the rows left up to 5");
             let mut $r0 = 0;
@@ -1216,27 +1227,8 @@ mod x86 {
                 $r0 += ROWS;
             }
             match $rows - $r0 {
-                1 => {
-                    const $r: usize = 1;
-                    $tile
-                }
-                2 => {
-                    const $r: usize = 2;
-                    $tile
-                }
-                3 => {
-                    const $r: usize = 3;
-                    $tile
-                }
-                4 => {
-                    const $r: usize = 4;
-                    $tile
-                }
-                5 => {
-                    const $r: usize = 5;
-                    $tile
-                }
-                _ => {}
+                0 => {}
+                left => zmm_rows!(@left left, |$r| $tile; 1 2 3 4 5),
             }
         }};
     }

@@ -247,11 +247,6 @@ fn read_npy_file<R: std::io::Read>(
     let fortran = npy.order() == npyz::Order::Fortran;
     let data = if is_raw(&ts) {
         let raw = raw_bytes(npy, path, bytes)?;
-        let words = |raw: &[u8]| {
-            raw.chunks_exact(4)
-                .map(|c| [c[0], c[1], c[2], c[3]])
-                .collect::<Vec<_>>()
-        };
         match (ts.type_char(), ts.size_field()) {
             (TypeChar::Uint, 1) => TensorData::U8(fortran_then(raw, fortran, &shape)),
             (TypeChar::Int, 1) => {
@@ -259,11 +254,11 @@ fn read_npy_file<R: std::io::Read>(
                 TensorData::I8(fortran_then(v, fortran, &shape))
             }
             (TypeChar::Int, 4) => {
-                let v = words(&raw).into_iter().map(i32::from_le_bytes).collect();
+                let v = le_words(&raw, i32::from_le_bytes);
                 TensorData::I32(fortran_then(v, fortran, &shape))
             }
             _ => {
-                let v = words(&raw).into_iter().map(f32::from_le_bytes).collect();
+                let v = le_words(&raw, f32::from_le_bytes);
                 TensorData::F32(fortran_then(v, fortran, &shape))
             }
         }
@@ -280,6 +275,13 @@ fn read_npy_file<R: std::io::Read>(
         }
     };
     Ok(Tensor { shape, data })
+}
+
+/// The 4-byte values of `raw`, each decoded by `from_le`.
+fn le_words<T>(raw: &[u8], from_le: fn([u8; 4]) -> T) -> Vec<T> {
+    raw.chunks_exact(4)
+        .map(|c| from_le([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// `values` in C order: reordered when the file is Fortran-ordered.
