@@ -88,6 +88,10 @@ struct Common {
     /// No progress bar
     #[arg(long = "no-progress", global = true)]
     no_progress: bool,
+    /// tune: save the tuned model as trained, without aligning it to the
+    /// integer grid of its conversion (`cnn2snn align`)
+    #[arg(long = "no-align", global = true)]
+    no_align: bool,
 }
 
 /// BrainChip's single-dash long flag `-ak` becomes `--ak`.
@@ -131,6 +135,7 @@ fn parse(tool: Tool, args: Vec<String>) -> Result<(Action, Options), clap::Error
         resume: c.resume,
         max_batches: c.max_batches,
         progress: !c.no_progress,
+        align: !c.no_align,
         classes: c.classes,
         split: c.split.map(|s| match s {
             SplitArg::Test => Split::Test,
@@ -151,7 +156,11 @@ fn execute(tool: Tool, action: &Action, options: &Options) -> Result<(), Command
         return Err(CommandError::Usage("the model is required: -m M.h5".into()));
     }
     match commands::run(tool, action, options)? {
-        Outcome::Trained { path, report } => {
+        Outcome::Trained {
+            path,
+            report,
+            aligned,
+        } => {
             if let Some(last) = report.last {
                 println!(
                     "{} epoch(s){}; last: test {} {:.4}",
@@ -163,6 +172,11 @@ fn execute(tool: Tool, action: &Action, options: &Options) -> Result<(), Command
                     },
                     report.metric,
                     last.test_metric
+                );
+            }
+            if let Some((aligned, channels)) = aligned {
+                println!(
+                    "{aligned} of {channels} channels aligned to the integer grid of the conversion (cnn2snn align)"
                 );
             }
             println!("Model saved as {}.", path.display());

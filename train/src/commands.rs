@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use akida_host::cnn2snn::{self, Cnn2snnError};
 use akida_host::datasets::{self, cifar10, speech_commands, utkface, DatasetError, Split};
 use akida_host::formats::{self, ModelFileError};
 use akida_host::keras::{self, H5Error};
@@ -149,6 +150,9 @@ pub struct Options {
     pub resume: bool,
     pub max_batches: Option<usize>,
     pub progress: bool,
+    /// `tune`: align the saved model to the integer grid of its conversion
+    /// (`cnn2snn::align`), so that the converted model computes its levels.
+    pub align: bool,
     /// `kws_train --classes`.
     pub classes: Option<usize>,
     /// `eval`: the split evaluated (test by default).
@@ -186,13 +190,29 @@ pub enum CommandError {
     Usage(String),
     #[error("{}: {problem}", path.display())]
     SavePath { path: PathBuf, problem: String },
+    #[error("{}", path.display())]
+    Align {
+        path: PathBuf,
+        #[source]
+        source: Cnn2snnError,
+    },
+    #[error(transparent)]
+    SaveAligned(H5Error),
 }
 
 /// What a command did, to print.
 #[derive(Clone, Debug)]
 pub enum Outcome {
-    Trained { path: PathBuf, report: FitReport },
-    Evaluated { report: EvalReport, label: String },
+    Trained {
+        path: PathBuf,
+        report: FitReport,
+        /// `tune`: channels aligned, of all (see [`Options::align`]).
+        aligned: Option<(usize, usize)>,
+    },
+    Evaluated {
+        report: EvalReport,
+        label: String,
+    },
 }
 
 /// Refuses, before anything is read or trained, options no run can use: a
@@ -298,7 +318,16 @@ pub fn run(tool: Tool, action: &Action, options: &Options) -> Result<Outcome, Co
                     path: save.clone(),
                     source,
                 })?;
-            Ok(Outcome::Trained { path: save, report })
+            let aligned = if tune && options.align {
+                Some(align_saved(&save)?)
+            } else {
+                None
+            };
+            Ok(Outcome::Trained {
+                path: save,
+                report,
+                aligned,
+            })
         }
         Action::Eval { akida, akd } => {
             let set = match options.split.unwrap_or(Split::Test) {
@@ -338,4 +367,16 @@ pub fn run(tool: Tool, action: &Action, options: &Options) -> Result<Outcome, Co
             Ok(Outcome::Evaluated { report, label })
         }
     }
+}
+
+/// Aligns the tuned model saved at `path` (atomically, over itself): its
+/// converted model then computes its levels ([`cnn2snn::align`]).
+fn align_saved(path: &Path) -> Result<(usize, usize), CommandError> {
+    let model = keras::read_model(path).map_err(CommandError::Read)?;
+    let alignment = cnn2snn::align(&model, None).map_err(|source| CommandError::Align {
+        path: path.to_owned(),
+        source,
+    })?;
+    keras::write_model(path, &alignment.model).map_err(CommandError::SaveAligned)?;
+    Ok(alignment.counts())
 }

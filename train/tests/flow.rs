@@ -85,6 +85,8 @@ fn flow(action_first: bool) {
     let before = h5(|| keras::read_model(&p("q4.h5"))).unwrap();
     let tuned = kws("tune", &p("q4.h5"), &["-e", "2"], action_first);
     assert!(tuned.contains("Model saved as"), "{tuned}");
+    // Tuning aligns the saved model to its conversion's integer grid.
+    assert!(tuned.contains("channels aligned"), "{tuned}");
     let after = h5(|| keras::read_model(&p("q4.h5"))).unwrap();
     assert_ne!(before, after, "tuning changed the float shadow weights");
     assert_eq!(before.layers.len(), after.layers.len());
@@ -102,7 +104,11 @@ fn flow(action_first: bool) {
         report.contains("converted (Akida 1.0, integer runtime) accuracy"),
         "{report}"
     );
-    assert!(report.contains("top-1 agreement"), "{report}");
+    // Aligned by `tune`: the converted model computes the Keras levels.
+    assert!(
+        report.contains("top-1 agreement, converted vs Keras: 100.00 %"),
+        "{report}"
+    );
     let from_file = kws(
         "eval",
         &p("q2.h5"),
@@ -156,7 +162,10 @@ fn cifar_flow(action_first: bool) {
     h5(|| cnn2snn::convert_file(&p("q2.h5"), &ConvertOptions::default(), None).unwrap());
     let report = cifar("eval", &p("q2.h5"), &["-ak"], action_first);
     assert!(report.contains("on 500 samples"), "{report}");
-    assert!(report.contains("top-1 agreement"), "{report}");
+    assert!(
+        report.contains("top-1 agreement, converted vs Keras: 100.00 %"),
+        "{report}"
+    );
 }
 
 #[test]

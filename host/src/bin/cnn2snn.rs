@@ -6,6 +6,7 @@
 //! cnn2snn -m vgg_cifar10.h5 quantize -wq 4 -aq 4 [-iq 8] [-laq 1]
 //! cnn2snn -m vgg_cifar10_iq4_wq4_aq4.h5 convert [-sc 255 -sh 0] [-s M.fbz] [--strict]
 //! cnn2snn -m vgg_cifar10_iq4_wq4_aq4.h5 check
+//! cnn2snn -m vgg_cifar10_iq4_wq4_aq4.h5 align [-s OUT.h5]   # ours: converted == quantized
 //! ```
 //! `-m` may come before or after the action. Errors exit with status 2 and
 //! write nothing.
@@ -14,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use akida_host::cnn2snn::{ConvertOptions, InputScaling, QuantizeOptions};
-use akida_host::commands::cnn2snn::{check_file, convert_file, quantize_file};
+use akida_host::commands::cnn2snn::{align_file, check_file, convert_file, quantize_file};
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
@@ -40,6 +41,20 @@ enum Action {
     Convert(ConvertArgs),
     /// Print the compatibility report (errors and AKD1000 warnings) without converting
     Check(ScalingArgs),
+    /// Move a quantized model's biases and kernel scales (by less than one
+    /// potential unit) so that its conversion rounds nothing and the
+    /// converted model computes the Keras model's levels (not in BrainChip's
+    /// cnn2snn; the file stays a cnn2snn model). Saves over M.h5 unless -s.
+    Align(AlignArgs),
+}
+
+#[derive(Args)]
+struct AlignArgs {
+    #[command(flatten)]
+    scaling: ScalingArgs,
+    /// Output path (default: over the model, atomically)
+    #[arg(short = 's', long = "save_model", value_name = "PATH")]
+    save_model: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -170,6 +185,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!(
                 "Model successfully converted and saved as {}.",
+                out.display()
+            );
+        }
+        Action::Align(a) => {
+            let (out, alignment) =
+                align_file(&model, a.scaling.scaling(), a.save_model.as_deref())?;
+            for layer in &alignment.layers {
+                println!("{}", akida_host::cnn2snn::align::describe(layer));
+            }
+            let (aligned, channels) = alignment.counts();
+            println!(
+                "{aligned} of {channels} channels aligned; model saved as {}.",
                 out.display()
             );
         }

@@ -130,10 +130,10 @@ fn weight(layer: &Layer, role: WeightRole) -> Result<&keras::Weight, Cnn2snnErro
 }
 
 /// A kernel's integer weights, scale factors and Keras shape.
-type IntegerKernel = (Vec<i8>, Vec<f32>, Vec<usize>);
+pub(super) type IntegerKernel = (Vec<i8>, Vec<f32>, Vec<usize>);
 
 /// Quantized integer weights and scale factors of one kernel.
-fn integer_kernel(
+pub(super) fn integer_kernel(
     layer: &Layer,
     role: WeightRole,
     q: &Quantizer,
@@ -289,33 +289,57 @@ fn thresholds(
     let mut threshold = Vec::with_capacity(f);
     let mut act_step = Vec::with_capacity(f);
     for c in 0..f {
-        // float32: S, the activation threshold step/2 and (step * 2^bits) / 16.
-        let s = input_scale * sf[c];
-        let (mut th, mut step) = match activation {
-            Some((step, bits)) => {
-                let half = step * 0.5;
-                let astep = (step * 2f32.powi(bits as i32)) / 16.0;
-                // float64 from the float32 values; the act_step product is
-                // exact in float64, so rounding it to float32 is the float32 product.
-                (
-                    threshold_product(s, half, bias[c]),
-                    (s as f64 * astep as f64) as f32,
-                )
-            }
-            None => (threshold_product(s, 0.0, bias[c]), s),
-        };
-        if is_input && input_shift != 0.0 {
+        let shift_sum = if is_input && input_shift != 0.0 {
             let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
-            th += sum as f64 * input_shift;
-        }
-        if let Some(cells) = planned.pooled_cells {
-            th *= cells as f64;
-            step = (step as f64 * cells as f64) as f32;
-        }
+            sum as f64 * input_shift
+        } else {
+            0.0
+        };
+        let (th, step) = channel_variables(
+            input_scale * sf[c],
+            activation,
+            bias[c],
+            shift_sum,
+            planned.pooled_cells,
+        );
         threshold.push(th.floor() as i32);
         act_step.push(step);
     }
     Ok((threshold, act_step))
+}
+
+/// One output channel's threshold before the floor (float64) and act_step
+/// (float32), from `S = f32(input_scale) * sf` (float32), the layer's
+/// activation `(step, bits)` if any, the folded bias, the input convolution's
+/// `sum(w_int) * input_shift` (0 elsewhere) and the cells a global average
+/// pooling sums: cnn2snn's arithmetic, in its order and precision.
+pub fn channel_variables(
+    s: f32,
+    activation: Option<(f32, u32)>,
+    bias: f32,
+    shift_sum: f64,
+    pooled_cells: Option<usize>,
+) -> (f64, f32) {
+    // float32: S, the activation threshold step/2 and (step * 2^bits) / 16.
+    let (mut th, mut step) = match activation {
+        Some((step, bits)) => {
+            let half = step * 0.5;
+            let astep = (step * 2f32.powi(bits as i32)) / 16.0;
+            // float64 from the float32 values; the act_step product is
+            // exact in float64, so rounding it to float32 is the float32 product.
+            (
+                threshold_product(s, half, bias),
+                (s as f64 * astep as f64) as f32,
+            )
+        }
+        None => (threshold_product(s, 0.0, bias), s),
+    };
+    th += shift_sum;
+    if let Some(cells) = pooled_cells {
+        th *= cells as f64;
+        step = (step as f64 * cells as f64) as f32;
+    }
+    (th, step)
 }
 
 #[cfg(test)]

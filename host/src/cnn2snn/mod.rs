@@ -9,6 +9,7 @@
 //! order `../shared/spec/AKIDA_V1_SEMANTICS.md` gives; the integer model then
 //! runs on `akida-core`, which never sees a float but the act_step.
 
+pub mod align;
 pub mod chain;
 pub mod check;
 pub mod convert;
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod quantize;
 pub mod quantizer;
 
+pub use align::{align, Alignment, LayerAlignment};
 pub use check::{check_model, Finding, Level, Report, Rule};
 pub use convert::{convert, Conversion, ConvertOptions};
 pub use plan::InputScaling;

@@ -10,7 +10,7 @@ use crate::keras::{self, H5Error};
 use crate::cnn2snn::naming;
 use crate::cnn2snn::quantize::QuantizeOptions;
 use crate::cnn2snn::{check, Cnn2snnError, Report};
-use crate::cnn2snn::{Conversion, ConvertOptions, InputScaling};
+use crate::cnn2snn::{Alignment, Conversion, ConvertOptions, InputScaling};
 
 /// Why a flow failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +74,21 @@ pub fn convert_file(
     let conversion = crate::cnn2snn::convert(&model, options).map_err(model_error(input))?;
     formats::save(&conversion.model, &out).map_err(FlowError::SaveModel)?;
     Ok((out, conversion))
+}
+
+/// `cnn2snn -m M.h5 align`: moves the quantized model's biases and kernel
+/// scales onto the integer grid of its conversion ([`crate::cnn2snn::align`])
+/// and saves it over `M.h5` (or `output`), atomically.
+pub fn align_file(
+    input: &Path,
+    scaling: Option<InputScaling>,
+    output: Option<&Path>,
+) -> Result<(PathBuf, Alignment), FlowError> {
+    let model = read(input)?;
+    let alignment = crate::cnn2snn::align(&model, scaling).map_err(model_error(input))?;
+    let out = output.unwrap_or(input).to_owned();
+    keras::write_model(&out, &alignment.model).map_err(FlowError::SaveKeras)?;
+    Ok((out, alignment))
 }
 
 /// `cnn2snn -m M.h5 check`: the compatibility report, nothing written.
