@@ -140,8 +140,9 @@ fn refusals_exit_2_and_write_nothing() {
     )
     .unwrap();
     std::fs::write(dir.join("bad.h5"), b"not hdf5").unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["-m", "float.h5", "convert"], "conv_0"),
+        (&["-m", "float.h5", "align"], "float.h5"),
         (&["-m", "float.h5", "quantize", "-wq", "1"], "-wq 1"),
         (&["-m", "bad.h5", "quantize"], "bad.h5"),
         (&["-m", "missing.h5", "convert"], "missing.h5"),
@@ -161,4 +162,55 @@ fn refusals_exit_2_and_write_nothing() {
         found.contains("error [not-quantized] layer `separable_1`"),
         "{found}"
     );
+}
+
+/// `cnn2snn align` saves over the model (or `-s`), keeps every integer
+/// weight, and moves act_steps and thresholds a little: the kernel scales
+/// by under 1 % here, the biases by under one potential unit.
+#[test]
+fn align_keeps_the_integer_weights_and_moves_the_rest_a_little() {
+    let dir = scratch("cnn2snn", "align");
+    let dir = dir.path();
+    std::fs::copy(
+        reference_dir().join(format!("{SET}_float.h5")),
+        dir.join("kws.h5"),
+    )
+    .unwrap();
+    cnn2snn_ok(dir, &["-m", "kws.h5", "quantize", "-iq", "8"]);
+    cnn2snn_ok(
+        dir,
+        &["-m", "kws_iq8_wq4_aq4.h5", "convert", "-s", "raw.akd"],
+    );
+    let out = cnn2snn_ok(dir, &["-m", "kws_iq8_wq4_aq4.h5", "align", "-s", "a.h5"]);
+    assert!(
+        out.contains("channels aligned; model saved as a.h5"),
+        "{out}"
+    );
+    let out = cnn2snn_ok(dir, &["-m", "kws_iq8_wq4_aq4.h5", "align"]);
+    assert!(out.contains("model saved as kws_iq8_wq4_aq4.h5"), "{out}");
+    assert_eq!(
+        std::fs::read(dir.join("a.h5")).unwrap(),
+        std::fs::read(dir.join("kws_iq8_wq4_aq4.h5")).unwrap()
+    );
+    cnn2snn_ok(dir, &["-m", "a.h5", "convert", "-s", "aligned.akd"]);
+    let raw = formats::load(dir.join("raw.akd")).unwrap();
+    let aligned = formats::load(dir.join("aligned.akd")).unwrap();
+    let mut moved = 0;
+    for (r, a) in raw.layers.iter().zip(&aligned.layers) {
+        assert_eq!(
+            r.weights().values().collect::<Vec<_>>(),
+            a.weights().values().collect::<Vec<_>>(),
+            "{}",
+            r.name
+        );
+        for (x, y) in r.threshold.iter().zip(a.threshold.iter()) {
+            let bound = 1.0 + 0.01 * x.abs() as f64;
+            assert!(((x - y).abs() as f64) <= bound, "{}: {x} -> {y}", r.name);
+            moved += usize::from(x != y);
+        }
+        for (x, y) in r.act_step.iter().zip(a.act_step.iter()) {
+            assert!((x - y).abs() <= 0.01 * x, "{}: {x} -> {y}", r.name);
+        }
+    }
+    assert!(moved > 0, "alignment moved no threshold");
 }
