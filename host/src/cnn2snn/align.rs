@@ -158,7 +158,10 @@ impl Context {
             self.pooled_cells,
         );
         let threshold = th.floor();
-        if !(threshold.abs() < i32::MAX as f64) || act_step > self.act_step_limit {
+        if threshold.is_nan()
+            || threshold.abs() >= i32::MAX as f64
+            || act_step > self.act_step_limit
+        {
             return None;
         }
         let Some((_, bits)) = self.activation else {
