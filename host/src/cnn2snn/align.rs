@@ -81,6 +81,14 @@ pub struct LayerAlignment {
     pub min_margin: Option<f64>,
 }
 
+impl LayerAlignment {
+    fn note_margin(&mut self, margin: Option<f64>) {
+        if let Some(m) = margin {
+            self.min_margin = Some(self.min_margin.map_or(m, |x| x.min(m)));
+        }
+    }
+}
+
 /// An aligned model and what was done.
 #[derive(Clone, Debug)]
 pub struct Alignment {
@@ -158,16 +166,18 @@ impl Context {
             self.pooled_cells,
         );
         let threshold = th.floor();
-        if threshold.is_nan()
-            || threshold.abs() >= i32::MAX as f64
-            || act_step > self.act_step_limit
-        {
+        if threshold.is_nan() || threshold.abs() >= i32::MAX as f64 {
             return None;
         }
         let Some((_, bits)) = self.activation else {
             // predict is (p - floor(th)) / act_step, Keras's (p - th) / S.
             return (th - threshold <= OUTPUT_SLACK).then_some(None);
         };
+        // The conversion equalizes act_steps beyond the limit (every layer
+        // with an activation), which alignment does not model.
+        if act_step > self.act_step_limit {
+            return None;
+        }
         let divisor = step_divisor(act_step);
         if divisor < 1 {
             return None;
@@ -333,15 +343,28 @@ fn align_layer(
         min_margin: None,
     };
     let (main_q, _) = quantizers(&layer.config).expect("checked by scaled_kernel");
-    if main_q.kind != QuantizerKind::MaxPerAxis && context.activation.is_some() {
-        report.skipped = Some(format!(
+    let refusal = if main_q.kind != QuantizerKind::MaxPerAxis && context.activation.is_some() {
+        Some(format!(
             "its kernel is quantized per tensor ({}): a channel's scale cannot move alone",
             main_q.kind.class_name()
-        ));
-        return Ok(report);
-    }
-    if layer.bias().is_none() {
-        report.skipped = Some("it has no bias to move".into());
+        ))
+    } else if layer.bias().is_none() {
+        Some("it has no bias to move".into())
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        // Nothing moves; channels whose conversion is already exact (a
+        // threshold of 0 without activation, say) still count.
+        for ch in &before {
+            if let Some(margin) = context.check(ch) {
+                report.aligned += 1;
+                report.note_margin(margin);
+            }
+        }
+        if report.aligned < report.channels {
+            report.skipped = Some(why);
+        }
         return Ok(report);
     }
     let original = layer.weights.clone();
@@ -387,9 +410,7 @@ fn align_layer(
                 report.max_scale_change = report.max_scale_change.max((factors[c] - 1.0).abs());
                 let shift = (context.threshold(ch) - context.threshold(&before[c])).abs();
                 report.max_threshold_shift = report.max_threshold_shift.max(shift);
-                if let Some(m) = margin {
-                    report.min_margin = Some(report.min_margin.map_or(m, |x: f64| x.min(m)));
-                }
+                report.note_margin(margin);
             }
             None => restore.push(c),
         }
@@ -457,7 +478,10 @@ fn restore_channels(
 /// One line about a layer's alignment, for the command line.
 pub fn describe(layer: &LayerAlignment) -> String {
     if let Some(why) = &layer.skipped {
-        return format!("{}: left as it was: {why}", layer.name);
+        return format!(
+            "{}: left as it was ({} of {} channels already exact): {why}",
+            layer.name, layer.aligned, layer.channels
+        );
     }
     let margin = layer
         .min_margin
