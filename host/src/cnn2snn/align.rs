@@ -7,8 +7,8 @@
 //! truncated to a multiple of `1/2^bits` (the act_step's 4 fractional bits).
 //! The quantized Keras model keeps both exact, so a potential within about
 //! one unit of a level boundary lands one level apart in the two, and the
-//! differences travel through the layers: on trained models 4 to 8 % of the
-//! top-1 classes differ (`docs/TRAINING.md`).
+//! differences travel through the layers: on the trained models of
+//! `docs/TRAINING.md`, 4 to 8 % of the top-1 classes differed.
 //!
 //! Both roundings are exact when, per channel, `D` is a multiple of `1/2^g`
 //! for some `g <= bits` and the threshold sits at `m + 1/2^(g+1)` for an
@@ -22,8 +22,9 @@
 //! one potential unit. `g` is the coarsest grid that keeps the scale change
 //! under [`MAX_SHIFT_LEVELS`] of a level at the top level, for the widest
 //! margin against the float rounding of the Keras forward pass. A last layer
-//! without activation gets an integer threshold (plus a tiny margin), so
-//! `predict`'s `(p - threshold) / act_step` is the Keras output.
+//! without activation gets an integer threshold (or the least float32 step
+//! above one), so `predict`'s `(p - threshold) / act_step` is the Keras
+//! output.
 //!
 //! Every aligned channel is checked against the conversion's own arithmetic
 //! ([`super::convert::channel_variables`] and the engine's cuts,
