@@ -9,7 +9,8 @@
 use std::path::{Path, PathBuf};
 
 use akida_host::cnn2snn;
-use akida_host::datasets::ImageSet;
+use akida_host::datasets::{ImageSet, Targets};
+use akida_host::formats::npy::Npz;
 use akida_host::keras;
 use akida_train::commands::Tool;
 use akida_train::eval::{convert, predict_converted};
@@ -72,6 +73,7 @@ fn aligned_model_converts_to_its_own_levels() {
     let alignment = cnn2snn::align(&model, None).unwrap();
     let (aligned, channels) = alignment.counts();
     assert_eq!((aligned, channels), (332, 332));
+    assert_eq!(alignment.saturating(), 0);
     for layer in &alignment.layers {
         assert!(layer.skipped.is_none(), "{layer:?}");
         // Less than one potential unit per summed cell, and a small scale change.
@@ -91,4 +93,56 @@ fn aligned_model_converts_to_its_own_levels() {
         assert!(layer.max_scale_change < 1e-5, "{layer:?}");
         assert!(layer.max_threshold_shift < 0.1, "{layer:?}");
     }
+}
+
+/// Every quantized reference model of BrainChip's vectors (1-, 2- and 4-bit
+/// activations, max and global average pooling, strides, an input shift,
+/// fully connected inputs), on its own inputs: once aligned, the converted
+/// model's outputs are the Keras model's up to float rounding, except where
+/// alignment reports levels past the engine's 20-bit saturation.
+#[test]
+fn every_reference_model_aligned_converts_to_its_own_levels() {
+    let dir = root().join("tests/data/reference/vectors");
+    let mut models: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("_q.h5"))
+        .collect();
+    models.sort();
+    assert!(models.len() >= 10, "{models:?}");
+    let mut differed = 0;
+    let mut saturating = 0;
+    for path in &models {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let stem = name.trim_end_matches("_q.h5");
+        let mut npz = Npz::open(&dir.join(format!("{stem}.npz"))).unwrap();
+        let input = npz.require("input_uint8").unwrap();
+        let shape = [input.shape[1], input.shape[2], input.shape[3]];
+        let model = keras::read_model(path).unwrap();
+        let outputs = Network::from_model(&model).unwrap().outputs;
+        let set = ImageSet {
+            shape,
+            images: input.as_u8().unwrap().to_vec(),
+            targets: Targets::Classes {
+                labels: vec![0; input.shape[0]],
+                classes: outputs,
+            },
+        };
+        let before = difference(&model, &set);
+        let alignment = cnn2snn::align(&model, None).unwrap();
+        let (aligned, channels) = alignment.counts();
+        assert_eq!(aligned, channels, "{name}");
+        if alignment.saturating() > 0 {
+            // Levels past the engine's 20-bit range: outside alignment's reach.
+            saturating += 1;
+            continue;
+        }
+        let after = difference(&alignment.model, &set);
+        assert!(after < 1e-5, "{name}: aligned {after}, unaligned {before}");
+        differed += usize::from(before > 1e-3);
+    }
+    // The vectors record Keras/engine disagreements for several models.
+    assert!(differed >= 2, "{differed} models differed before alignment");
+    // BrainChip's randomly initialized ds_cnn_kws: thresholds near 2^19.
+    assert_eq!(saturating, 1, "models with saturating channels");
 }

@@ -195,6 +195,12 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", akida_host::cnn2snn::align::describe(layer));
             }
             let (aligned, channels) = alignment.counts();
+            if alignment.saturating() > 0 {
+                eprintln!(
+                    "warning: {} channel(s) have levels past the engine's 20-bit potential range: where potentials reach them, the converted model saturates and the Keras model does not",
+                    alignment.saturating()
+                );
+            }
             println!(
                 "{aligned} of {channels} channels aligned; model saved as {}.",
                 out.display()

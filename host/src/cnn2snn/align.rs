@@ -30,11 +30,18 @@
 //! ([`super::convert::channel_variables`] and the engine's cuts,
 //! [`akida_core::activation::level_cut`]); a channel that does not check (or
 //! that the conversion would equalize, or a per-tensor quantized kernel) is
-//! left as it was and counted. The model stays a cnn2snn model: cnn2snn
+//! left as it was and counted. One difference no alignment removes: the
+//! engine saturates potentials (after pooling) to 20 bits in every layer but
+//! the input convolution, and the Keras model does not; channels whose level
+//! boundaries reach past that range are counted (`saturating`), since their
+//! levels can still differ where potentials get there (seen on randomly
+//! initialized models, whose thresholds reach +-500,000; trained models stay
+//! far inside). The model stays a cnn2snn model: cnn2snn
 //! converts it as before, into variables that now agree with its Keras
 //! forward pass.
 
 use akida_core::activation::{level_cut, step_divisor};
+use akida_core::saturation::{POTENTIAL_MAX, POTENTIAL_MIN};
 use akida_core::LayerKind;
 
 use crate::keras::{self, LayerConfig, QuantizerKind, WeightRole};
@@ -69,6 +76,10 @@ pub struct LayerAlignment {
     pub channels: usize,
     /// Channels whose conversion now agrees with the Keras forward pass.
     pub aligned: usize,
+    /// Channels whose level boundaries reach past the engine's 20-bit
+    /// potential range: aligned or not, their top levels (or level 0) can
+    /// differ, where the engine saturates and Keras does not.
+    pub saturating: usize,
     /// Why the layer was left as it was, when it was.
     pub skipped: Option<String>,
     /// Largest relative change of a channel's kernel scale.
@@ -104,6 +115,11 @@ impl Alignment {
             .iter()
             .fold((0, 0), |(a, n), l| (a + l.aligned, n + l.channels))
     }
+
+    /// Channels whose level boundaries reach the engine's saturation.
+    pub fn saturating(&self) -> usize {
+        self.layers.iter().map(|l| l.saturating).sum()
+    }
 }
 
 /// What the conversion and the Keras forward pass of one channel are.
@@ -123,9 +139,28 @@ struct Context {
     activation: Option<(f32, u32)>,
     pooled_cells: Option<usize>,
     act_step_limit: f32,
+    /// The engine saturates this layer's potentials (after pooling) to 20
+    /// bits (every layer but the input convolution).
+    saturates: bool,
 }
 
 impl Context {
+    /// Whether a channel's level boundaries reach past the 20-bit range the
+    /// engine saturates potentials to: levels there can differ from the
+    /// Keras model's whatever the alignment (the Keras model does not
+    /// saturate).
+    fn reaches_saturation(&self, ch: &Channel) -> bool {
+        let (Some((_, bits)), true) = (self.activation, self.saturates) else {
+            return false;
+        };
+        let Some(spacing) = self.spacing(ch.s) else {
+            return false;
+        };
+        let th = self.threshold(ch);
+        let top = th + ((1u64 << bits) - 2) as f64 * spacing;
+        th < POTENTIAL_MIN as f64 || top >= POTENTIAL_MAX as f64
+    }
+
     fn cells(&self) -> f64 {
         self.pooled_cells.unwrap_or(1) as f64
     }
@@ -264,6 +299,7 @@ pub fn align(
             } else {
                 CNP_ACT_STEP_LIMIT
             },
+            saturates: !is_input,
         };
         let shift = if is_input && index == 0 {
             scaling.shift
@@ -338,6 +374,7 @@ fn align_layer(
         name: layer.name.clone(),
         channels: before.len(),
         aligned: 0,
+        saturating: 0,
         skipped: None,
         max_scale_change: 0.0,
         max_threshold_shift: 0.0,
@@ -366,6 +403,10 @@ fn align_layer(
         if report.aligned < report.channels {
             report.skipped = Some(why);
         }
+        report.saturating = before
+            .iter()
+            .filter(|ch| context.reaches_saturation(ch))
+            .count();
         return Ok(report);
     }
     let original = layer.weights.clone();
@@ -419,6 +460,10 @@ fn align_layer(
     if !restore.is_empty() {
         restore_channels(layer, &original, role, &restore);
     }
+    report.saturating = channels(layer, role, sf_dw, input_scale, shift)?
+        .iter()
+        .filter(|ch| context.reaches_saturation(ch))
+        .count();
     Ok(report)
 }
 
@@ -487,8 +532,12 @@ pub fn describe(layer: &LayerAlignment) -> String {
     let margin = layer
         .min_margin
         .map_or(String::new(), |m| format!(", margin >= {m:.4}"));
+    let saturating = match layer.saturating {
+        0 => String::new(),
+        n => format!("; {n} reach past the 20-bit potential range, where the engine saturates and levels can differ"),
+    };
     format!(
-        "{}: {} of {} channels aligned (kernel scale moved <= {:.2e}, threshold <= {:.3} potential units{margin})",
+        "{}: {} of {} channels aligned (kernel scale moved <= {:.2e}, threshold <= {:.3} potential units{margin}){saturating}",
         layer.name, layer.aligned, layer.channels, layer.max_scale_change, layer.max_threshold_shift
     )
 }
@@ -518,6 +567,7 @@ mod tests {
             activation: Some((0.4, 4)),
             pooled_cells: None,
             act_step_limit: CNP_ACT_STEP_LIMIT,
+            saturates: true,
         };
         // S = 35 puts the spacing at S * step = 14: on the integer grid.
         let on = Channel {
