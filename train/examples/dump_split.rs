@@ -1,4 +1,5 @@
-//! Writes a keyword model's test split as `.npy` files, for comparisons
+//! Writes a keyword (or, with CLASSES `cifar10`, a CIFAR-10) model's test
+//! split, or its first `LIMIT` samples, as `.npy` files, for comparisons
 //! outside the tool chain (`scripts/compare_with_tensorflow.py`): the
 //! uint8 MFCC inputs `x.npy` (N, 49, 10, 1), the labels `y.npy` (int32) and
 //! our Keras forward pass's outputs `keras.npy` (float32, before softmax).
@@ -22,8 +23,19 @@ fn main() -> anyhow::Result<()> {
     };
     let out = Path::new(out);
     std::fs::create_dir_all(out)?;
-    let data = Tool::Kws.load(Path::new(data), Some(classes.parse()?))?;
-    let set = &data.test;
+    let data = match classes.as_str() {
+        "cifar10" => Tool::Cifar10.load(Path::new(data), None)?,
+        n => Tool::Kws.load(Path::new(data), Some(n.parse()?))?,
+    };
+    let mut set = data.test;
+    if let Some(limit) = std::env::var("LIMIT").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let limit = limit.min(set.len());
+        set.images.truncate(limit * set.image_len());
+        if let Targets::Classes { labels, .. } = &mut set.targets {
+            labels.truncate(limit);
+        }
+    }
+    let set = &set;
     let net = Network::from_model(&keras::read_model(Path::new(model))?)?;
     net.check_data(set)?;
     let (_, outputs) = akida_train::fit::evaluate(&net, set, 200)?;
