@@ -28,7 +28,10 @@ fn main() -> anyhow::Result<()> {
         n => Tool::Kws.load(Path::new(data), Some(n.parse()?))?,
     };
     let mut set = data.test;
-    if let Some(limit) = std::env::var("LIMIT").ok().and_then(|v| v.parse::<usize>().ok()) {
+    if let Some(limit) = std::env::var("LIMIT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
         let limit = limit.min(set.len());
         set.images.truncate(limit * set.image_len());
         if let Targets::Classes { labels, .. } = &mut set.targets {
