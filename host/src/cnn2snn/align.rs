@@ -47,7 +47,7 @@ use akida_core::LayerKind;
 use crate::keras::{self, LayerConfig, QuantizerKind, WeightRole};
 
 use super::check;
-use super::convert::{channel_variables, integer_kernel};
+use super::convert::{channel_variables, integer_kernel, shift_term};
 use super::plan::{self, activation_bits, activation_step, quantizers, InputScaling};
 use super::Cnn2snnError;
 
@@ -346,18 +346,10 @@ fn channels(
     let f = *shape.last().unwrap_or(&0);
     let bias = layer.bias().map(|b| b.values.clone());
     Ok((0..f)
-        .map(|c| {
-            let shift_sum = if shift != 0.0 {
-                let sum: i64 = w_int.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
-                sum as f64 * shift
-            } else {
-                0.0
-            };
-            Channel {
-                s: input_scale * (sf_dw * sf[c % sf.len()]),
-                bias: bias.as_ref().map_or(0.0, |b| b[c]),
-                shift_sum,
-            }
+        .map(|c| Channel {
+            s: input_scale * (sf_dw * sf[c % sf.len()]),
+            bias: bias.as_ref().map_or(0.0, |b| b[c]),
+            shift_sum: shift_term(&w_int, f, c, shift),
         })
         .collect())
 }

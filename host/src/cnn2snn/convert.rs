@@ -289,12 +289,8 @@ fn thresholds(
     let mut threshold = Vec::with_capacity(f);
     let mut act_step = Vec::with_capacity(f);
     for c in 0..f {
-        let shift_sum = if is_input && input_shift != 0.0 {
-            let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
-            sum as f64 * input_shift
-        } else {
-            0.0
-        };
+        let shift = if is_input { input_shift } else { 0.0 };
+        let shift_sum = shift_term(weights, f, c, shift);
         let (th, step) = channel_variables(
             input_scale * sf[c],
             activation,
@@ -306,6 +302,16 @@ fn thresholds(
         act_step.push(step);
     }
     Ok((threshold, act_step))
+}
+
+/// The input convolution's threshold term `sum(w_int) * input_shift` of
+/// channel `c` (weights in (..., f) order); 0 without a shift.
+pub fn shift_term(weights: &[i8], f: usize, c: usize, shift: f64) -> f64 {
+    if shift == 0.0 {
+        return 0.0;
+    }
+    let sum: i64 = weights.iter().skip(c).step_by(f).map(|&w| w as i64).sum();
+    sum as f64 * shift
 }
 
 /// One output channel's threshold before the floor (float64) and act_step
