@@ -21,6 +21,7 @@ use burn::tensor::Device;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
+    akida_train::alloc::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let path = args
         .get(1)

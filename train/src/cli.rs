@@ -188,6 +188,7 @@ fn execute(tool: Tool, action: &Action, options: &Options) -> Result<(), Command
 
 /// The whole tool: parse, run, report; exit status 2 on any error.
 pub fn main(tool: Tool) -> ExitCode {
+    crate::alloc::keep_freed_memory();
     let (action, options) = match parse(tool, normalize(std::env::args())) {
         Ok(parsed) => parsed,
         Err(e) => {

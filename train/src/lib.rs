@@ -14,8 +14,10 @@
 //!   loop; [`state`]: resumable state; [`log`], [`plot`]: the CSV log and
 //!   the training-curve PNG.
 //! - [`eval`]: Keras model vs its Akida conversion on the integer runtime.
-//! - [`commands`], [`cli`]: the three tools.
+//! - [`commands`], [`cli`]: the three tools; [`alloc`]: their allocator
+//!   settings.
 
+pub mod alloc;
 pub mod cli;
 pub mod commands;
 pub mod data;

@@ -60,13 +60,16 @@ impl Adam {
     pub fn update(&mut self, index: usize, alpha: f32, w: &mut [f32], g: &[f32]) {
         let c = self.config;
         let (m, v) = (&mut self.m[index], &mut self.v[index]);
-        crate::kernels::simd(|| {
-            for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                *m += (g - *m) * (1.0 - c.beta1);
-                *v += (g * g - *v) * (1.0 - c.beta2);
-                *w -= *m * alpha / (v.sqrt() + c.epsilon);
-            }
-        })
+        crate::kernels::simd(
+            #[inline(always)]
+            || {
+                for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    *m += (g - *m) * (1.0 - c.beta1);
+                    *v += (g * g - *v) * (1.0 - c.beta2);
+                    *w -= *m * alpha / (v.sqrt() + c.epsilon);
+                }
+            },
+        )
     }
 }
 

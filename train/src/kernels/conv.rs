@@ -22,48 +22,54 @@ fn col_shape(g: &Geometry) -> (usize, usize) {
 fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
     let c = g.c;
     let k = g.kh * g.kw * c;
-    simd(|| {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = &mut col[(oy * g.ow + ox) * k..][..k];
-                for ky in 0..g.kh {
-                    for kx in 0..g.kw {
-                        let dst = &mut row[(ky * g.kw + kx) * c..][..c];
-                        match (g.in_row(oy, ky), g.in_col(ox, kx)) {
-                            (Some(iy), Some(ix)) => {
-                                dst.copy_from_slice(&x[(iy * g.w + ix) * c..][..c])
+    simd(
+        #[inline(always)]
+        || {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let row = &mut col[(oy * g.ow + ox) * k..][..k];
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let dst = &mut row[(ky * g.kw + kx) * c..][..c];
+                            match (g.in_row(oy, ky), g.in_col(ox, kx)) {
+                                (Some(iy), Some(ix)) => {
+                                    dst.copy_from_slice(&x[(iy * g.w + ix) * c..][..c])
+                                }
+                                _ => dst.fill(0.0),
                             }
-                            _ => dst.fill(0.0),
                         }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// Adds the rows of `col` back onto the windows of one image (`dx += ...`).
 fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
     let c = g.c;
     let k = g.kh * g.kw * c;
-    simd(|| {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                let row = &col[(oy * g.ow + ox) * k..][..k];
-                for ky in 0..g.kh {
-                    let Some(iy) = g.in_row(oy, ky) else { continue };
-                    for kx in 0..g.kw {
-                        let Some(ix) = g.in_col(ox, kx) else { continue };
-                        let src = &row[(ky * g.kw + kx) * c..][..c];
-                        let dst = &mut dx[(iy * g.w + ix) * c..][..c];
-                        for (d, s) in dst.iter_mut().zip(src) {
-                            *d += *s;
+    simd(
+        #[inline(always)]
+        || {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let row = &col[(oy * g.ow + ox) * k..][..k];
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_row(oy, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.in_col(ox, kx) else { continue };
+                            let src = &row[(ky * g.kw + kx) * c..][..c];
+                            let dst = &mut dx[(iy * g.w + ix) * c..][..c];
+                            for (d, s) in dst.iter_mut().zip(src) {
+                                *d += *s;
+                            }
                         }
                     }
                 }
             }
-        }
-    })
+        },
+    )
 }
 
 /// `y = conv(x, w)`: `x` is `[n, h, w, cin]`, `w` `[kh, kw, cin, cout]`,

@@ -17,25 +17,28 @@ pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     y.par_chunks_mut(g.out_pixels() * c)
         .zip(x.par_chunks(g.in_image()))
         .for_each(|(y, x)| {
-            simd(|| {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let out = &mut y[(oy * g.ow + ox) * c..][..c];
-                        out.fill(0.0);
-                        for ky in 0..g.kh {
-                            let Some(iy) = g.in_row(oy, ky) else { continue };
-                            for kx in 0..g.kw {
-                                let Some(ix) = g.in_col(ox, kx) else { continue };
-                                let xin = &x[(iy * g.w + ix) * c..][..c];
-                                let wt = &w[(ky * g.kw + kx) * c..][..c];
-                                for ((o, &a), &b) in out.iter_mut().zip(xin).zip(wt) {
-                                    *o += a * b;
+            simd(
+                #[inline(always)]
+                || {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let out = &mut y[(oy * g.ow + ox) * c..][..c];
+                            out.fill(0.0);
+                            for ky in 0..g.kh {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                for kx in 0..g.kw {
+                                    let Some(ix) = g.in_col(ox, kx) else { continue };
+                                    let xin = &x[(iy * g.w + ix) * c..][..c];
+                                    let wt = &w[(ky * g.kw + kx) * c..][..c];
+                                    for ((o, &a), &b) in out.iter_mut().zip(xin).zip(wt) {
+                                        *o += a * b;
+                                    }
                                 }
                             }
                         }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -56,39 +59,42 @@ pub fn backward(
     let want_dw = dw.is_some();
     // One image: its input gradient (if asked) and its share of dw.
     let image = |x: &[f32], dy: &[f32], dx: Option<&mut [f32]>, acc: &mut [f32]| {
-        simd(|| {
-            let mut dx = dx;
-            if let Some(dx) = dx.as_deref_mut() {
-                dx.fill(0.0);
-            }
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let gy = &dy[(oy * g.ow + ox) * c..][..c];
-                    for ky in 0..g.kh {
-                        let Some(iy) = g.in_row(oy, ky) else { continue };
-                        for kx in 0..g.kw {
-                            let Some(ix) = g.in_col(ox, kx) else { continue };
-                            let at = (iy * g.w + ix) * c;
-                            let tap = (ky * g.kw + kx) * c;
-                            if let Some(dx) = dx.as_deref_mut() {
-                                let wt = &w[tap..][..c];
-                                let d = &mut dx[at..][..c];
-                                for ((d, &a), &b) in d.iter_mut().zip(gy).zip(wt) {
-                                    *d += a * b;
+        simd(
+            #[inline(always)]
+            || {
+                let mut dx = dx;
+                if let Some(dx) = dx.as_deref_mut() {
+                    dx.fill(0.0);
+                }
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let gy = &dy[(oy * g.ow + ox) * c..][..c];
+                        for ky in 0..g.kh {
+                            let Some(iy) = g.in_row(oy, ky) else { continue };
+                            for kx in 0..g.kw {
+                                let Some(ix) = g.in_col(ox, kx) else { continue };
+                                let at = (iy * g.w + ix) * c;
+                                let tap = (ky * g.kw + kx) * c;
+                                if let Some(dx) = dx.as_deref_mut() {
+                                    let wt = &w[tap..][..c];
+                                    let d = &mut dx[at..][..c];
+                                    for ((d, &a), &b) in d.iter_mut().zip(gy).zip(wt) {
+                                        *d += a * b;
+                                    }
                                 }
-                            }
-                            if want_dw {
-                                let xin = &x[at..][..c];
-                                let a = &mut acc[tap..][..c];
-                                for ((s, &p), &q) in a.iter_mut().zip(xin).zip(gy) {
-                                    *s += p * q;
+                                if want_dw {
+                                    let xin = &x[at..][..c];
+                                    let a = &mut acc[tap..][..c];
+                                    for ((s, &p), &q) in a.iter_mut().zip(xin).zip(gy) {
+                                        *s += p * q;
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-        })
+            },
+        )
     };
     let xs = x.par_chunks(g.in_image());
     let dys = dy.par_chunks(image_out);

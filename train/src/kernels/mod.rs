@@ -23,6 +23,14 @@ pub mod quant;
 use akida_core::Padding;
 
 /// Runs `f` compiled for the best SIMD instruction set of this CPU.
+///
+/// Callers mark the closure `#[inline(always)]` (an attribute allowed on a
+/// closure passed as an argument): the instruction set reaches the loops
+/// only if the closure is inlined into pulp's `#[target_feature]` function,
+/// and a closure with a large body otherwise stays a function of its own,
+/// compiled for the baseline (SSE2). Without it the fused batch-norm
+/// backward ran as scalar SSE code and took 45 % of a `ds_cnn_kws` training
+/// step on an AVX-512 Xeon.
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)

@@ -38,13 +38,15 @@ impl Act {
         }
     }
 
-    /// Whether the gradient passes at pre-activation `v`.
+    /// The open interval of pre-activations where the gradient passes
+    /// (as two bounds, so that loops compare without a branch on the
+    /// kind; for no activation the whole finite line).
     #[inline(always)]
-    fn passes(self, v: f32) -> bool {
+    fn gradient_bounds(self) -> (f32, f32) {
         match self {
-            Act::None => true,
-            Act::Relu => v > 0.0,
-            Act::ReluMax(m) => v > 0.0 && v < m,
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Act::Relu => (0.0, f32::INFINITY),
+            Act::ReluMax(m) => (0.0, m),
         }
     }
 
@@ -77,18 +79,21 @@ pub fn stats(x: &[f32], c: usize) -> (Vec<f32>, Vec<f32>) {
     let sums = x
         .par_chunks(ROWS_PER_TASK * c)
         .map(|chunk| {
-            simd(|| {
-                // Float32 sums over at most ROWS_PER_TASK rows, then float64.
-                let mut s = vec![0f32; c];
-                let mut q = vec![0f32; c];
-                for row in chunk.chunks_exact(c) {
-                    for ((s, q), &v) in s.iter_mut().zip(q.iter_mut()).zip(row) {
-                        *s += v;
-                        *q += v * v;
+            simd(
+                #[inline(always)]
+                || {
+                    // Float32 sums over at most ROWS_PER_TASK rows, then float64.
+                    let mut s = vec![0f32; c];
+                    let mut q = vec![0f32; c];
+                    for row in chunk.chunks_exact(c) {
+                        for ((s, q), &v) in s.iter_mut().zip(q.iter_mut()).zip(row) {
+                            *s += v;
+                            *q += v * v;
+                        }
                     }
-                }
-                s.iter().chain(&q).map(|&v| v as f64).collect::<Vec<f64>>()
-            })
+                    s.iter().chain(&q).map(|&v| v as f64).collect::<Vec<f64>>()
+                },
+            )
         })
         .reduce(Vec::new, |mut a: Vec<f64>, b: Vec<f64>| {
             if a.is_empty() {
@@ -136,13 +141,16 @@ pub fn forward(x: &[f32], scale: &[f32], shift: &[f32], act: Act, y: &mut [f32])
     y.par_chunks_mut(ROWS_PER_TASK * c)
         .zip(x.par_chunks(ROWS_PER_TASK * c))
         .for_each(|(y, x)| {
-            simd(|| {
-                for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
-                    for (((o, &v), &s), &t) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                        *o = act.apply(v * s + t);
+            simd(
+                #[inline(always)]
+                || {
+                    for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+                        for (((o, &v), &s), &t) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+                            *o = act.apply(v * s + t);
+                        }
                     }
-                }
-            })
+                },
+            )
         });
 }
 
@@ -165,25 +173,42 @@ pub fn backward(
     let rows = x.len() / c;
     let (scale, shift) = affine(gamma, beta, mean, var, eps);
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let (lo, hi) = act.gradient_bounds();
+    // The gradient after the activation's mask, and xhat, of one value
+    // (the loops below zip slices, so they vectorize: no bounds checks, no
+    // branch on the activation kind).
+    let masked = move |v: f32, g: f32, s: f32, t: f32| -> f32 {
+        let pre = v * s + t;
+        if pre > lo && pre < hi {
+            g
+        } else {
+            0.0
+        }
+    };
     // Pass 1: sum(g) and sum(g * xhat) per channel.
     let sums = x
         .par_chunks(ROWS_PER_TASK * c)
         .zip(dy.par_chunks(ROWS_PER_TASK * c))
         .map(|(x, dy)| {
-            simd(|| {
-                let mut acc = vec![0f32; 2 * c];
-                let (sg, sgx) = acc.split_at_mut(c);
-                for (xr, gr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
-                    for i in 0..c {
-                        let pre = xr[i] * scale[i] + shift[i];
-                        let g = if act.passes(pre) { gr[i] } else { 0.0 };
-                        let xhat = (xr[i] - mean[i]) * inv_std[i];
-                        sg[i] += g;
-                        sgx[i] += g * xhat;
+            simd(
+                #[inline(always)]
+                || {
+                    let mut acc = vec![0f32; 2 * c];
+                    let (sg, sgx) = acc.split_at_mut(c);
+                    for (xr, gr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
+                        let per_channel = scale.iter().zip(&shift).zip(mean).zip(&inv_std);
+                        let sums = sg.iter_mut().zip(sgx.iter_mut());
+                        for (((sg, sgx), (&v, &g)), (((&s, &t), &mu), &is)) in
+                            sums.zip(xr.iter().zip(gr)).zip(per_channel)
+                        {
+                            let g = masked(v, g, s, t);
+                            *sg += g;
+                            *sgx += g * ((v - mu) * is);
+                        }
                     }
-                }
-                acc
-            })
+                    acc
+                },
+            )
         })
         .reduce(Vec::new, add_into);
     let (dbeta, dgamma) = (sums[..c].to_vec(), sums[c..].to_vec());
@@ -204,20 +229,27 @@ pub fn backward(
                 .zip(dy.par_chunks(ROWS_PER_TASK * c)),
         )
         .for_each(|(dx, (x, dy))| {
-            simd(|| {
-                for ((dr, xr), gr) in dx
-                    .chunks_exact_mut(c)
-                    .zip(x.chunks_exact(c))
-                    .zip(dy.chunks_exact(c))
-                {
-                    for i in 0..c {
-                        let pre = xr[i] * scale[i] + shift[i];
-                        let g = if act.passes(pre) { gr[i] } else { 0.0 };
-                        let xhat = (xr[i] - mean[i]) * inv_std[i];
-                        dr[i] = scale[i] * (g - mean_g[i] - xhat * mean_gx[i]);
+            simd(
+                #[inline(always)]
+                || {
+                    for ((dr, xr), gr) in dx
+                        .chunks_exact_mut(c)
+                        .zip(x.chunks_exact(c))
+                        .zip(dy.chunks_exact(c))
+                    {
+                        let per_channel = scale.iter().zip(&shift).zip(mean).zip(&inv_std);
+                        let means = mean_g.iter().zip(&mean_gx);
+                        for ((d, (&v, &g)), ((((&s, &t), &mu), &is), (&mg, &mgx))) in dr
+                            .iter_mut()
+                            .zip(xr.iter().zip(gr))
+                            .zip(per_channel.zip(means))
+                        {
+                            let g = masked(v, g, s, t);
+                            *d = s * (g - mg - (v - mu) * is * mgx);
+                        }
                     }
-                }
-            })
+                },
+            )
         });
     (dx, dgamma, dbeta)
 }

@@ -22,33 +22,36 @@ pub fn forward(g: &Geometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
         .zip(argmax.par_chunks_mut(out_image))
         .zip(x.par_chunks(g.in_image()))
         .for_each(|((y, arg), x)| {
-            simd(|| {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let at = (oy * g.ow + ox) * c;
-                        let best = &mut y[at..][..c];
-                        let idx = &mut arg[at..][..c];
-                        best.fill(f32::NEG_INFINITY);
-                        idx.fill(u32::MAX);
-                        for ky in 0..g.kh {
-                            let Some(iy) = g.in_row(oy, ky) else { continue };
-                            for kx in 0..g.kw {
-                                let Some(ix) = g.in_col(ox, kx) else { continue };
-                                let base = (iy * g.w + ix) * c;
-                                let xin = &x[base..][..c];
-                                for (i, ((b, j), &v)) in
-                                    best.iter_mut().zip(idx.iter_mut()).zip(xin).enumerate()
-                                {
-                                    if v > *b || *j == u32::MAX {
-                                        *b = v;
-                                        *j = (base + i) as u32;
+            simd(
+                #[inline(always)]
+                || {
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let at = (oy * g.ow + ox) * c;
+                            let best = &mut y[at..][..c];
+                            let idx = &mut arg[at..][..c];
+                            best.fill(f32::NEG_INFINITY);
+                            idx.fill(u32::MAX);
+                            for ky in 0..g.kh {
+                                let Some(iy) = g.in_row(oy, ky) else { continue };
+                                for kx in 0..g.kw {
+                                    let Some(ix) = g.in_col(ox, kx) else { continue };
+                                    let base = (iy * g.w + ix) * c;
+                                    let xin = &x[base..][..c];
+                                    for (i, ((b, j), &v)) in
+                                        best.iter_mut().zip(idx.iter_mut()).zip(xin).enumerate()
+                                    {
+                                        if v > *b || *j == u32::MAX {
+                                            *b = v;
+                                            *j = (base + i) as u32;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
-                }
-            })
+                },
+            )
         });
 }
 

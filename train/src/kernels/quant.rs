@@ -104,12 +104,15 @@ pub fn relu_forward(x: &[f32], step: f32, levels: f32, y: &mut [f32]) {
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(y, x)| {
-            simd(|| {
-                for (o, &v) in y.iter_mut().zip(x) {
-                    let a = ((v - threshold) / step).ceil();
-                    *o = step * a.clamp(0.0, levels);
-                }
-            })
+            simd(
+                #[inline(always)]
+                || {
+                    for (o, &v) in y.iter_mut().zip(x) {
+                        let a = ((v - threshold) / step).ceil();
+                        *o = step * a.clamp(0.0, levels);
+                    }
+                },
+            )
         });
 }
 
@@ -119,16 +122,19 @@ pub fn relu_backward(x: &[f32], dy: &[f32], step: f32, levels: f32, dx: &mut [f3
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (x, dy))| {
-            simd(|| {
-                for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
-                    let a = ((v - threshold) / step).ceil();
-                    *d = if (0.0..=levels).contains(&a) {
-                        (g * step) / step
-                    } else {
-                        0.0
-                    };
-                }
-            })
+            simd(
+                #[inline(always)]
+                || {
+                    for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                        let a = ((v - threshold) / step).ceil();
+                        *d = if (0.0..=levels).contains(&a) {
+                            (g * step) / step
+                        } else {
+                            0.0
+                        };
+                    }
+                },
+            )
         });
 }
 
