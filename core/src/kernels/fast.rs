@@ -202,6 +202,15 @@ pub enum Dot {
     /// quads a 16-bit lane may sum without saturating or wrapping
     /// (`i16::MAX / (2 * max_a * max_|w|)`, the AVX2 `vpmaddubsw` chunk).
     U8 { i16_quads: u32 },
+    /// The pointwise product of a separable layer on bytes: each depthwise
+    /// potential `d` is split as `d + 128 = 256 h + l` with `l` a byte, and
+    /// the product is `l · W` (the byte product, `i16_quads` as in
+    /// [`Dot::U8`] for `l <= 255`) plus `256 h · W` over the pairs whose `h`
+    /// is not zero (16 bits) minus `128 · sum_k W[k]` per filter
+    /// ([`split_product`]). Exact; where too many potentials leave
+    /// `-128..=127` for the high part to be sparse, the layer runs the
+    /// 16-bit product for that input instead.
+    SplitU8 { i16_quads: u32 },
 }
 
 /// Everything the fast kernel of one layer needs to know, and the buffer
@@ -209,17 +218,25 @@ pub enum Dot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FastPlan {
     pub gemm: Gemm,
-    /// i16 cells of packed B.
+    /// i16 cells of packed B (for a separable layer: the 16-bit pairs,
+    /// then room for the byte quads of [`Dot::SplitU8`]).
     pub packed_len: usize,
     /// i16 cells of A (im2col or narrowed depthwise).
     pub a_len: usize,
-    /// i32 cells of the depthwise potentials (separable only).
+    /// i32 cells after the product in the scratch buffer (separable only):
+    /// room for the low bytes of the depthwise potentials
+    /// ([`Dot::SplitU8`]).
     pub depthwise_len: usize,
     /// i32 cells of the product (rows x f_pad).
     pub product_len: usize,
     /// i32 cells of the level cuts: the cuts (levels x f_pad), then room
-    /// for their 16-bit form ([`NarrowCuts`]).
+    /// for their 16-bit form ([`NarrowCuts`]); for a separable layer, then
+    /// the offsets of [`Dot::SplitU8`] (`offsets_len`).
     pub cuts_len: usize,
+    /// The last i32 cells of the cuts buffer, the per-filter offsets added
+    /// to the byte product ([`Dot::SplitU8`]): `f_pad` for a separable
+    /// layer, else 0.
+    pub offsets_len: usize,
     /// Whether every filter's cuts fit the 16-bit form ([`NarrowCuts`]), so
     /// that levels can be counted in 16-bit lanes.
     pub narrow_cuts: bool,
@@ -251,17 +268,29 @@ impl FastPlan {
         };
         let gemm = Gemm::new(rows, k, p.filters as usize);
         let levels = activation::max_level(p.act_bits) as usize;
+        // A separable layer's room for the byte product (Dot::SplitU8):
+        // byte quads of B, the low bytes of A, the per-filter offsets.
+        let (split_b, low, offsets_len) = match p.kind {
+            LayerKind::SeparableConvolutional => (
+                (gemm.k4 * gemm.f_pad).div_ceil(2),
+                (rows * gemm.k4).div_ceil(4),
+                gemm.f_pad,
+            ),
+            _ => (0, 0, 0),
+        };
         FastPlan {
             gemm,
-            packed_len: gemm.k_pad * gemm.f_pad,
+            packed_len: gemm.k_pad * gemm.f_pad + split_b,
             a_len: rows * gemm.k_pad,
-            depthwise_len,
+            depthwise_len: depthwise_len.max(low),
             product_len: rows * gemm.f_pad,
-            cuts_len: if p.activation {
-                levels * gemm.f_pad + NarrowCuts::len(levels, gemm.f_pad)
-            } else {
-                0
-            },
+            cuts_len: offsets_len
+                + if p.activation {
+                    levels * gemm.f_pad + NarrowCuts::len(levels, gemm.f_pad)
+                } else {
+                    0
+                },
+            offsets_len,
             narrow_cuts: false,
             depthwise_pairs: false,
             dot: Dot::I16,
@@ -318,20 +347,31 @@ impl FastPlan {
         allow_u8: bool,
     ) -> FastPlan {
         let p = layer.params();
-        if !allow_u8 || p.kind == LayerKind::SeparableConvolutional {
+        if !allow_u8 {
             return self;
         }
+        let separable = p.kind == LayerKind::SeparableConvolutional;
         let w = product_weights(layer, weights);
         let max_w = w.iter().map(|&v| (v as i64).abs()).max().unwrap_or(0);
-        let max_a = (layer.max_input as i64).max(p.padding_value as i64);
+        // The low bytes of a separable layer's depthwise potentials reach 255.
+        let max_a = match separable {
+            true => u8::MAX as i64,
+            false => (layer.max_input as i64).max(p.padding_value as i64),
+        };
         let pair = 2 * max_a * max_w;
         let i16_quads = if pair == 0 {
             u32::MAX
         } else {
             (i16::MAX as i64 / pair).min(u32::MAX as i64) as u32
         };
-        if simd.runs_u8(i16_quads) {
+        if !simd.runs_u8(i16_quads) {
+            return self;
+        }
+        if !separable {
             self.dot = Dot::U8 { i16_quads };
+        } else if simd.0 != Isa::Portable {
+            // In plain Rust the split costs more than it saves.
+            self.dot = Dot::SplitU8 { i16_quads };
         }
         self
     }
@@ -369,6 +409,14 @@ fn bytes_mut(v: &mut [i16]) -> &mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, v.len() * 2) }
 }
 
+/// The bytes of an i32 buffer (the low bytes of a split product live in
+/// the scratch buffer).
+fn i32_bytes_mut(v: &mut [i32]) -> &mut [u8] {
+    // SAFETY: same allocation, four times the length in bytes; u8 has no
+    // alignment or validity requirement.
+    unsafe { core::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, v.len() * 4) }
+}
+
 /// Bytes as signed bytes.
 fn bytemuck_i8(v: &mut [u8]) -> &mut [i8] {
     // SAFETY: i8 and u8 have the same size, alignment and valid values.
@@ -400,7 +448,7 @@ pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
     let f = p.filters as usize;
     let f_pad = plan.gemm.f_pad;
     let levels = activation::max_level(p.act_bits) as usize;
-    let (cuts, rest) = out[..plan.cuts_len].split_at_mut(levels * f_pad);
+    let (cuts, rest) = out[..plan.cuts_len - plan.offsets_len].split_at_mut(levels * f_pad);
     cuts.fill(i32::MAX);
     for filter in 0..f {
         let (threshold, divisor) = threshold_and_divisor(layer, filter);
@@ -507,9 +555,24 @@ pub struct FastOperands<'p> {
     /// `[level][f_pad]`, then their 16-bit form where `plan.narrow_cuts`
     /// ([`level_cuts`]); empty for a layer without activation.
     pub cuts: &'p [i32],
+    /// Per-filter offsets of the split byte product ([`Dot::SplitU8`]),
+    /// `f_pad` of them; empty for other products.
+    pub offsets: &'p [i32],
 }
 
 impl<'p> FastOperands<'p> {
+    /// The operands in the buffers [`Self::build`] filled: `packed` and
+    /// `cuts` hold at least `plan.packed_len` and `plan.cuts_len` cells.
+    pub fn from_parts(plan: FastPlan, packed: &'p [i16], cuts: &'p [i32]) -> FastOperands<'p> {
+        let (cuts, offsets) = cuts[..plan.cuts_len].split_at(plan.cuts_len - plan.offsets_len);
+        FastOperands {
+            plan,
+            packed_b: &packed[..plan.packed_len],
+            cuts,
+            offsets,
+        }
+    }
+
     /// How the layer's levels are counted: the i32 cuts, and their 16-bit
     /// form where every filter's fits ([`NarrowCuts`]).
     pub fn activation(&self) -> crate::tail::Activation<'p> {
@@ -532,23 +595,28 @@ impl<'p> FastOperands<'p> {
         cuts: &'p mut [i32],
     ) -> FastOperands<'p> {
         let w = product_weights(layer, weights);
+        let g = &plan.gemm;
         match plan.dot {
-            Dot::I16 => pack_b(&plan.gemm, w, packed),
+            Dot::I16 => pack_b(g, w, packed),
             Dot::U8 { .. } => {
                 let bytes = bytes_mut(&mut packed[..plan.packed_len]);
                 // SAFETY-free reinterpretation: i8 and u8 share a layout.
                 let signed: &mut [i8] = bytemuck_i8(bytes);
-                pack_b_u8(&plan.gemm, w, signed)
+                pack_b_u8(g, w, signed)
+            }
+            Dot::SplitU8 { .. } => {
+                // Pairs for the high part (and the 16-bit fallback), then quads.
+                let (pairs, quads) = packed[..plan.packed_len].split_at_mut(g.k_pad * g.f_pad);
+                pack_b(g, w, pairs);
+                pack_b_u8(g, w, bytemuck_i8(bytes_mut(quads)));
+                let offsets = &mut cuts[plan.cuts_len - plan.offsets_len..plan.cuts_len];
+                split_offsets(g, w, offsets);
             }
         }
         if layer.params().activation {
             level_cuts(layer, &plan, cuts);
         }
-        FastOperands {
-            plan,
-            packed_b: &packed[..plan.packed_len],
-            cuts: &cuts[..plan.cuts_len],
-        }
+        FastOperands::from_parts(plan, packed, cuts)
     }
 }
 
@@ -617,9 +685,22 @@ pub fn potentials<'s>(
             im2col(&ConvShape::of(layer), input, p.padding_value, g.k_pad, a)
         }
         LayerKind::SeparableConvolutional => {
-            let _ = depthwise;
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
             depthwise_potentials(simd, plan, &shape, weights.main, input, a);
+            if let Dot::SplitU8 { i16_quads } = plan.dot {
+                let low = &mut i32_bytes_mut(depthwise)[..g.rows * g.k4];
+                let split = Split {
+                    b: ops.packed_b,
+                    offsets: ops.offsets,
+                    i16_quads,
+                };
+                if split_product(simd, g, &split, a, low, product) {
+                    return Grid {
+                        potentials: product,
+                        stride: g.f_pad,
+                    };
+                }
+            }
         }
         LayerKind::FullyConnected => {
             for (dst, &src) in a.iter_mut().zip(input) {
@@ -632,6 +713,154 @@ pub fn potentials<'s>(
     Grid {
         potentials: product,
         stride: g.f_pad,
+    }
+}
+
+/// The operands of the split byte product of a separable layer
+/// ([`Dot::SplitU8`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Split<'p> {
+    /// Packed B: the 16-bit pairs ([`pack_b`], `k_pad * f_pad` cells), then
+    /// the byte quads ([`pack_b_u8`]).
+    pub b: &'p [i16],
+    /// Per filter, `-128 * sum_k W[k][filter]` ([`split_offsets`]).
+    pub offsets: &'p [i32],
+    /// As in [`Dot::U8`], for bytes up to 255.
+    pub i16_quads: u32,
+}
+
+/// The offsets of the split product: `-128 * sum_k W[k][filter]`, undoing
+/// the 128 added to every depthwise potential; zero for padding filters.
+pub fn split_offsets(g: &Gemm, w: &[i8], out: &mut [i32]) {
+    out.fill(0);
+    for row in w.chunks_exact(g.f).take(g.k) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o -= 128 * v as i32;
+        }
+    }
+}
+
+/// At most one pair in this many may have a high part for the split
+/// product to run: a pair with a high part costs what it costs in the
+/// 16-bit product, on top of the byte product's half.
+pub const SPLIT_PAIRS_PER_HIGH: usize = 4;
+
+/// The high part `h` of a potential: `(d + 128) >> 8`, zero for
+/// `-128 <= d <= 127`.
+#[inline(always)]
+fn high(d: i16) -> i32 {
+    (d as i32 + 128) >> 8
+}
+
+/// `product = A · W` for the 16-bit depthwise potentials `a` of a separable
+/// layer, on bytes ([`Dot::SplitU8`]): writes the low bytes `l = d + 128
+/// (mod 256)` of `a` into `low` (`rows x k4`), runs the byte product
+/// `l · W`, adds the offsets `-128 · sum_k W[k]` and, for every pair of
+/// potentials with a high part `h = (d + 128) >> 8`, `256 (h0 W[k] + h1
+/// W[k+1])`. Returns `false` without computing anything when more than one
+/// pair in [`SPLIT_PAIRS_PER_HIGH`] has a high part (then the caller runs
+/// the 16-bit product).
+#[inline(always)]
+pub fn split_product(
+    simd: Simd,
+    g: &Gemm,
+    split: &Split,
+    a: &[i16],
+    low: &mut [u8],
+    product: &mut [i32],
+) -> bool {
+    let mut high_pairs = 0usize;
+    for (row, low_row) in a.chunks_exact(g.k_pad).zip(low.chunks_exact_mut(g.k4)) {
+        let (head, tail) = low_row.split_at_mut(g.k_pad.min(g.k4));
+        for (l, &d) in head.iter_mut().zip(row) {
+            *l = (d as i32 + 128) as u8;
+        }
+        tail.fill(0);
+        high_pairs += row
+            .chunks_exact(2)
+            .map(|pair| usize::from(high(pair[0]) | high(pair[1]) != 0))
+            .sum::<usize>();
+    }
+    if high_pairs * SPLIT_PAIRS_PER_HIGH > g.rows * g.k_pad / 2 {
+        return false;
+    }
+    let (pairs, quads) = split.b.split_at(g.k_pad * g.f_pad);
+    let quads = &signed_bytes(quads)[..g.k4 * g.f_pad];
+    gemm_u8(simd, g, split.i16_quads, low, quads, product);
+    let offsets = &split.offsets[..g.f_pad];
+    for (row, out) in a
+        .chunks_exact(g.k_pad)
+        .zip(product.chunks_exact_mut(g.f_pad))
+    {
+        // Wrapping: the terms' sum is the exact potential, which fits i32
+        // (the layer's validated bound), so it comes out right even where
+        // a partial sum would not fit.
+        for (o, &v) in out.iter_mut().zip(offsets) {
+            *o = o.wrapping_add(v);
+        }
+        if row.iter().all(|&d| high(d) == 0) {
+            continue;
+        }
+        // The row's pairs with a high part, a chunk at a time.
+        let mut list = [HighPair::default(); HIGH_PAIRS_PER_PASS];
+        let mut n = 0;
+        for (k2, pair) in row.chunks_exact(2).enumerate() {
+            let (h0, h1) = (high(pair[0]), high(pair[1]));
+            if h0 == 0 && h1 == 0 {
+                continue;
+            }
+            list[n] = HighPair {
+                k2: k2 as u32,
+                h: (h0 as u16 as u32 | (h1 as u16 as u32) << 16) as i32,
+            };
+            n += 1;
+            if n == HIGH_PAIRS_PER_PASS {
+                add_high_part(simd, g.f_pad, pairs, &list, out);
+                n = 0;
+            }
+        }
+        add_high_part(simd, g.f_pad, pairs, &list[..n], out);
+    }
+    true
+}
+
+/// A pair of potentials with a high part: its index in pairs of K, and
+/// its two high parts as 16-bit halves (low half first, as `vpmaddwd`
+/// takes them).
+#[derive(Clone, Copy, Debug, Default)]
+struct HighPair {
+    k2: u32,
+    h: i32,
+}
+
+/// High pairs gathered before a pass over a row of the product.
+const HIGH_PAIRS_PER_PASS: usize = 128;
+
+/// `out[f] += 256 * sum over list (h0 B[k2][f][0] + h1 B[k2][f][1])`,
+/// with `pairs` the 16-bit packed B: in registers a block of filters at a
+/// time where the instruction set has them, else in plain Rust.
+#[inline(always)]
+fn add_high_part(simd: Simd, f_pad: usize, pairs: &[i16], list: &[HighPair], out: &mut [i32]) {
+    if list.is_empty() {
+        return;
+    }
+    match simd.0 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Avx512Vnni => unsafe { x86::high_part_avx512(f_pad, pairs, list, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX2 support.
+        Isa::Avx2 | Isa::AvxVnni => unsafe { x86::high_part_avx2(f_pad, pairs, list, out) },
+        _ => {
+            for hp in list {
+                let (h0, h1) = (hp.h as i16 as i32, (hp.h >> 16) as i16 as i32);
+                let b_row = &pairs[hp.k2 as usize * f_pad * 2..][..f_pad * 2];
+                for (o, bw) in out.iter_mut().zip(b_row.chunks_exact(2)) {
+                    let part = h0 * bw[0] as i32 + h1 * bw[1] as i32;
+                    *o = o.wrapping_add(part.wrapping_mul(256));
+                }
+            }
+        }
     }
 }
 
@@ -878,8 +1107,91 @@ fn gemm_portable(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 mod x86 {
     //! SIMD micro-kernels: a tile of R rows of A times 32 columns of B,
     //! accumulated in registers over the whole K.
-    use super::{ConvShape, Gemm, SimdTask, TILE_F};
+    use super::{ConvShape, Gemm, HighPair, SimdTask, TILE_F};
     use core::arch::x86_64::*;
+
+    /// The high part of the split product ([`super::add_high_part`]) with
+    /// AVX-512 VNNI: 64 filters (4 zmm) at a time, `vpdpwssd` per listed
+    /// pair, then one shifted add into the row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI; `pairs` holds B for
+    /// every listed pair, `out` `f_pad` (a multiple of 32) cells.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub unsafe fn high_part_avx512(
+        f_pad: usize,
+        pairs: &[i16],
+        list: &[HighPair],
+        out: &mut [i32],
+    ) {
+        assert!(out.len() >= f_pad && f_pad.is_multiple_of(TILE_F));
+        let last = list.iter().map(|hp| hp.k2 as usize).max().unwrap_or(0);
+        assert!(pairs.len() >= (last + 1) * f_pad * 2);
+        let mut f0 = 0;
+        while f0 + 64 <= f_pad {
+            high_block_avx512::<4>(f_pad, pairs, list, &mut out[f0..], f0);
+            f0 += 64;
+        }
+        if f0 < f_pad {
+            high_block_avx512::<2>(f_pad, pairs, list, &mut out[f0..], f0);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn high_block_avx512<const Z: usize>(
+        f_pad: usize,
+        pairs: &[i16],
+        list: &[HighPair],
+        out: &mut [i32],
+        f0: usize,
+    ) {
+        let mut acc = [_mm512_setzero_si512(); Z];
+        for hp in list {
+            let h = _mm512_set1_epi32(hp.h);
+            let b = pairs.as_ptr().add((hp.k2 as usize * f_pad + f0) * 2);
+            for (z, acc) in acc.iter_mut().enumerate() {
+                let bz = _mm512_loadu_si512(b.add(32 * z) as *const _);
+                *acc = _mm512_dpwssd_epi32(*acc, h, bz);
+            }
+        }
+        for (z, acc) in acc.iter().enumerate() {
+            let o = out.as_mut_ptr().add(16 * z) as *mut __m512i;
+            let sum = _mm512_add_epi32(
+                _mm512_loadu_si512(o as *const _),
+                _mm512_slli_epi32(*acc, 8),
+            );
+            _mm512_storeu_si512(o as *mut _, sum);
+        }
+    }
+
+    /// The high part with AVX2: 32 filters (4 ymm) at a time, `vpmaddwd`
+    /// and `vpaddd` per listed pair.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; sizes as in [`high_part_avx512`].
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn high_part_avx2(f_pad: usize, pairs: &[i16], list: &[HighPair], out: &mut [i32]) {
+        assert!(out.len() >= f_pad && f_pad.is_multiple_of(TILE_F));
+        let last = list.iter().map(|hp| hp.k2 as usize).max().unwrap_or(0);
+        assert!(pairs.len() >= (last + 1) * f_pad * 2);
+        for f0 in (0..f_pad).step_by(32) {
+            let mut acc = [_mm256_setzero_si256(); 4];
+            for hp in list {
+                let h = _mm256_set1_epi32(hp.h);
+                let b = pairs.as_ptr().add((hp.k2 as usize * f_pad + f0) * 2);
+                for (z, acc) in acc.iter_mut().enumerate() {
+                    let bz = _mm256_loadu_si256(b.add(16 * z) as *const __m256i);
+                    *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(h, bz));
+                }
+            }
+            for (z, acc) in acc.iter().enumerate() {
+                let o = out.as_mut_ptr().add(f0 + 8 * z) as *mut __m256i;
+                let sum = _mm256_add_epi32(_mm256_loadu_si256(o), _mm256_slli_epi32(*acc, 8));
+                _mm256_storeu_si256(o, sum);
+            }
+        }
+    }
 
     /// # Safety
     /// The CPU must support AVX2.

@@ -152,11 +152,9 @@ impl PreparedLayer {
     }
 
     fn fast_operands(&self) -> Option<FastOperands<'_>> {
-        self.fast.as_ref().map(|(plan, packed, cuts)| FastOperands {
-            plan: *plan,
-            packed_b: packed,
-            cuts,
-        })
+        self.fast
+            .as_ref()
+            .map(|(plan, packed, cuts)| FastOperands::from_parts(*plan, packed, cuts))
     }
 }
 
