@@ -19,8 +19,12 @@
 //! in 32 bits; AVX2 `vpmaddubsw`, whose 16-bit pair sums and 16-bit running
 //! sums [`FastPlan::with_dot`] proves cannot saturate or wrap from the
 //! layer's input range and weights). [`FastPlan::with_dot`] picks it per
-//! instruction set; the separable pointwise product stays 16-bit, as its A
-//! (depthwise potentials) is signed and wider than a byte.
+//! instruction set. The separable pointwise product, whose A (depthwise
+//! potentials) is signed and wider than a byte, runs on bytes too where the
+//! potentials mostly fit one ([`Dot::SplitU8`], [`split_product`]): each
+//! `d + 128` splits into a low byte, multiplied by the byte product, and a
+//! high part, zero for `-128 <= d <= 127`, whose few pairs are multiplied
+//! in 16 bits.
 //!
 //! The products are exact (no saturation anywhere: operands fit 16 bits and
 //! the validated potential bound fits 32), so the results equal the
