@@ -373,8 +373,9 @@ impl FastPlan {
         }
         if !separable {
             self.dot = Dot::U8 { i16_quads };
-        } else if simd.0 != Isa::Portable {
-            // In plain Rust the split costs more than it saves.
+        } else if simd.0 != Isa::Portable && self.gemm.k >= SPLIT_MIN && self.gemm.f >= SPLIT_MIN {
+            // In plain Rust, and on small products, the split costs more
+            // than it saves.
             self.dot = Dot::SplitU8 { i16_quads };
         }
         self
@@ -744,10 +745,19 @@ pub fn split_offsets(g: &Gemm, w: &[i8], out: &mut [i32]) {
     }
 }
 
-/// At most one pair in this many may have a high part for the split
+/// The fewest channels (K) and filters (F) of a separable layer whose
+/// pointwise product is split ([`Dot::SplitU8`]): below, the passes the
+/// split adds (low bytes, offsets, the high-part check) cost about what the
+/// byte product saves (`ds_cnn_kws`, 64 x 64: 58.0 us per image with the
+/// 16-bit product, 62.6 split, one thread, AVX-512 VNNI; `ds_cnn_cifar10`'s
+/// 10-filter last layer: 16 against 31 us).
+pub const SPLIT_MIN: usize = 128;
+
+/// At most one potential in this many may have a high part for the split
 /// product to run: a pair with a high part costs what it costs in the
-/// 16-bit product, on top of the byte product's half.
-pub const SPLIT_PAIRS_PER_HIGH: usize = 4;
+/// 16-bit product, on top of the byte product's half, so the split pays
+/// while (isolated) high parts stay under a quarter of the pairs.
+pub const SPLIT_VALUES_PER_HIGH: usize = 16;
 
 /// The high part `h` of a potential: `(d + 128) >> 8`, zero for
 /// `-128 <= d <= 127`.
@@ -756,14 +766,22 @@ fn high(d: i16) -> i32 {
     (d as i32 + 128) >> 8
 }
 
+/// Whether a potential has a high part, as a number (0 or 1) so that
+/// loops over a row sum or OR it without branches.
+#[inline(always)]
+fn has_high(d: i16) -> u16 {
+    // d + 128 outside 0..=255, wrapping: d > 32639 wraps to a negative.
+    u16::from(d.wrapping_add(128) as u16 > 255)
+}
+
 /// `product = A · W` for the 16-bit depthwise potentials `a` of a separable
 /// layer, on bytes ([`Dot::SplitU8`]): writes the low bytes `l = d + 128
 /// (mod 256)` of `a` into `low` (`rows x k4`), runs the byte product
 /// `l · W`, adds the offsets `-128 · sum_k W[k]` and, for every pair of
 /// potentials with a high part `h = (d + 128) >> 8`, `256 (h0 W[k] + h1
 /// W[k+1])`. Returns `false` without computing anything when more than one
-/// pair in [`SPLIT_PAIRS_PER_HIGH`] has a high part (then the caller runs
-/// the 16-bit product).
+/// potential in [`SPLIT_VALUES_PER_HIGH`] has a high part (then the caller
+/// runs the 16-bit product).
 #[inline(always)]
 pub fn split_product(
     simd: Simd,
@@ -773,25 +791,26 @@ pub fn split_product(
     low: &mut [u8],
     product: &mut [i32],
 ) -> bool {
-    let mut high_pairs = 0usize;
+    // Every loop over a row here is branch-free, so that it vectorizes.
+    let mut high_values = 0usize;
     for (row, low_row) in a.chunks_exact(g.k_pad).zip(low.chunks_exact_mut(g.k4)) {
         let (head, tail) = low_row.split_at_mut(g.k_pad.min(g.k4));
         for (l, &d) in head.iter_mut().zip(row) {
-            *l = (d as i32 + 128) as u8;
+            // The low byte of d + 128: bit 7 of d flipped.
+            *l = d as u8 ^ 0x80;
         }
         tail.fill(0);
-        high_pairs += row
-            .chunks_exact(2)
-            .map(|pair| usize::from(high(pair[0]) | high(pair[1]) != 0))
-            .sum::<usize>();
+        high_values += row.iter().map(|&d| has_high(d) as u32).sum::<u32>() as usize;
     }
-    if high_pairs * SPLIT_PAIRS_PER_HIGH > g.rows * g.k_pad / 2 {
+    if high_values * SPLIT_VALUES_PER_HIGH > g.rows * g.k_pad {
         return false;
     }
     let (pairs, quads) = split.b.split_at(g.k_pad * g.f_pad);
     let quads = &signed_bytes(quads)[..g.k4 * g.f_pad];
     gemm_u8(simd, g, split.i16_quads, low, quads, product);
     let offsets = &split.offsets[..g.f_pad];
+    // A row's pairs with a high part, gathered a pass at a time.
+    let mut list = [HighPair::default(); HIGH_PAIRS_PER_PASS];
     for (row, out) in a
         .chunks_exact(g.k_pad)
         .zip(product.chunks_exact_mut(g.f_pad))
@@ -802,22 +821,19 @@ pub fn split_product(
         for (o, &v) in out.iter_mut().zip(offsets) {
             *o = o.wrapping_add(v);
         }
-        if row.iter().all(|&d| high(d) == 0) {
+        if row.iter().fold(0, |any, &d| any | has_high(d)) == 0 {
             continue;
         }
-        // The row's pairs with a high part, a chunk at a time.
-        let mut list = [HighPair::default(); HIGH_PAIRS_PER_PASS];
+        // Branch-free gathering: every pair is written, only those with a
+        // high part advance the count.
         let mut n = 0;
         for (k2, pair) in row.chunks_exact(2).enumerate() {
             let (h0, h1) = (high(pair[0]), high(pair[1]));
-            if h0 == 0 && h1 == 0 {
-                continue;
-            }
             list[n] = HighPair {
                 k2: k2 as u32,
                 h: (h0 as u16 as u32 | (h1 as u16 as u32) << 16) as i32,
             };
-            n += 1;
+            n += usize::from(h0 | h1 != 0);
             if n == HIGH_PAIRS_PER_PASS {
                 add_high_part(simd, g.f_pad, pairs, &list, out);
                 n = 0;
