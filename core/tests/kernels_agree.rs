@@ -365,28 +365,56 @@ fn run_byte_product(
     Some((levels, out, plan.dot != fast::Dot::I16))
 }
 
+/// Runs case `c` with the byte product on every instruction set this CPU
+/// runs: levels and potentials equal the reference kernel's, and whether
+/// the layer took the byte product is one `accepts(simd, took)` allows.
+fn byte_product_agrees(
+    c: &Case,
+    accepts: impl Fn(Simd, bool) -> bool,
+) -> Result<(), TestCaseError> {
+    let b = build(c);
+    let l = valid(c, &b);
+    let reference = run(&l, &b.input, Backend::Reference);
+    for simd in Simd::available() {
+        let Some((levels, out, took)) = run_byte_product(&l, &b.input, simd) else {
+            continue;
+        };
+        prop_assert!(
+            accepts(simd, took),
+            "{} took the byte product: {}",
+            simd.name(),
+            took
+        );
+        prop_assert_eq!(
+            &reference.1,
+            &levels,
+            "{} byte levels differ for {:?}",
+            simd.name(),
+            c
+        );
+        prop_assert_eq!(
+            &reference.2,
+            &out,
+            "{} byte potentials differ for {:?}",
+            simd.name(),
+            c
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1500, ..ProptestConfig::default() })]
 
     /// The byte product (u8 x s8) of every instruction set this CPU runs
-    /// equals the reference kernel, and is taken wherever it applies.
+    /// equals the reference kernel, and is taken wherever it applies: on
+    /// every instruction set (separable layers this narrow keep the 16-bit
+    /// product: fewer than fast::SPLIT_MIN channels); only AVX2 may decline
+    /// (pairs that could saturate 16 bits).
     #[test]
     fn byte_product_kernels_agree(c in case()) {
-        let b = build(&c);
-        let l = valid(&c, &b);
-        let reference = run(&l, &b.input, Backend::Reference);
-        for simd in Simd::available() {
-            let Some((levels, out, took)) = run_byte_product(&l, &b.input, simd) else {
-                continue;
-            };
-            // Every instruction set takes it (separable layers this narrow
-            // keep the 16-bit product: fewer than fast::SPLIT_MIN channels);
-            // only AVX2 may decline (pairs that could saturate 16 bits).
-            let bytes = c.params.kind != LayerKind::SeparableConvolutional;
-            prop_assert!(took == bytes || (bytes && simd.name() == "avx2"));
-            prop_assert_eq!(&reference.1, &levels, "{} byte levels differ for {:?}", simd.name(), c);
-            prop_assert_eq!(&reference.2, &out, "{} byte potentials differ for {:?}", simd.name(), c);
-        }
+        let bytes = c.params.kind != LayerKind::SeparableConvolutional;
+        byte_product_agrees(&c, |simd, took| took == bytes || (bytes && simd.name() == "avx2"))?;
     }
 }
 
@@ -491,19 +519,10 @@ proptest! {
     /// back to the 16-bit product.
     #[test]
     fn split_product_layers_agree(c in wide_separable_case()) {
-        let b = build(&c);
-        let l = valid(&c, &b);
-        let reference = run(&l, &b.input, Backend::Reference);
-        for simd in Simd::available() {
-            let Some((levels, out, took)) = run_byte_product(&l, &b.input, simd) else {
-                continue;
-            };
-            let expected = simd.name() != "portable"
-                && !(simd.name() == "avx2" && c.params.weights_bits == 8);
-            prop_assert_eq!(took, expected, "{}", simd.name());
-            prop_assert_eq!(&reference.1, &levels, "{} split levels differ for {:?}", simd.name(), c);
-            prop_assert_eq!(&reference.2, &out, "{} split potentials differ for {:?}", simd.name(), c);
-        }
+        let eight_bit = c.params.weights_bits == 8;
+        byte_product_agrees(&c, |simd, took| {
+            took == (simd.name() != "portable" && !(simd.name() == "avx2" && eight_bit))
+        })?;
     }
 }
 
