@@ -54,7 +54,8 @@ fn main() -> Result<()> {
             &mut Rng::new(0),
             false,
         )?;
-        let keras: Vec<f32> = y.into_data().to_vec().expect("f32 outputs");
+        let data = y.into_data();
+        let keras = data.as_slice::<f32>().expect("f32 outputs");
         let converted = cnn2snn::convert(&part, &ConvertOptions::default())?.model;
         let channels = converted.output().channels as usize;
         let runtime = Runtime::new(&converted, KernelPolicy::Reference);
