@@ -439,17 +439,8 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
             .collect();
         let max_w = half;
         let i16_quads = (i16::MAX as i64 / (2 * 255 * max_w)) as u32;
-        let mut b = vec![0i16; g.k_pad * g.f_pad + (g.k4 * g.f_pad).div_ceil(2)];
-        let (pairs, quads) = b.split_at_mut(g.k_pad * g.f_pad);
-        fast::pack_b(&g, &w, pairs);
-        // The byte quads in the i16 cells after the pairs, as
-        // FastOperands::build lays them out.
-        let mut q = vec![0i8; g.k4 * g.f_pad];
-        fast::pack_b_u8(&g, &w, &mut q);
-        for (cell, two) in quads.iter_mut().zip(q.chunks(2)) {
-            let hi = two.get(1).copied().unwrap_or(0) as u8;
-            *cell = i16::from_ne_bytes([two[0] as u8, hi]);
-        }
+        let mut b = vec![0i16; g.k_pad * g.f_pad + fast::split_quads_len(&g)];
+        fast::pack_b_split(&g, &w, &mut b);
         let mut offsets = vec![0i32; g.f_pad];
         fast::split_offsets(&g, &w, &mut offsets);
         // Per mille of potentials with a high part (on two rows in three),

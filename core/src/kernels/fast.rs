@@ -272,15 +272,15 @@ impl FastPlan {
         };
         let gemm = Gemm::new(rows, k, p.filters as usize);
         let levels = activation::max_level(p.act_bits) as usize;
-        // A separable layer's room for the byte product (Dot::SplitU8):
-        // byte quads of B, the low bytes of A, the per-filter offsets.
-        let (split_b, low, offsets_len) = match p.kind {
-            LayerKind::SeparableConvolutional => (
-                (gemm.k4 * gemm.f_pad).div_ceil(2),
+        // Room for the split byte product where a layer may take it
+        // (Dot::SplitU8): byte quads of B, the low bytes of A, the offsets.
+        let (split_b, low, offsets_len) = match Self::may_split(p.kind, &gemm) {
+            true => (
+                split_quads_len(&gemm),
                 (rows * gemm.k4).div_ceil(4),
                 gemm.f_pad,
             ),
-            _ => (0, 0, 0),
+            false => (0, 0, 0),
         };
         FastPlan {
             gemm,
@@ -299,6 +299,13 @@ impl FastPlan {
             depthwise_pairs: false,
             dot: Dot::I16,
         }
+    }
+
+    /// Whether a layer of this kind and product may take the split byte
+    /// product ([`Dot::SplitU8`]): separable, with at least [`SPLIT_MIN`]
+    /// channels and filters. [`Self::sizes`] makes room for it only there.
+    pub fn may_split(kind: LayerKind, gemm: &Gemm) -> bool {
+        kind == LayerKind::SeparableConvolutional && gemm.k >= SPLIT_MIN && gemm.f >= SPLIT_MIN
     }
 
     /// The plan of a layer, `None` if an operand could exceed 16 bits (then
@@ -373,7 +380,7 @@ impl FastPlan {
         }
         if !separable {
             self.dot = Dot::U8 { i16_quads };
-        } else if simd.0 != Isa::Portable && self.gemm.k >= SPLIT_MIN && self.gemm.f >= SPLIT_MIN {
+        } else if simd.0 != Isa::Portable && Self::may_split(p.kind, &self.gemm) {
             // In plain Rust, and on small products, the split costs more
             // than it saves.
             self.dot = Dot::SplitU8 { i16_quads };
@@ -405,6 +412,26 @@ pub fn pack_b_u8(g: &Gemm, w: &[i8], out: &mut [i8]) {
             out[(k / 4) * g.f_pad * 4 + col * 4 + k % 4] = w[k * g.f + col];
         }
     }
+}
+
+/// i16 cells of the byte quads of B after its 16-bit pairs in a split
+/// product's packed B ([`pack_b_split`]).
+pub fn split_quads_len(g: &Gemm) -> usize {
+    (g.k4 * g.f_pad).div_ceil(2)
+}
+
+/// Packs B for the split byte product ([`Dot::SplitU8`]): the 16-bit pairs
+/// ([`pack_b`], for the high part and the 16-bit fallback), then the byte
+/// quads ([`pack_b_u8`]) in the i16 cells that follow;
+/// `k_pad * f_pad + split_quads_len` cells.
+pub fn pack_b_split(g: &Gemm, w: &[i8], out: &mut [i16]) {
+    let (pairs, quads) = out.split_at_mut(g.k_pad * g.f_pad);
+    pack_b(g, w, pairs);
+    pack_b_u8(
+        g,
+        w,
+        bytemuck_i8(bytes_mut(&mut quads[..split_quads_len(g)])),
+    );
 }
 
 /// The bytes of an i16 buffer (a byte A or B lives in the 16-bit buffers).
@@ -610,10 +637,7 @@ impl<'p> FastOperands<'p> {
                 pack_b_u8(g, w, signed)
             }
             Dot::SplitU8 { .. } => {
-                // Pairs for the high part (and the 16-bit fallback), then quads.
-                let (pairs, quads) = packed[..plan.packed_len].split_at_mut(g.k_pad * g.f_pad);
-                pack_b(g, w, pairs);
-                pack_b_u8(g, w, bytemuck_i8(bytes_mut(quads)));
+                pack_b_split(g, w, &mut packed[..plan.packed_len]);
                 let offsets = &mut cuts[plan.cuts_len - plan.offsets_len..plan.cuts_len];
                 split_offsets(g, w, offsets);
             }
