@@ -20,7 +20,7 @@ use crate::kernels::Grid;
 use crate::layer::Pooling;
 use crate::model::ValidLayer;
 use crate::pooling::MaxPool;
-use crate::saturation::{saturate, POTENTIAL_MAX, POTENTIAL_MIN};
+use crate::saturation::{saturating_add, POTENTIAL_MAX, POTENTIAL_MIN};
 
 /// How potentials become levels.
 #[derive(Clone, Copy, Debug)]
@@ -93,7 +93,7 @@ pub fn finish(
                 sums[..width].fill(0);
                 for k in 0..cells {
                     for (s, &v) in sums[..width].iter_mut().zip(&cell(k)[start..start + width]) {
-                        *s = saturate(*s as i64 + v as i64);
+                        *s = saturating_add(*s, v);
                     }
                 }
                 row[start..start + width].copy_from_slice(&sums[..width]);

@@ -177,9 +177,11 @@ pub fn backward(
     // The gradient after the activation's mask, and xhat, of one value
     // (the loops below zip slices, so they vectorize: no bounds checks, no
     // branch on the activation kind).
+    // `&`, not `&&`: both comparisons, no branch, so the loop vectorizes
+    // (compare, and, blend).
     let masked = move |v: f32, g: f32, s: f32, t: f32| -> f32 {
         let pre = v * s + t;
-        if pre > lo && pre < hi {
+        if (pre > lo) & (pre < hi) {
             g
         } else {
             0.0
@@ -195,15 +197,14 @@ pub fn backward(
                 || {
                     let mut acc = vec![0f32; 2 * c];
                     let (sg, sgx) = acc.split_at_mut(c);
+                    let (s, t, mu, is) = (&scale[..c], &shift[..c], &mean[..c], &inv_std[..c]);
                     for (xr, gr) in x.chunks_exact(c).zip(dy.chunks_exact(c)) {
-                        let per_channel = scale.iter().zip(&shift).zip(mean).zip(&inv_std);
-                        let sums = sg.iter_mut().zip(sgx.iter_mut());
-                        for (((sg, sgx), (&v, &g)), (((&s, &t), &mu), &is)) in
-                            sums.zip(xr.iter().zip(gr)).zip(per_channel)
-                        {
-                            let g = masked(v, g, s, t);
-                            *sg += g;
-                            *sgx += g * ((v - mu) * is);
+                        // Every slice `c` long: indexed without bounds checks.
+                        let (sg, sgx) = (&mut sg[..c], &mut sgx[..c]);
+                        for i in 0..c {
+                            let g = masked(xr[i], gr[i], s[i], t[i]);
+                            sg[i] += g;
+                            sgx[i] += g * ((xr[i] - mu[i]) * is[i]);
                         }
                     }
                     acc
@@ -232,20 +233,16 @@ pub fn backward(
             simd(
                 #[inline(always)]
                 || {
+                    let (s, t, mu, is) = (&scale[..c], &shift[..c], &mean[..c], &inv_std[..c]);
+                    let (mg, mgx) = (&mean_g[..c], &mean_gx[..c]);
                     for ((dr, xr), gr) in dx
                         .chunks_exact_mut(c)
                         .zip(x.chunks_exact(c))
                         .zip(dy.chunks_exact(c))
                     {
-                        let per_channel = scale.iter().zip(&shift).zip(mean).zip(&inv_std);
-                        let means = mean_g.iter().zip(&mean_gx);
-                        for ((d, (&v, &g)), ((((&s, &t), &mu), &is), (&mg, &mgx))) in dr
-                            .iter_mut()
-                            .zip(xr.iter().zip(gr))
-                            .zip(per_channel.zip(means))
-                        {
-                            let g = masked(v, g, s, t);
-                            *d = s * (g - mg - (v - mu) * is * mgx);
+                        for i in 0..c {
+                            let (v, g) = (xr[i], masked(xr[i], gr[i], s[i], t[i]));
+                            dr[i] = s[i] * (g - mg[i] - (v - mu[i]) * is[i] * mgx[i]);
                         }
                     }
                 },
