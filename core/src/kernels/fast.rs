@@ -937,8 +937,9 @@ impl AValue for i16 {
 /// ([`ConvShape::taps_inside`]), the rest padding.
 ///
 /// A is filled with the padding value in one pass first: filling each
-/// row's few padded taps and its tail separately cost a `memset` call each,
-/// a third of the input convolution of `ds_cnn_kws` (1 channel, 5 x 5).
+/// row's few padded taps and its tail separately cost a `memset` call each
+/// (`ds_cnn_kws`'s input convolution, 1 channel, 5 x 5: 13.7 us per image
+/// with them, 12.7 without, on a Zen 2 core).
 #[inline(always)]
 fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, a: &mut [T]) {
     let cin = s.input.channels as usize;
