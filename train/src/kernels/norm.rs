@@ -174,11 +174,11 @@ pub fn backward(
     let (scale, shift) = affine(gamma, beta, mean, var, eps);
     let inv_std: Vec<f32> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
     let (lo, hi) = act.gradient_bounds();
-    // The gradient after the activation's mask, and xhat, of one value
-    // (the loops below zip slices, so they vectorize: no bounds checks, no
-    // branch on the activation kind).
-    // `&`, not `&&`: both comparisons, no branch, so the loop vectorizes
-    // (compare, and, blend).
+    // The gradient after the activation's mask, of one value. The loops
+    // below vectorize: they index slices cut to the channel count (no
+    // bounds checks), the mask compares with `&`, not `&&` (both sides, no
+    // branch: compare, and, blend), and the bounds leave no branch on the
+    // activation kind.
     let masked = move |v: f32, g: f32, s: f32, t: f32| -> f32 {
         let pre = v * s + t;
         if (pre > lo) & (pre < hi) {
