@@ -409,12 +409,17 @@ proptest! {
     /// The byte product (u8 x s8) of every instruction set this CPU runs
     /// equals the reference kernel, and is taken wherever it applies: on
     /// every instruction set (separable layers this narrow keep the 16-bit
-    /// product: fewer than fast::SPLIT_MIN channels); only AVX2 may decline
-    /// (pairs that could saturate 16 bits).
+    /// product, fewer than fast::SPLIT_MIN channels, but on AMX tiles,
+    /// which split every separable layer); only AVX2 may decline (pairs
+    /// that could saturate 16 bits).
     #[test]
     fn byte_product_kernels_agree(c in case()) {
         let bytes = c.params.kind != LayerKind::SeparableConvolutional;
-        byte_product_agrees(&c, |simd, took| took == bytes || (bytes && simd.name() == "avx2"))?;
+        byte_product_agrees(&c, |simd, took| match simd.name() {
+            "amx" => took,
+            "avx2" => took == bytes || bytes,
+            _ => took == bytes,
+        })?;
     }
 }
 
@@ -431,6 +436,9 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
         (16, 130, 70, 8),
         (5, 8, 3, 2),
         (13, 512, 33, 4),
+        // K of 17 quads: too few bytes per tile step for AMX tiles, whose
+        // instruction set then splits as AVX-512 does.
+        (20, 67, 40, 4),
     ] {
         let g = fast::Gemm::new(rows, k, f);
         let half = 1i64 << (bits - 1);
@@ -479,12 +487,20 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
                 if simd.name() == "avx2" && i16_quads == 0 {
                     continue;
                 }
-                let mut low = vec![0u8; rows * g.k4];
+                let mut low = vec![0u8; 2 * rows * g.k4];
                 let mut got = vec![i32::MIN; rows * g.f_pad];
                 let taken = fast::split_product(simd, &g, &split, &a, &mut low, &mut got);
                 let high = a.iter().filter(|&&d| !(-128..=127).contains(&d)).count();
-                let dense = high * fast::SPLIT_VALUES_PER_HIGH > rows * g.k_pad;
-                assert_eq!(taken, !dense, "{} {rows}x{k}x{f}", simd.name());
+                let tiles = simd.name() == "amx";
+                let per_high = match tiles {
+                    true => fast::AMX_VALUES_PER_HIGH,
+                    false => fast::SPLIT_VALUES_PER_HIGH,
+                };
+                let dense = high * per_high > rows * g.k_pad;
+                // Where high parts are dense, AMX tiles multiply both bytes
+                // of every potential (if K suits them).
+                let tiles = tiles && amx_suits(g.k4);
+                assert_eq!(taken, !dense || tiles, "{} {rows}x{k}x{f}", simd.name());
                 if taken {
                     for (r, (gr, wr)) in got.chunks(g.f_pad).zip(want.chunks(g.f_pad)).enumerate() {
                         assert_eq!(
@@ -514,6 +530,57 @@ proptest! {
         byte_product_agrees(&c, |simd, took| {
             took == (simd.name() != "portable" && !(simd.name() == "avx2" && eight_bit))
         })?;
+    }
+}
+
+/// Whether AMX tiles take a byte product of rows of `k4` bytes.
+fn amx_suits(k4: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return fast::amx::suits(k4);
+    #[cfg(not(target_arch = "x86_64"))]
+    return k4 == usize::MAX;
+}
+
+/// The byte product of every instruction set equals the portable one on
+/// every shape its tiling meets: rows from 1 to 50 (AMX: full 16-row tiles,
+/// pairs of them, and a configuration for the rows left), K from 1 to 300
+/// (tile steps of 64 bytes, of a divisor of K, and K the AMX tiles decline),
+/// 1 to 100 filters, full byte ranges.
+#[test]
+fn byte_product_equals_the_portable_one_on_every_shape() {
+    let mut rng = Bulk::new(11);
+    let shapes = (0..60).map(|i| match i {
+        0 => (1, 1, 1),
+        1 => (50, 256, 64),
+        2 => (33, 68, 32),
+        3 => (16, 300, 100),
+        _ => (
+            1 + rng.below(50) as usize,
+            1 + rng.below(300) as usize,
+            1 + rng.below(100) as usize,
+        ),
+    });
+    for (rows, k, f) in shapes.collect::<Vec<_>>() {
+        let g = fast::Gemm::new(rows, k, f);
+        let mut a = vec![0u8; rows * g.k4];
+        for row in a.chunks_exact_mut(g.k4) {
+            for v in &mut row[..k] {
+                *v = rng.below(256) as u8;
+            }
+        }
+        let w: Vec<i8> = (0..k * f).map(|_| rng.below(256) as u8 as i8).collect();
+        let mut b = vec![0i8; g.k4 * g.f_pad];
+        fast::pack_b_u8(&g, &w, &mut b);
+        let mut want = vec![0i32; rows * g.f_pad];
+        fast::gemm_u8_portable(&g, &a, &b, &mut want);
+        for simd in Simd::available() {
+            if simd.name() == "avx2" {
+                continue; // Its 16-bit sums need bounded operands (tested above).
+            }
+            let mut got = vec![i32::MIN; rows * g.f_pad];
+            fast::gemm_u8(simd, &g, 0, &a, &b, &mut got);
+            assert_eq!(got, want, "{} {rows}x{k}x{f}", simd.name());
+        }
     }
 }
 

@@ -40,6 +40,9 @@ use crate::layer::LayerKind;
 use crate::model::ValidLayer;
 use crate::tail::CUT_BLOCK;
 
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
+
 /// Filters per micro-kernel tile; B's columns are padded to a multiple
 /// (of [`CUT_BLOCK`] too, the filters whose levels are counted at once).
 pub const TILE_F: usize = 32;
@@ -59,6 +62,9 @@ enum Isa {
     AvxVnni,
     #[cfg(target_arch = "x86_64")]
     Avx512Vnni,
+    /// AVX-512 VNNI, and AMX-INT8 tiles for the byte products.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl Simd {
@@ -94,6 +100,18 @@ impl Simd {
         Simd(Isa::Avx512Vnni)
     }
 
+    /// AVX-512 VNNI micro-kernels, and AMX-INT8 tiles (`tdpbusd`,
+    /// `tdpbssd`) for the byte products.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI and AMX-TILE and
+    /// AMX-INT8, and the operating system must have granted this process
+    /// the tile state (on Linux, [`Simd::available`] asks for it).
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn amx_unchecked() -> Simd {
+        Simd(Isa::Amx)
+    }
+
     /// The best instruction set of this CPU (std: it needs the run-time
     /// CPU feature detection).
     #[cfg(feature = "std")]
@@ -123,6 +141,11 @@ impl Simd {
             {
                 // SAFETY: detected on this CPU.
                 v.push(unsafe { Simd::avx512_vnni_unchecked() });
+                if amx::request() {
+                    // SAFETY: AVX-512 detected above, AMX-INT8 by CPUID,
+                    // and the tile state granted by the system.
+                    v.push(unsafe { Simd::amx_unchecked() });
+                }
             }
         }
         v
@@ -138,6 +161,8 @@ impl Simd {
             Isa::AvxVnni => "avx-vnni",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => "avx512-vnni",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => "amx",
         }
     }
 
@@ -152,6 +177,8 @@ impl Simd {
             Isa::AvxVnni => "vpdpbusd ymm",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => "vpdpbusd zmm",
+            #[cfg(target_arch = "x86_64")]
+            Isa::Amx => "tdpbusd (AMX)",
         }
     }
 
@@ -273,11 +300,12 @@ impl FastPlan {
         let gemm = Gemm::new(rows, k, p.filters as usize);
         let levels = activation::max_level(p.act_bits) as usize;
         // Room for the split byte product where a layer may take it
-        // (Dot::SplitU8): byte quads of B, the low bytes of A, the offsets.
-        let (split_b, low, offsets_len) = match Self::may_split(p.kind, &gemm) {
+        // (Dot::SplitU8, any separable layer on some instruction set): byte
+        // quads of B, the low and high bytes of A, the offsets.
+        let (split_b, low, offsets_len) = match p.kind == LayerKind::SeparableConvolutional {
             true => (
                 split_quads_len(&gemm),
-                (rows * gemm.k4).div_ceil(4),
+                (2 * rows * gemm.k4).div_ceil(4),
                 gemm.f_pad,
             ),
             false => (0, 0, 0),
@@ -301,11 +329,22 @@ impl FastPlan {
         }
     }
 
-    /// Whether a layer of this kind and product may take the split byte
-    /// product ([`Dot::SplitU8`]): separable, with at least [`SPLIT_MIN`]
-    /// channels and filters. [`Self::sizes`] makes room for it only there.
-    pub fn may_split(kind: LayerKind, gemm: &Gemm) -> bool {
-        kind == LayerKind::SeparableConvolutional && gemm.k >= SPLIT_MIN && gemm.f >= SPLIT_MIN
+    /// Whether a layer of this kind and product takes the split byte
+    /// product ([`Dot::SplitU8`]) with `simd`: separable, and on AVX2 or
+    /// AVX-512 with at least [`SPLIT_MIN`] channels and filters (on AMX
+    /// tiles, where both byte products run dense, every separable layer;
+    /// in plain Rust none). [`Self::sizes`] makes room for it on every
+    /// separable layer.
+    pub fn splits(simd: Simd, kind: LayerKind, gemm: &Gemm) -> bool {
+        let sized = gemm.k >= SPLIT_MIN && gemm.f >= SPLIT_MIN;
+        kind == LayerKind::SeparableConvolutional
+            && match simd.0 {
+                Isa::Portable => false,
+                #[cfg(target_arch = "x86_64")]
+                Isa::Amx => true,
+                #[cfg(target_arch = "x86_64")]
+                _ => sized,
+            }
     }
 
     /// The plan of a layer, `None` if an operand could exceed 16 bits (then
@@ -380,9 +419,9 @@ impl FastPlan {
         }
         if !separable {
             self.dot = Dot::U8 { i16_quads };
-        } else if simd.0 != Isa::Portable && Self::may_split(p.kind, &self.gemm) {
-            // In plain Rust, and on small products, the split costs more
-            // than it saves.
+        } else if Self::splits(simd, p.kind, &self.gemm) {
+            // In plain Rust, and on small products without tiles, the split
+            // costs more than it saves.
             self.dot = Dot::SplitU8 { i16_quads };
         }
         self
@@ -672,6 +711,9 @@ pub fn with_simd<T: SimdTask>(simd: Simd, task: T) -> T::Output {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
         Isa::Avx512Vnni => unsafe { x86::with_avx512(task) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
+        Isa::Amx => unsafe { x86::with_avx512(task) },
     }
 }
 
@@ -717,7 +759,7 @@ pub fn potentials<'s>(
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
             depthwise_potentials(simd, plan, &shape, weights.main, input, a);
             if let Dot::SplitU8 { i16_quads } = plan.dot {
-                let low = &mut i32_bytes_mut(depthwise)[..g.rows * g.k4];
+                let low = &mut i32_bytes_mut(depthwise)[..2 * g.rows * g.k4];
                 let split = Split {
                     b: ops.packed_b,
                     offsets: ops.offsets,
@@ -783,6 +825,25 @@ pub const SPLIT_MIN: usize = 128;
 /// while (isolated) high parts stay under a quarter of the pairs.
 pub const SPLIT_VALUES_PER_HIGH: usize = 16;
 
+/// With AMX tiles, at most one potential in this many may have a high part
+/// for the sparse correction to run; above, both bytes of every potential
+/// run dense on tiles, which costs less than the correction's gathering
+/// much sooner than the 16-bit product does (`ds_cnn_kws`, 5-15 % high
+/// pairs: 41.2-41.4k images/s with [`SPLIT_VALUES_PER_HIGH`], 47.8-48.4k
+/// with 64, 47.5-47.7k dense always; `ds_cnn_cifar10`, 0-2 %, unchanged).
+pub const AMX_VALUES_PER_HIGH: usize = 64;
+
+/// The sparse-correction bound of `simd` ([`SPLIT_VALUES_PER_HIGH`], or
+/// [`AMX_VALUES_PER_HIGH`] on tiles).
+#[inline(always)]
+fn values_per_high(simd: Simd) -> usize {
+    match simd.0 {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => AMX_VALUES_PER_HIGH,
+        _ => SPLIT_VALUES_PER_HIGH,
+    }
+}
+
 /// The high part `h` of a potential: `(d + 128) >> 8`, zero for
 /// `-128 <= d <= 127`.
 #[inline(always)]
@@ -800,12 +861,15 @@ fn has_high(d: i16) -> u16 {
 
 /// `product = A · W` for the 16-bit depthwise potentials `a` of a separable
 /// layer, on bytes ([`Dot::SplitU8`]): writes the low bytes `l = d + 128
-/// (mod 256)` of `a` into `low` (`rows x k4`), runs the byte product
-/// `l · W`, adds the offsets `-128 · sum_k W[k]` and, for every pair of
-/// potentials with a high part `h = (d + 128) >> 8`, `256 (h0 W[k] + h1
-/// W[k+1])`. Returns `false` without computing anything when more than one
-/// potential in [`SPLIT_VALUES_PER_HIGH`] has a high part (then the caller
-/// runs the 16-bit product).
+/// (mod 256)` of `a` into `low` (`rows x k4`; `2 x rows x k4` with AMX
+/// tiles), runs the byte product `l · W`, adds the offsets `-128 · sum_k
+/// W[k]` and, for every pair of potentials with a high part
+/// `h = (d + 128) >> 8`, `256 (h0 W[k] + h1 W[k+1])`. Where more than one potential in
+/// [`SPLIT_VALUES_PER_HIGH`] ([`AMX_VALUES_PER_HIGH`] with AMX tiles) has a
+/// high part, AMX tiles multiply both bytes of every potential instead
+/// ([`split_bytes`], `amx::gemm_split`), and other instruction sets return
+/// `false` without computing anything (then the caller runs the 16-bit
+/// product).
 #[inline(always)]
 pub fn split_product(
     simd: Simd,
@@ -815,6 +879,7 @@ pub fn split_product(
     low: &mut [u8],
     product: &mut [i32],
 ) -> bool {
+    let quads = &signed_bytes(&split.b[g.k_pad * g.f_pad..])[..g.k4 * g.f_pad];
     // Every loop over a row here is branch-free, so that it vectorizes.
     let mut high_values = 0usize;
     for (row, low_row) in a.chunks_exact(g.k_pad).zip(low.chunks_exact_mut(g.k4)) {
@@ -826,11 +891,22 @@ pub fn split_product(
         tail.fill(0);
         high_values += row.iter().map(|&d| has_high(d) as u32).sum::<u32>() as usize;
     }
-    if high_values * SPLIT_VALUES_PER_HIGH > g.rows * g.k_pad {
+    if high_values * values_per_high(simd) > g.rows * g.k_pad {
+        #[cfg(target_arch = "x86_64")]
+        if simd.0 == Isa::Amx && amx::suits(g.k4) {
+            // Dense high parts: both bytes of every potential on tiles.
+            let (low, high) = low[..2 * g.rows * g.k4].split_at_mut(g.rows * g.k4);
+            let high = bytemuck_i8(high);
+            split_bytes(g, a, low, high);
+            // SAFETY: constructing this Simd value asserted AMX-INT8
+            // support and permission, and AVX-512 support; slices checked
+            // inside.
+            unsafe { amx::gemm_split(g, low, high, quads, product) };
+            return true;
+        }
         return false;
     }
-    let (pairs, quads) = split.b.split_at(g.k_pad * g.f_pad);
-    let quads = &signed_bytes(quads)[..g.k4 * g.f_pad];
+    let pairs = &split.b[..g.k_pad * g.f_pad];
     gemm_u8(simd, g, split.i16_quads, low, quads, product);
     let offsets = &split.offsets[..g.f_pad];
     // A row's pairs with a high part, gathered a pass at a time.
@@ -868,6 +944,27 @@ pub fn split_product(
     true
 }
 
+/// Every potential `d` of `a` (rows `k_pad` apart) as two bytes, `d = 256
+/// h + l`: `l = d & 255` into `low`, `h = d >> 8` into `high` (rows `k4`
+/// apart, zero beyond `k_pad`). Exact for any i16.
+#[inline(always)]
+fn split_bytes(g: &Gemm, a: &[i16], low: &mut [u8], high: &mut [i8]) {
+    for ((row, l_row), h_row) in a
+        .chunks_exact(g.k_pad)
+        .zip(low.chunks_exact_mut(g.k4))
+        .zip(high.chunks_exact_mut(g.k4))
+        .take(g.rows)
+    {
+        let n = g.k_pad.min(g.k4);
+        for ((l, h), &d) in l_row[..n].iter_mut().zip(&mut h_row[..n]).zip(row) {
+            *l = d as u8;
+            *h = (d >> 8) as i8;
+        }
+        l_row[n..].fill(0);
+        h_row[n..].fill(0);
+    }
+}
+
 /// A pair of potentials with a high part: its index in pairs of K, and
 /// its two high parts as 16-bit halves (low half first, as `vpmaddwd`
 /// takes them).
@@ -891,7 +988,7 @@ fn add_high_part(simd: Simd, f_pad: usize, pairs: &[i16], list: &[HighPair], out
     match simd.0 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
-        Isa::Avx512Vnni => unsafe { x86::high_part_avx512(f_pad, pairs, list, out) },
+        Isa::Avx512Vnni | Isa::Amx => unsafe { x86::high_part_avx512(f_pad, pairs, list, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
         Isa::Avx2 | Isa::AvxVnni => unsafe { x86::high_part_avx2(f_pad, pairs, list, out) },
@@ -991,7 +1088,7 @@ fn depthwise_potentials(
     if plan.depthwise_pairs && simd.0 != Isa::Portable {
         return match simd.0 {
             // SAFETY: constructing this Simd value asserted AVX-512 BW support.
-            Isa::Avx512Vnni => unsafe {
+            Isa::Avx512Vnni | Isa::Amx => unsafe {
                 x86::depthwise_pairs_avx512(s, w, input, plan.gemm.k_pad, a)
             },
             // SAFETY: a non-portable Simd value asserted AVX2 support (every
@@ -1041,7 +1138,7 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         Isa::Avx2 | Isa::AvxVnni => unsafe { x86::gemm_avx2(g, a, b, product) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
-        Isa::Avx512Vnni => unsafe { x86::gemm_avx512_vnni(g, a, b, product) },
+        Isa::Avx512Vnni | Isa::Amx => unsafe { x86::gemm_avx512_vnni(g, a, b, product) },
     }
 }
 
@@ -1063,6 +1160,15 @@ pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
         Isa::Avx512Vnni => unsafe { x86::gemm_u8_avx512_vnni(g, a, b, product) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: constructing this Simd value asserted AMX-INT8 support
+        // and permission, and AVX-512 VNNI support.
+        Isa::Amx => unsafe {
+            match amx::suits(g.k4) {
+                true => amx::gemm_u8(g, a, b, product),
+                false => x86::gemm_u8_avx512_vnni(g, a, b, product),
+            }
+        },
         _ => gemm_u8_portable(g, a, b, product),
     }
 }

@@ -61,7 +61,7 @@ enum Command {
         #[arg(long)]
         layers: bool,
         /// Instruction set of the fast kernel (default: the best this CPU
-        /// has): portable, avx2, avx-vnni, avx512-vnni
+        /// has): portable, avx2, avx-vnni, avx512-vnni, amx
         #[arg(long, value_name = "NAME")]
         simd: Option<String>,
         /// 16-bit products everywhere (no u8 x s8 byte product)
