@@ -409,17 +409,12 @@ proptest! {
     /// The byte product (u8 x s8) of every instruction set this CPU runs
     /// equals the reference kernel, and is taken wherever it applies: on
     /// every instruction set (separable layers this narrow keep the 16-bit
-    /// product, fewer than fast::SPLIT_MIN channels, but on AMX tiles,
-    /// which split every separable layer); only AVX2 may decline (pairs
-    /// that could saturate 16 bits).
+    /// product: fewer than fast::SPLIT_MIN channels); only AVX2 may decline
+    /// (pairs that could saturate 16 bits).
     #[test]
     fn byte_product_kernels_agree(c in case()) {
         let bytes = c.params.kind != LayerKind::SeparableConvolutional;
-        byte_product_agrees(&c, |simd, took| match simd.name() {
-            "amx" => took,
-            "avx2" => took == bytes || bytes,
-            _ => took == bytes,
-        })?;
+        byte_product_agrees(&c, |simd, took| took == bytes || (bytes && simd.name() == "avx2"))?;
     }
 }
 
@@ -436,9 +431,12 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
         (16, 130, 70, 8),
         (5, 8, 3, 2),
         (13, 512, 33, 4),
-        // K of 17 quads: too few bytes per tile step for AMX tiles, whose
+        // Wide enough for AMX tiles (full and partial 16-row tiles).
+        (37, 160, 130, 4),
+        (16, 256, 128, 8),
+        // K of 37 quads: too few bytes per tile step for AMX tiles, whose
         // instruction set then splits as AVX-512 does.
-        (20, 67, 40, 4),
+        (20, 148, 128, 4),
     ] {
         let g = fast::Gemm::new(rows, k, f);
         let half = 1i64 << (bits - 1);
@@ -491,15 +489,10 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
                 let mut got = vec![i32::MIN; rows * g.f_pad];
                 let taken = fast::split_product(simd, &g, &split, &a, &mut low, &mut got);
                 let high = a.iter().filter(|&&d| !(-128..=127).contains(&d)).count();
-                let tiles = simd.name() == "amx";
-                let per_high = match tiles {
-                    true => fast::AMX_VALUES_PER_HIGH,
-                    false => fast::SPLIT_VALUES_PER_HIGH,
-                };
-                let dense = high * per_high > rows * g.k_pad;
+                let dense = high * fast::SPLIT_VALUES_PER_HIGH > rows * g.k_pad;
                 // Where high parts are dense, AMX tiles multiply both bytes
-                // of every potential (if K suits them).
-                let tiles = tiles && amx_suits(g.k4);
+                // of every potential (if the product suits them).
+                let tiles = simd.name() == "amx" && amx_suits(&g);
                 assert_eq!(taken, !dense || tiles, "{} {rows}x{k}x{f}", simd.name());
                 if taken {
                     for (r, (gr, wr)) in got.chunks(g.f_pad).zip(want.chunks(g.f_pad)).enumerate() {
@@ -533,31 +526,32 @@ proptest! {
     }
 }
 
-/// Whether AMX tiles take a byte product of rows of `k4` bytes.
-fn amx_suits(k4: usize) -> bool {
+/// Whether AMX tiles take byte product `g`.
+fn amx_suits(g: &fast::Gemm) -> bool {
     #[cfg(target_arch = "x86_64")]
-    return fast::amx::suits(k4);
+    return fast::amx::suits(g);
     #[cfg(not(target_arch = "x86_64"))]
-    return k4 == usize::MAX;
+    return g.k == usize::MAX;
 }
 
 /// The byte product of every instruction set equals the portable one on
 /// every shape its tiling meets: rows from 1 to 50 (AMX: full 16-row tiles,
-/// pairs of them, and a configuration for the rows left), K from 1 to 300
+/// pairs of them, and a configuration for the rows left), K from 1 to 400
 /// (tile steps of 64 bytes, of a divisor of K, and K the AMX tiles decline),
-/// 1 to 100 filters, full byte ranges.
+/// 1 to 300 filters, full byte ranges.
 #[test]
 fn byte_product_equals_the_portable_one_on_every_shape() {
     let mut rng = Bulk::new(11);
     let shapes = (0..60).map(|i| match i {
         0 => (1, 1, 1),
-        1 => (50, 256, 64),
-        2 => (33, 68, 32),
-        3 => (16, 300, 100),
+        1 => (50, 256, 128),
+        2 => (33, 136, 160),
+        3 => (16, 300, 200),
+        4 => (1, 128, 128),
         _ => (
             1 + rng.below(50) as usize,
+            1 + rng.below(400) as usize,
             1 + rng.below(300) as usize,
-            1 + rng.below(100) as usize,
         ),
     });
     for (rows, k, f) in shapes.collect::<Vec<_>>() {

@@ -178,7 +178,7 @@ impl Simd {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => "vpdpbusd zmm",
             #[cfg(target_arch = "x86_64")]
-            Isa::Amx => "tdpbusd (AMX)",
+            Isa::Amx => "tdpbusd (AMX) from 128 channels and filters, else vpdpbusd zmm",
         }
     }
 
@@ -300,9 +300,9 @@ impl FastPlan {
         let gemm = Gemm::new(rows, k, p.filters as usize);
         let levels = activation::max_level(p.act_bits) as usize;
         // Room for the split byte product where a layer may take it
-        // (Dot::SplitU8, any separable layer on some instruction set): byte
-        // quads of B, the low and high bytes of A, the offsets.
-        let (split_b, low, offsets_len) = match p.kind == LayerKind::SeparableConvolutional {
+        // (Dot::SplitU8): byte quads of B, the low bytes of A (and the high
+        // ones, for AMX tiles), the offsets.
+        let (split_b, low, offsets_len) = match Self::may_split(p.kind, &gemm) {
             true => (
                 split_quads_len(&gemm),
                 (2 * rows * gemm.k4).div_ceil(4),
@@ -329,22 +329,11 @@ impl FastPlan {
         }
     }
 
-    /// Whether a layer of this kind and product takes the split byte
-    /// product ([`Dot::SplitU8`]) with `simd`: separable, and on AVX2 or
-    /// AVX-512 with at least [`SPLIT_MIN`] channels and filters (on AMX
-    /// tiles, where both byte products run dense, every separable layer;
-    /// in plain Rust none). [`Self::sizes`] makes room for it on every
-    /// separable layer.
-    pub fn splits(simd: Simd, kind: LayerKind, gemm: &Gemm) -> bool {
-        let sized = gemm.k >= SPLIT_MIN && gemm.f >= SPLIT_MIN;
-        kind == LayerKind::SeparableConvolutional
-            && match simd.0 {
-                Isa::Portable => false,
-                #[cfg(target_arch = "x86_64")]
-                Isa::Amx => true,
-                #[cfg(target_arch = "x86_64")]
-                _ => sized,
-            }
+    /// Whether a layer of this kind and product may take the split byte
+    /// product ([`Dot::SplitU8`]): separable, with at least [`SPLIT_MIN`]
+    /// channels and filters. [`Self::sizes`] makes room for it only there.
+    pub fn may_split(kind: LayerKind, gemm: &Gemm) -> bool {
+        kind == LayerKind::SeparableConvolutional && gemm.k >= SPLIT_MIN && gemm.f >= SPLIT_MIN
     }
 
     /// The plan of a layer, `None` if an operand could exceed 16 bits (then
@@ -419,9 +408,9 @@ impl FastPlan {
         }
         if !separable {
             self.dot = Dot::U8 { i16_quads };
-        } else if Self::splits(simd, p.kind, &self.gemm) {
-            // In plain Rust, and on small products without tiles, the split
-            // costs more than it saves.
+        } else if simd.0 != Isa::Portable && Self::may_split(p.kind, &self.gemm) {
+            // In plain Rust, and on small products, the split costs more
+            // than it saves.
             self.dot = Dot::SplitU8 { i16_quads };
         }
         self
@@ -825,25 +814,6 @@ pub const SPLIT_MIN: usize = 128;
 /// while (isolated) high parts stay under a quarter of the pairs.
 pub const SPLIT_VALUES_PER_HIGH: usize = 16;
 
-/// With AMX tiles, at most one potential in this many may have a high part
-/// for the sparse correction to run; above, both bytes of every potential
-/// run dense on tiles, which costs less than the correction's gathering
-/// much sooner than the 16-bit product does (`ds_cnn_kws`, 5-15 % high
-/// pairs: 41.2-41.4k images/s with [`SPLIT_VALUES_PER_HIGH`], 47.8-48.4k
-/// with 64, 47.5-47.7k dense always; `ds_cnn_cifar10`, 0-2 %, unchanged).
-pub const AMX_VALUES_PER_HIGH: usize = 64;
-
-/// The sparse-correction bound of `simd` ([`SPLIT_VALUES_PER_HIGH`], or
-/// [`AMX_VALUES_PER_HIGH`] on tiles).
-#[inline(always)]
-fn values_per_high(simd: Simd) -> usize {
-    match simd.0 {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Amx => AMX_VALUES_PER_HIGH,
-        _ => SPLIT_VALUES_PER_HIGH,
-    }
-}
-
 /// The high part `h` of a potential: `(d + 128) >> 8`, zero for
 /// `-128 <= d <= 127`.
 #[inline(always)]
@@ -864,9 +834,9 @@ fn has_high(d: i16) -> u16 {
 /// (mod 256)` of `a` into `low` (`rows x k4`; `2 x rows x k4` with AMX
 /// tiles), runs the byte product `l · W`, adds the offsets `-128 · sum_k
 /// W[k]` and, for every pair of potentials with a high part
-/// `h = (d + 128) >> 8`, `256 (h0 W[k] + h1 W[k+1])`. Where more than one potential in
-/// [`SPLIT_VALUES_PER_HIGH`] ([`AMX_VALUES_PER_HIGH`] with AMX tiles) has a
-/// high part, AMX tiles multiply both bytes of every potential instead
+/// `h = (d + 128) >> 8`, `256 (h0 W[k] + h1 W[k+1])`. Where more than one
+/// potential in [`SPLIT_VALUES_PER_HIGH`] has a high part, AMX tiles
+/// multiply both bytes of every potential instead
 /// ([`split_bytes`], `amx::gemm_split`), and other instruction sets return
 /// `false` without computing anything (then the caller runs the 16-bit
 /// product).
@@ -891,9 +861,9 @@ pub fn split_product(
         tail.fill(0);
         high_values += row.iter().map(|&d| has_high(d) as u32).sum::<u32>() as usize;
     }
-    if high_values * values_per_high(simd) > g.rows * g.k_pad {
+    if high_values * SPLIT_VALUES_PER_HIGH > g.rows * g.k_pad {
         #[cfg(target_arch = "x86_64")]
-        if simd.0 == Isa::Amx && amx::suits(g.k4) {
+        if simd.0 == Isa::Amx && amx::suits(g) {
             // Dense high parts: both bytes of every potential on tiles.
             let (low, high) = low[..2 * g.rows * g.k4].split_at_mut(g.rows * g.k4);
             let high = bytemuck_i8(high);
@@ -1164,7 +1134,7 @@ pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product
         // SAFETY: constructing this Simd value asserted AMX-INT8 support
         // and permission, and AVX-512 VNNI support.
         Isa::Amx => unsafe {
-            match amx::suits(g.k4) {
+            match amx::suits(g) {
                 true => amx::gemm_u8(g, a, b, product),
                 false => x86::gemm_u8_avx512_vnni(g, a, b, product),
             }

@@ -56,6 +56,13 @@ pub const SEPARABLE_EVENT_DENSITY: f64 = 0.005;
 /// core).
 pub const PROGRESS_STEP: usize = 4096;
 
+/// Images a thread runs together through a model's weight-heavy last
+/// layers ([`Runtime::group_from`]): layer after layer over the group, so
+/// that each such layer's packed weights, read by every image, stay in the
+/// core's cache between the images instead of coming from memory once per
+/// image.
+pub const GROUP: usize = 8;
+
 /// The best SIMD instruction set of this CPU for the fast kernel.
 pub fn detect_simd() -> Simd {
     Simd::detect()
@@ -183,14 +190,21 @@ pub struct Runtime<'m, B, S> {
     /// ([`fast::self_check_u8`]); if not, every layer multiplies in 16 bits.
     u8_checked: bool,
     policy: KernelPolicy,
+    /// The first of the layers run over a group of images at a time
+    /// ([`GROUP`]): from it on, every layer's weights outweigh its input
+    /// and output levels.
+    group_from: usize,
 }
 
-/// Per-thread buffers of [`forward`].
+/// Per-thread buffers of a group of images.
 struct Scratch {
-    levels: [Vec<u8>; 2],
+    /// Two level buffers per image of the group (a layer's input and
+    /// output).
+    levels: Vec<[Vec<u8>; 2]>,
     scratch: Vec<i32>,
     a: Vec<i16>,
     row: Vec<i32>,
+    /// The last layer's potentials, per image of the group.
     output: Vec<i32>,
 }
 
@@ -245,6 +259,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             simd,
             u8_checked: false,
             policy,
+            group_from: 0,
         }
         .with_kernels(simd, u8)
     }
@@ -266,7 +281,34 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             .enumerate()
             .map(|(i, l)| PreparedLayer::new(i, &l, simd, self.u8_checked))
             .collect();
+        self.group_from = self.weight_heavy_from();
         self
+    }
+
+    /// The first layer from which every layer's prepared weights (unpacked
+    /// and packed) take more bytes than its input and output levels; the
+    /// model's length if the last layer's do not.
+    fn weight_heavy_from(&self) -> usize {
+        let heavy: Vec<bool> = self
+            .model
+            .layers()
+            .zip(&self.layers)
+            .map(|(l, prepared)| {
+                let weights = prepared.unpacked.len()
+                    + prepared
+                        .fast
+                        .as_ref()
+                        .map_or(0, |(_, packed, _)| 2 * packed.len());
+                weights > l.params().input.len() + l.output_len()
+            })
+            .collect();
+        heavy.iter().rposition(|h| !h).map_or(0, |i| i + 1)
+    }
+
+    /// Where a batch's groups of images start running layer after layer
+    /// ([`GROUP`]).
+    pub fn group_from(&self) -> usize {
+        self.group_from
     }
 
     pub fn simd(&self) -> Simd {
@@ -303,14 +345,17 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         self.model.output()
     }
 
-    fn scratch(&self) -> Scratch {
+    /// Buffers for groups of up to `group` images.
+    fn scratch(&self, group: usize) -> Scratch {
         let sizes = self.model.workspace_sizes(true);
         Scratch {
-            levels: [vec![0u8; sizes.levels], vec![0u8; sizes.levels]],
+            levels: (0..group)
+                .map(|_| [vec![0u8; sizes.levels], vec![0u8; sizes.levels]])
+                .collect(),
             scratch: vec![0i32; sizes.scratch],
             a: vec![0i16; sizes.a],
             row: vec![0i32; sizes.row],
-            output: vec![0i32; sizes.output],
+            output: vec![0i32; group * sizes.output],
         }
     }
 
@@ -357,19 +402,6 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         levels: &mut [u8],
         potentials: &mut [i32],
     ) -> Result<(), ForwardError> {
-        self.forward_observed(image, s, levels, potentials, |_, _, _| {})
-    }
-
-    /// [`Self::forward_into`], calling `observe(i, backend, input)` after
-    /// layer `i` ran on `input` with `backend` (`None`: the zero-input copy).
-    fn forward_observed(
-        &self,
-        image: &[u8],
-        s: &mut Scratch,
-        levels: &mut [u8],
-        potentials: &mut [i32],
-        mut observe: impl FnMut(usize, Option<Backend>, &[u8]),
-    ) -> Result<(), ForwardError> {
         let expected = self.model.input().len();
         if image.len() != expected {
             return Err(ForwardError::InputLength {
@@ -377,59 +409,118 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
                 found: image.len(),
             });
         }
-        // Values above an InputData layer's bits are refused, as the engine
-        // refuses them (core's `forward` does the same).
-        self.model.check_input(image)?;
-        let [level_a, level_b] = &mut s.levels;
-        let (mut src, mut dst): (&mut Vec<u8>, &mut Vec<u8>) = (level_a, level_b);
-        let last = self.model.len() - 1;
+        self.forward_group(image, s, levels, potentials, |_, _, _| {})
+    }
+
+    /// Runs a group of images (back to back, at most as many as `s` has
+    /// room for) and copies each one's output into its slot of `levels` or
+    /// `potentials` (whichever the model produces): each image alone
+    /// through the layers before [`Self::group_from`], then the group layer
+    /// after layer. Calls `observe(i, backend, input)` after layer `i` ran
+    /// on an image's `input` with `backend` (`None`: the zero-input copy);
+    /// for a single image, in layer order.
+    fn forward_group(
+        &self,
+        images: &[u8],
+        s: &mut Scratch,
+        levels: &mut [u8],
+        potentials: &mut [i32],
+        mut observe: impl FnMut(usize, Option<Backend>, &[u8]),
+    ) -> Result<(), ForwardError> {
+        let in_len = self.model.input().len();
+        let count = images.len() / in_len;
+        if images.len() != count * in_len || count == 0 {
+            return Err(ForwardError::InputLength {
+                expected: in_len,
+                found: images.len() % in_len,
+            });
+        }
+        assert!(count <= s.levels.len(), "a group larger than its buffers");
+        for image in images.chunks_exact(in_len) {
+            // Values above an InputData layer's bits are refused, as the
+            // engine refuses them (core's `forward` does the same).
+            self.model.check_input(image)?;
+        }
+        let layers: Vec<ValidLayer> = self.model.layers().collect();
+        let split = self.group_from.min(layers.len());
+        let (alone, grouped) = layers.split_at(split);
+        for (j, image) in images.chunks_exact(in_len).enumerate() {
+            for (i, layer) in alone.iter().enumerate() {
+                self.step(i, layer, image, j, s, &mut observe)?;
+            }
+        }
+        for (i, layer) in grouped.iter().enumerate() {
+            for (j, image) in images.chunks_exact(in_len).enumerate() {
+                self.step(split + i, layer, image, j, s, &mut observe)?;
+            }
+        }
+        let last = layers.len() - 1;
+        let n = self.model.output().len();
+        for j in 0..count {
+            if self.model.outputs_levels() {
+                levels[j * n..][..n].copy_from_slice(&s.levels[j][last % 2][..n]);
+            } else {
+                potentials[j * n..][..n].copy_from_slice(&s.output[j * n..][..n]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Layer `i` on image `j` of a group (`image`: its input image): reads
+    /// the image or the image's previous levels, writes its levels (buffer
+    /// `i % 2` of the image) or, without activation, its potentials.
+    fn step(
+        &self,
+        i: usize,
+        layer: &ValidLayer,
+        image: &[u8],
+        j: usize,
+        s: &mut Scratch,
+        observe: &mut impl FnMut(usize, Option<Backend>, &[u8]),
+    ) -> Result<(), ForwardError> {
+        let [even, odd] = &mut s.levels[j];
+        let (src, dst) = match i % 2 {
+            0 => (&*odd, even),
+            _ => (&*even, odd),
+        };
+        let input: &[u8] = if i == 0 {
+            image
+        } else {
+            &src[..layer.params().input.len()]
+        };
+        let n = layer.output_len();
+        // Only a last layer outputs potentials (the buffer's room).
+        let potentials = j * n..(j + 1) * n;
+        let zero = match &self.layers[i].zero {
+            Some(z) if count_nonzero(input, 0) == 0 => Some(z),
+            _ => None,
+        };
+        if let Some(z) = zero {
+            match z {
+                ZeroOutput::Levels(l) => dst[..n].copy_from_slice(l),
+                ZeroOutput::Potentials(p) => s.output[potentials].copy_from_slice(p),
+            }
+            observe(i, None, input);
+            return Ok(());
+        }
         let mut no_buffers = PrepBuffers {
             weights: &mut [],
             packed: &mut [],
             cuts: &mut [],
         };
-        for (i, layer) in self.model.layers().enumerate() {
-            let input: &[u8] = if i == 0 {
-                image
-            } else {
-                &src[..layer.params().input.len()]
-            };
-            let n = layer.output_len();
-            let zero = match &self.layers[i].zero {
-                Some(z) if count_nonzero(input, 0) == 0 => Some(z),
-                _ => None,
-            };
-            if let Some(z) = zero {
-                match z {
-                    ZeroOutput::Levels(l) => dst[..n].copy_from_slice(l),
-                    ZeroOutput::Potentials(p) => s.output[..n].copy_from_slice(p),
-                }
-                observe(i, None, input);
-            } else {
-                let prepared = self.prepare(i, &layer, input, &mut no_buffers)?;
-                let buffers = LayerBuffers {
-                    scratch: &mut s.scratch,
-                    a: &mut s.a,
-                    row: &mut s.row,
-                };
-                let out = if layer.params().activation {
-                    LayerOutputMut::Levels(&mut dst[..n])
-                } else {
-                    LayerOutputMut::Potentials(&mut s.output[..n])
-                };
-                run_layer(&layer, &prepared, input, buffers, out)?;
-                observe(i, Some(prepared.backend), input);
-            }
-            if i != last {
-                core::mem::swap(&mut src, &mut dst);
-            }
-        }
-        let n = self.model.output().len();
-        if self.model.outputs_levels() {
-            levels.copy_from_slice(&dst[..n]);
+        let prepared = self.prepare(i, layer, input, &mut no_buffers)?;
+        let buffers = LayerBuffers {
+            scratch: &mut s.scratch,
+            a: &mut s.a,
+            row: &mut s.row,
+        };
+        let out = if layer.params().activation {
+            LayerOutputMut::Levels(&mut dst[..n])
         } else {
-            potentials.copy_from_slice(&s.output[..n]);
-        }
+            LayerOutputMut::Potentials(&mut s.output[potentials])
+        };
+        run_layer(layer, &prepared, input, buffers, out)?;
+        observe(i, Some(prepared.backend), input);
         Ok(())
     }
 
@@ -457,21 +548,22 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let n = images.len() / in_len;
         if self.model.outputs_levels() {
             let mut out = vec![0u8; n * out_len];
-            self.steps(images, &mut out, progress, |s, img, out| {
-                self.forward_into(img, s, out, &mut [])
+            self.steps(images, &mut out, progress, |s, imgs, out| {
+                self.forward_group(imgs, s, out, &mut [], |_, _, _| {})
             })?;
             Ok(BatchOutput::Levels(out))
         } else {
             let mut out = vec![0i32; n * out_len];
-            self.steps(images, &mut out, progress, |s, img, out| {
-                self.forward_into(img, s, &mut [], out)
+            self.steps(images, &mut out, progress, |s, imgs, out| {
+                self.forward_group(imgs, s, &mut [], out, |_, _, _| {})
             })?;
             Ok(BatchOutput::Potentials(out))
         }
     }
 
-    /// Runs `one` on every image of `images` into its slot of `out`, on
-    /// every core, [`PROGRESS_STEP`] images at a time.
+    /// Runs `one` on every group of images of `images` ([`GROUP`], fewer
+    /// at the end) into its slots of `out`, on every core,
+    /// [`PROGRESS_STEP`] images at a time.
     fn steps<T: Send>(
         &self,
         images: &[u8],
@@ -486,9 +578,9 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             .chunks(in_len * PROGRESS_STEP)
             .zip(out.chunks_mut(out_len * PROGRESS_STEP))
         {
-            imgs.par_chunks_exact(in_len)
-                .zip(outs.par_chunks_exact_mut(out_len))
-                .try_for_each_init(|| self.scratch(), |s, (img, o)| one(s, img, o))?;
+            imgs.par_chunks(in_len * GROUP)
+                .zip(outs.par_chunks_mut(out_len * GROUP))
+                .try_for_each_init(|| self.scratch(GROUP), |s, (img, o)| one(s, img, o))?;
             done += imgs.len() / in_len;
             progress(done);
         }
@@ -572,7 +664,7 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
                 density: 0.0,
             })
             .collect();
-        let mut s = self.scratch();
+        let mut s = self.scratch(1);
         let out_len = self.output_dims().len();
         let (mut levels, mut potentials) = (vec![0u8; out_len], vec![0i32; out_len]);
         let n = images.len() / in_len;
@@ -584,7 +676,7 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
                 (&mut [], &mut potentials)
             };
             let mut last = Instant::now();
-            self.forward_observed(image, &mut s, l, p, |i, backend, input| {
+            self.forward_group(image, &mut s, l, p, |i, backend, input| {
                 let now = Instant::now();
                 let layer = &mut profile[i];
                 layer.seconds += (now - last).as_secs_f64();
@@ -605,7 +697,7 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
     pub fn latencies(&self, images: &[u8]) -> Result<Vec<f64>, ForwardError> {
         let in_len = self.input_dims().len();
         let out_len = self.output_dims().len();
-        let mut s = self.scratch();
+        let mut s = self.scratch(1);
         let (mut levels, mut potentials) = (vec![0u8; out_len], vec![0i32; out_len]);
         let outputs_levels = self.model.outputs_levels();
         images
@@ -630,7 +722,120 @@ fn nonzero(v: &[u8]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::count_nonzero;
+    use super::{count_nonzero, BatchOutput, KernelPolicy, Runtime};
+    use akida_core::{
+        Dims, LayerKind, LayerParams, OwnedLayer, OwnedModel, Padding, Pooling, Simd, Window,
+    };
+
+    /// xorshift64: the bulk values of the wide model and its images.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    /// A layer of 4-bit weights (3x3, `same`) with random weights in
+    /// `-8..=7`, thresholds and steps that leave many levels non-zero.
+    fn layer(rng: &mut Rng, name: &str, params: LayerParams) -> OwnedLayer {
+        let count = |s: [u32; 4]| s.iter().map(|&d| d as usize).product::<usize>();
+        let (main, pw) = params.weight_shapes();
+        let mut weights =
+            |n: usize| -> Vec<i8> { (0..n).map(|_| rng.below(16) as i8 - 8).collect() };
+        let w = weights(count(main));
+        let w_pw = pw.map(|s| weights(count(s)));
+        let f = params.filters as usize;
+        let threshold: Vec<i32> = (0..f).map(|_| rng.below(200) as i32 - 100).collect();
+        let act_step: Vec<f32> = (0..f)
+            .map(|_| (16 + rng.below(400)) as f32 / 16.0)
+            .collect();
+        OwnedLayer::new(name, params, &w, w_pw.as_deref(), &threshold, &act_step).unwrap()
+    }
+
+    /// Input convolution (16x16x3 to 128 filters) then separable layers of
+    /// 128 to 256 channels and filters (wide enough for every fast path:
+    /// the split byte product, AMX tiles), max pooling, and a last layer
+    /// of global-average potentials; every layer after the first has
+    /// weights heavier than its levels (groups of images run it).
+    fn wide_model(seed: u64) -> OwnedModel {
+        let mut rng = Rng(seed);
+        let base = |kind, input, filters| LayerParams {
+            kind,
+            input,
+            filters,
+            kernel: Window::new(3, 3),
+            stride: Window::ONE,
+            padding: Padding::Same,
+            padding_value: 0,
+            pooling: Pooling::None,
+            activation: true,
+            act_bits: 4,
+            weights_bits: 4,
+        };
+        let sep = LayerKind::SeparableConvolutional;
+        let l0 = base(LayerKind::InputConvolutional, Dims::new(16, 16, 3), 128);
+        let l1 = LayerParams {
+            pooling: Pooling::Max {
+                size: Window::new(2, 2),
+                stride: Window::new(2, 2),
+            },
+            ..base(sep, Dims::new(16, 16, 128), 160)
+        };
+        let l2 = base(sep, Dims::new(8, 8, 160), 256);
+        let l3 = LayerParams {
+            pooling: Pooling::GlobalAverage,
+            activation: false,
+            act_bits: 1,
+            ..base(sep, Dims::new(8, 8, 256), 10)
+        };
+        OwnedModel {
+            layers: [("conv_0", l0), ("sep_1", l1), ("sep_2", l2), ("sep_3", l3)]
+                .into_iter()
+                .map(|(name, p)| layer(&mut rng, name, p))
+                .collect(),
+            input_data: None,
+        }
+    }
+
+    /// On a wide model, batches (whole groups of images and a partial one)
+    /// give the reference kernel's potentials with every instruction set
+    /// this CPU runs, each taking its byte product, and with each policy
+    /// that uses the fast kernel; so does each image alone.
+    #[test]
+    fn wide_model_batches_equal_the_reference_kernel_on_every_instruction_set() {
+        let model = wide_model(0x5EED).validate().unwrap();
+        let mut rng = Rng(99);
+        let in_len = model.input().len();
+        let count = 2 * super::GROUP + 3;
+        let images: Vec<u8> = (0..count * in_len).map(|_| rng.below(256) as u8).collect();
+        let want = Runtime::new(&model, KernelPolicy::Reference)
+            .forward_batch(&images)
+            .unwrap();
+        let BatchOutput::Potentials(p) = &want else {
+            panic!("expected potentials");
+        };
+        assert!(p.iter().any(|&v| v != 0), "a silent model tests nothing");
+        for simd in Simd::available() {
+            for policy in [KernelPolicy::Fast, KernelPolicy::Auto] {
+                let rt = Runtime::new(&model, policy).with_kernels(simd, true);
+                assert_eq!(rt.group_from(), 1, "layers run in groups");
+                if simd != Simd::portable() {
+                    assert_eq!(rt.u8_report(true), simd.u8_instruction());
+                }
+                let got = rt.forward_batch(&images).unwrap();
+                assert_eq!(got, want, "{} {policy:?}", simd.name());
+                let one = rt.forward_batch(&images[..in_len]).unwrap();
+                let BatchOutput::Potentials(one) = one else {
+                    panic!("expected potentials");
+                };
+                assert_eq!(one[..], p[..10], "{} one image", simd.name());
+            }
+        }
+    }
 
     #[test]
     fn non_zero_levels_are_counted_up_past_the_budget() {
