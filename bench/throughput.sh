@@ -30,7 +30,8 @@
 #   7. with a C compiler on an AVX2 CPU, the register-only G MAC/s of one
 #      core for the AVX2 products' instruction pairs (bench/peak_avx2.c),
 #      and on an AVX-512 VNNI CPU for vpdpbusd and vpdpwssd on zmm
-#      (bench/peak_avx512.c).
+#      (bench/peak_avx512.c), and on an AMX-INT8 CPU for tdpbusd on tiles
+#      (bench/peak_amx.c).
 #
 # Usage:
 #   bench/throughput.sh [MODEL.akd|MODEL.fbz [ENGINE_MODEL.fbz]]
@@ -302,6 +303,12 @@ peak() {
         && cc -O2 -mavx512f -mavx512bw -mavx512vnni -o "$WORK/peak512" \
             "$ROOT/bench/peak_avx512.c" 2>/dev/null; then
         printf 'peak (bench/peak_avx512.c, register-only loop), %s\n' "$("$WORK/peak512")"
+    fi
+    # And of AMX-INT8 tiles where the CPU has them (what the amx kernels run
+    # from 128 channels and filters).
+    if grep -qw amx_int8 /proc/cpuinfo \
+        && cc -O2 -mamx-tile -mamx-int8 -o "$WORK/peakamx" "$ROOT/bench/peak_amx.c" 2>/dev/null; then
+        printf 'peak (bench/peak_amx.c, register-only loop), %s\n' "$("$WORK/peakamx")"
     fi
 }
 
