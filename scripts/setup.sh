@@ -10,8 +10,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages: HDF5 for Keras .h5 files, QEMU for the firmware tests, a
-# C compiler for QEMU's instruction-counting plugin (scripts/qemu_icount.c).
-apt_pkgs=(libhdf5-dev pkg-config qemu-system-arm gcc libc6-dev)
+# C compiler for QEMU's instruction-counting plugin (scripts/qemu_icount.c),
+# and QEMU user mode with an aarch64 linker and C library, which run the core
+# tests on an emulated ARM64 CPU (the NEON dot-product kernels).
+apt_pkgs=(libhdf5-dev pkg-config qemu-system-arm gcc libc6-dev
+  qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -49,6 +52,14 @@ if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
   rustup target add thumbv7em-none-eabihf
 else
   say "rust target thumbv7em-none-eabihf present"
+fi
+
+# Rust target of ARM64 hosts (the core tests run on it under QEMU user mode).
+if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  say "adding rust target aarch64-unknown-linux-gnu"
+  rustup target add aarch64-unknown-linux-gnu
+else
+  say "rust target aarch64-unknown-linux-gnu present"
 fi
 
 # Python packages used only by test scripts that check our files with the

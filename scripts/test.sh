@@ -16,6 +16,21 @@ step "core builds for the Cortex-M4F target and lints clean there (its asm! kern
 cargo build -q -p akida-core --target thumbv7em-none-eabihf
 cargo clippy -q -p akida-core --target thumbv7em-none-eabihf -- -D warnings
 
+step "core on aarch64 under QEMU user mode (the NEON dot-product path)"
+# Cross-built for ARM64 hosts, linted there, and its tests run on an emulated
+# CPU with the dot-product and int8 matrix instructions (-cpu max), which
+# must offer both NEON instruction sets (AKIDA_EXPECT_SIMD) so that every
+# test looping over Simd::available() runs their kernels. The tests take
+# about 10 s emulated; the first build and lint about 1.5 min on two cores.
+(
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+  export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu"
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/aarch64"
+  cargo clippy -q -p akida-core --all-targets --target aarch64-unknown-linux-gnu -- -D warnings
+  AKIDA_EXPECT_SIMD=neon-dotprod,neon-i8mm \
+    cargo test -q -p akida-core --target aarch64-unknown-linux-gnu --release
+)
+
 step "firmware builds (thumbv7em-none-eabihf) and lints clean"
 # The firmware workspace: the akida-embedded library, the QEMU firmware
 # without the run-time loader (buffers sized from the embedded model alone)

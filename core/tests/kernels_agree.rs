@@ -587,6 +587,21 @@ fn every_byte_product_passes_its_self_check() {
     }
 }
 
+/// The instruction sets named in `AKIDA_EXPECT_SIMD` (comma-separated) are
+/// offered by [`Simd::available`], so that the tests looping over it really
+/// run their kernels: scripts/test.sh names the NEON ones when it runs these
+/// tests on an emulated aarch64 CPU. Nothing to check without the variable.
+#[test]
+fn expected_instruction_sets_are_available() {
+    let Ok(names) = std::env::var("AKIDA_EXPECT_SIMD") else {
+        return;
+    };
+    let available: Vec<&str> = Simd::available().iter().map(|s| s.name()).collect();
+    for name in names.split(',').filter(|n| !n.is_empty()) {
+        assert!(available.contains(&name), "{name} not in {available:?}");
+    }
+}
+
 /// The AVX2 byte product widens its 16-bit lanes every `i16_quads` quads:
 /// a long K with 4-bit inputs and weights at their extremes (every pair at
 /// its bound) crosses several widenings and must still be exact.

@@ -18,13 +18,24 @@
 //! dot-product instructions take (AVX-512 VNNI and AVX-VNNI `vpdpbusd`, exact
 //! in 32 bits; AVX2 `vpmaddubsw`, whose 16-bit pair sums and 16-bit running
 //! sums [`FastPlan::with_dot`] proves cannot saturate or wrap from the
-//! layer's input range and weights). [`FastPlan::with_dot`] picks it per
+//! layer's input range and weights; on aarch64, NEON `sudot` where the CPU
+//! has I8MM, else `sdot` on `A - 128` plus `128 * sum_k B[k][f]` per filter,
+//! both exact in 32 bits, `neon`). [`FastPlan::with_dot`] picks it per
 //! instruction set. The separable pointwise product, whose A (depthwise
 //! potentials) is signed and wider than a byte, runs on bytes too where the
 //! potentials mostly fit one ([`Dot::SplitU8`], [`split_product`]): each
 //! `d + 128` splits into a low byte, multiplied by the byte product, and a
 //! high part, zero for `-128 <= d <= 127`, whose few pairs are multiplied
 //! in 16 bits.
+//!
+//! On aarch64 (ARM64 hosts, `Simd` `neon-dotprod` and `neon-i8mm`, offered
+//! where the CPU has FEAT_DotProd, and FEAT_I8MM for the second) the byte
+//! products (plain and split) run the `neon` micro-kernels (`asm!`: the
+//! dot-product intrinsics are unstable); the 16-bit product, the depthwise
+//! potentials and the high part of a split product run the plain Rust code,
+//! compiled for NEON, the aarch64 baseline. scripts/test.sh runs the core
+//! tests on an emulated aarch64 CPU (QEMU user mode, `-cpu max`, which has
+//! both features).
 //!
 //! The products are exact (no saturation anywhere: operands fit 16 bits and
 //! the validated potential bound fits 32), so the results equal the
@@ -42,6 +53,8 @@ use crate::tail::CUT_BLOCK;
 
 #[cfg(target_arch = "x86_64")]
 pub mod amx;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 /// Filters per micro-kernel tile; B's columns are padded to a multiple
 /// (of [`CUT_BLOCK`] too, the filters whose levels are counted at once).
@@ -65,6 +78,14 @@ enum Isa {
     /// AVX-512 VNNI, and AMX-INT8 tiles for the byte products.
     #[cfg(target_arch = "x86_64")]
     Amx,
+    /// NEON with the dot-product instructions (`sdot`) for the byte
+    /// products.
+    #[cfg(target_arch = "aarch64")]
+    NeonDotprod,
+    /// NEON with the dot-product and int8 matrix instructions (`sudot`, u8 x
+    /// s8) for the byte products.
+    #[cfg(target_arch = "aarch64")]
+    NeonI8mm,
 }
 
 impl Simd {
@@ -112,6 +133,28 @@ impl Simd {
         Simd(Isa::Amx)
     }
 
+    /// NEON, and the dot-product instruction `sdot` for the byte products
+    /// ([`neon`]).
+    ///
+    /// # Safety
+    /// The CPU must support FEAT_DotProd
+    /// (`is_aarch64_feature_detected!("dotprod")`).
+    #[cfg(target_arch = "aarch64")]
+    pub const unsafe fn neon_dotprod_unchecked() -> Simd {
+        Simd(Isa::NeonDotprod)
+    }
+
+    /// NEON, and the mixed-sign dot-product instruction `sudot` (u8 x s8)
+    /// for the byte products ([`neon`]).
+    ///
+    /// # Safety
+    /// The CPU must support FEAT_DotProd and FEAT_I8MM
+    /// (`is_aarch64_feature_detected!("dotprod")` and `("i8mm")`).
+    #[cfg(target_arch = "aarch64")]
+    pub const unsafe fn neon_i8mm_unchecked() -> Simd {
+        Simd(Isa::NeonI8mm)
+    }
+
     /// The best instruction set of this CPU (std: it needs the run-time
     /// CPU feature detection).
     #[cfg(feature = "std")]
@@ -148,6 +191,15 @@ impl Simd {
                 }
             }
         }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("dotprod") {
+            // SAFETY: detected on this CPU.
+            v.push(unsafe { Simd::neon_dotprod_unchecked() });
+            if std::arch::is_aarch64_feature_detected!("i8mm") {
+                // SAFETY: both detected on this CPU.
+                v.push(unsafe { Simd::neon_i8mm_unchecked() });
+            }
+        }
         v
     }
 
@@ -163,6 +215,10 @@ impl Simd {
             Isa::Avx512Vnni => "avx512-vnni",
             #[cfg(target_arch = "x86_64")]
             Isa::Amx => "amx",
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => "neon-dotprod",
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => "neon-i8mm",
         }
     }
 
@@ -179,6 +235,10 @@ impl Simd {
             Isa::Avx512Vnni => "vpdpbusd zmm",
             #[cfg(target_arch = "x86_64")]
             Isa::Amx => "tdpbusd (AMX) from 128 channels and filters, else vpdpbusd zmm",
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => "sdot (A - 128, plus 128 x column sums)",
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonI8mm => "sudot",
         }
     }
 
@@ -703,6 +763,13 @@ pub fn with_simd<T: SimdTask>(simd: Simd, task: T) -> T::Output {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
         Isa::Amx => unsafe { x86::with_avx512(task) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: constructing this Simd value asserted dot-product support.
+        Isa::NeonDotprod => unsafe { neon::with_dotprod(task) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: constructing this Simd value asserted dot-product and
+        // int8 matrix support.
+        Isa::NeonI8mm => unsafe { neon::with_i8mm(task) },
     }
 }
 
@@ -918,6 +985,7 @@ pub fn split_product(
 /// h + l`: `l = d & 255` into `low`, `h = d >> 8` into `high` (rows `k4`
 /// apart, zero beyond `k_pad`). Exact for any i16.
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // AMX tiles only.
 fn split_bytes(g: &Gemm, a: &[i16], low: &mut [u8], high: &mut [i8]) {
     for ((row, l_row), h_row) in a
         .chunks_exact(g.k_pad)
@@ -1103,6 +1171,10 @@ fn depthwise_into_a(s: &ConvShape, w: &[i8], input: &[u8], k_pad: usize, a: &mut
 pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
     match simd.0 {
         Isa::Portable => gemm_portable(g, a, b, product),
+        // The 16-bit product in plain Rust (NEON is part of the aarch64
+        // baseline, which it is compiled for).
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDotprod | Isa::NeonI8mm => gemm_portable(g, a, b, product),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
         Isa::Avx2 | Isa::AvxVnni => unsafe { x86::gemm_avx2(g, a, b, product) },
@@ -1139,6 +1211,13 @@ pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product
                 false => x86::gemm_u8_avx512_vnni(g, a, b, product),
             }
         },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: constructing this Simd value asserted dot-product support.
+        Isa::NeonDotprod => unsafe { neon::gemm_u8_sdot(g, a, b, product) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: constructing this Simd value asserted dot-product and
+        // int8 matrix support.
+        Isa::NeonI8mm => unsafe { neon::gemm_u8_sudot(g, a, b, product) },
         _ => gemm_u8_portable(g, a, b, product),
     }
 }
