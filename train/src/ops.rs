@@ -153,14 +153,12 @@ fn geometry(
 
 fn conv_forward(g: &Geometry, x: &FlexTensor, k: &FlexTensor) -> FlexTensor {
     let cout = *dims(k).last().expect("a kernel");
-    let mut y = vec![0f32; g.n * g.out_pixels() * cout];
-    kernels::conv::forward(g, cout, &values(x), &values(k), &mut y);
+    let y = kernels::conv::forward(g, cout, &values(x), &values(k));
     tensor(y, vec![g.n, g.oh, g.ow, cout])
 }
 
 fn depthwise_forward(g: &Geometry, x: &FlexTensor, k: &FlexTensor) -> FlexTensor {
-    let mut y = vec![0f32; g.n * g.out_pixels() * g.c];
-    kernels::depthwise::forward(g, &values(x), &values(k), &mut y);
+    let y = kernels::depthwise::forward(g, &values(x), &values(k));
     tensor(y, vec![g.n, g.oh, g.ow, g.c])
 }
 
@@ -188,15 +186,12 @@ fn norm_forward(
     let (mean, var) = stats_split(stats);
     let (scale, shift) = kernels::norm::affine(&values(gamma), &values(beta), &mean, &var, eps);
     let xv = values(x);
-    let mut y = vec![0f32; xv.len()];
-    kernels::norm::forward(&xv, &scale, &shift, Act::from_code(act), &mut y);
+    let y = kernels::norm::forward_vec(&xv, &scale, &shift, Act::from_code(act));
     tensor(y, dims(x))
 }
 
 fn qrelu_forward(x: &FlexTensor, step: f32, levels: f32) -> FlexTensor {
-    let xv = values(x);
-    let mut y = vec![0f32; xv.len()];
-    kernels::quant::relu_forward(&xv, step, levels, &mut y);
+    let y = kernels::quant::relu_forward_vec(&values(x), step, levels);
     tensor(y, dims(x))
 }
 
@@ -309,19 +304,14 @@ impl Backward<Flex, 2> for ConvBackward {
         let (x, k, g) = ops.state;
         let kshape = dims(&k);
         let cout = *kshape.last().expect("a kernel");
-        let mut dx = node_x.as_ref().map(|_| vec![0f32; g.n * g.in_image()]);
+        let (xv, kv, dyv) = (values(&x), values(&k), values(&dy));
+        let dx = node_x
+            .as_ref()
+            .map(|_| kernels::conv::input_gradient(&g, cout, &xv, &kv, &dyv));
         let mut dk = node_k
             .as_ref()
             .map(|_| vec![0f32; g.kh * g.kw * g.c * cout]);
-        kernels::conv::backward(
-            &g,
-            cout,
-            &values(&x),
-            &values(&k),
-            &values(&dy),
-            dx.as_deref_mut(),
-            dk.as_deref_mut(),
-        );
+        kernels::conv::backward(&g, cout, &xv, &kv, &dyv, None, dk.as_deref_mut());
         if let (Some(node), Some(dx)) = (node_x, dx) {
             grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
         }
@@ -436,9 +426,7 @@ impl Backward<Flex, 1> for QreluBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, step, levels) = ops.state;
         if let Some(node) = node_x {
-            let xv = values(&x);
-            let mut dx = vec![0f32; xv.len()];
-            kernels::quant::relu_backward(&xv, &values(&dy), step, levels, &mut dx);
+            let dx = kernels::quant::relu_backward_vec(&values(&x), &values(&dy), step, levels);
             grads.register::<Flex>(node.id, tensor(dx, dims(&x)));
         }
     }

@@ -9,7 +9,10 @@
 
 use rayon::prelude::*;
 
-use super::gemm::{matmul, MatMut, MatRef, Threads};
+use core::mem::MaybeUninit;
+
+use super::fresh::fresh;
+use super::gemm::{matmul, matmul_fresh, MatMut, MatRef, Threads};
 use super::{simd, Geometry};
 
 /// Rows of one image's im2col matrix and its width.
@@ -73,45 +76,57 @@ fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
 }
 
 /// `y = conv(x, w)`: `x` is `[n, h, w, cin]`, `w` `[kh, kw, cin, cout]`,
-/// `y` `[n, oh, ow, cout]`.
-pub fn forward(g: &Geometry, cout: usize, x: &[f32], w: &[f32], y: &mut [f32]) {
+/// `y` `[n, oh, ow, cout]`, a new vector (no zeroing pass: the products
+/// set every element).
+#[allow(unsafe_code)]
+pub fn forward(g: &Geometry, cout: usize, x: &[f32], w: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.n * g.in_image(), "conv input");
     assert_eq!(w.len(), g.kh * g.kw * g.c * cout, "conv kernel");
-    assert_eq!(y.len(), g.n * g.out_pixels() * cout, "conv output");
     let (m, k) = col_shape(g);
     let wm = MatRef::rows(w, k, cout);
-    if g.is_pointwise() {
-        let rows = g.n * m;
-        matmul(
-            MatMut {
-                data: y,
-                rows,
-                cols: cout,
-            },
-            MatRef::rows(x, rows, k),
-            wm,
-            false,
-            Threads::All,
-        );
-        return;
+    let fill = |y: &mut [MaybeUninit<f32>]| {
+        if g.is_pointwise() {
+            let rows = g.n * m;
+            matmul_fresh(y, rows, cout, MatRef::rows(x, rows, k), wm, Threads::All);
+            return;
+        }
+        y.par_chunks_mut(m * cout)
+            .zip(x.par_chunks(g.in_image()))
+            .for_each_init(Vec::new, |col, (y, x)| {
+                col.resize(m * k, 0.0);
+                im2col(g, x, col);
+                matmul_fresh(y, m, cout, MatRef::rows(col, m, k), wm, Threads::One);
+            });
+    };
+    // SAFETY: `fill` sets all `n * m * cout` elements: one product of
+    // `n * m` rows, or one of `m` rows per image (`x` holds `n` whole
+    // images, so the chunks of `m * cout` pair with them one to one), and
+    // `matmul_fresh` sets every element of its `rows x cols`.
+    unsafe { fresh(g.n * m * cout, fill) }
+}
+
+/// The input gradient of `y = conv(x, w)` given `dy` as a new vector: for
+/// a 1x1 convolution one product `dy · wᵀ` written straight into it (no
+/// zeroing pass), else [`backward`] into a zeroed one.
+#[allow(unsafe_code)]
+pub fn input_gradient(g: &Geometry, cout: usize, x: &[f32], w: &[f32], dy: &[f32]) -> Vec<f32> {
+    let (m, k) = col_shape(g);
+    assert_eq!(dy.len(), g.n * m * cout, "conv output gradient");
+    if !g.is_pointwise() {
+        let mut dx = vec![0f32; g.n * g.in_image()];
+        backward(g, cout, x, w, dy, Some(&mut dx), None);
+        return dx;
     }
-    y.par_chunks_mut(m * cout)
-        .zip(x.par_chunks(g.in_image()))
-        .for_each_init(Vec::new, |col, (y, x)| {
-            col.resize(m * k, 0.0);
-            im2col(g, x, col);
-            matmul(
-                MatMut {
-                    data: y,
-                    rows: m,
-                    cols: cout,
-                },
-                MatRef::rows(col, m, k),
-                wm,
-                false,
-                Threads::One,
-            );
-        });
+    let rows = g.n * m;
+    let (dym, wm) = (MatRef::rows(dy, rows, cout), MatRef::rows(w, k, cout));
+    // SAFETY: `matmul_fresh` sets every element of its `rows x k`, the
+    // whole vector (a 1x1 convolution's input holds `rows` pixels of `k`
+    // channels).
+    unsafe {
+        fresh(rows * k, |dx| {
+            matmul_fresh(dx, rows, k, dym, wm.t(), Threads::All)
+        })
+    }
 }
 
 /// Gradients of `y = conv(x, w)` given `dy`: `dx` (when asked) and `dw`

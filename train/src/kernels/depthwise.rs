@@ -5,41 +5,46 @@
 
 use rayon::prelude::*;
 
+use super::fresh::zeroed_by_chunks;
 use super::{simd, Geometry};
 
 /// `y = depthwise(x, w)`: `x` `[n, h, w, c]`, `w` `[kh, kw, c]`, `y`
-/// `[n, oh, ow, c]`.
-pub fn forward(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+/// `[n, oh, ow, c]`, a new vector (each image's output zeroed as its turn
+/// comes, see [`super::fresh::zeroed_by_chunks`]).
+pub fn forward(g: &Geometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let c = g.c;
     assert_eq!(x.len(), g.n * g.in_image(), "depthwise input");
     assert_eq!(w.len(), g.kh * g.kw * c, "depthwise kernel");
-    assert_eq!(y.len(), g.n * g.out_pixels() * c, "depthwise output");
-    y.par_chunks_mut(g.out_pixels() * c)
-        .zip(x.par_chunks(g.in_image()))
-        .for_each(|(y, x)| {
-            simd(
-                #[inline(always)]
-                || {
-                    for oy in 0..g.oh {
-                        for ox in 0..g.ow {
-                            let out = &mut y[(oy * g.ow + ox) * c..][..c];
-                            out.fill(0.0);
-                            for ky in 0..g.kh {
-                                let Some(iy) = g.in_row(oy, ky) else { continue };
-                                for kx in 0..g.kw {
-                                    let Some(ix) = g.in_col(ox, kx) else { continue };
-                                    let xin = &x[(iy * g.w + ix) * c..][..c];
-                                    let wt = &w[(ky * g.kw + kx) * c..][..c];
-                                    for ((o, &a), &b) in out.iter_mut().zip(xin).zip(wt) {
-                                        *o += a * b;
-                                    }
-                                }
+    let image_out = g.out_pixels() * c;
+    zeroed_by_chunks(g.n * image_out, image_out, |i, y| {
+        forward_image(g, &x[i * g.in_image()..][..g.in_image()], w, y)
+    })
+}
+
+/// One image of [`forward`] into its zeroed output `y`.
+fn forward_image(g: &Geometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let c = g.c;
+    simd(
+        #[inline(always)]
+        || {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let out = &mut y[(oy * g.ow + ox) * c..][..c];
+                    for ky in 0..g.kh {
+                        let Some(iy) = g.in_row(oy, ky) else { continue };
+                        for kx in 0..g.kw {
+                            let Some(ix) = g.in_col(ox, kx) else { continue };
+                            let xin = &x[(iy * g.w + ix) * c..][..c];
+                            let wt = &w[(ky * g.kw + kx) * c..][..c];
+                            for ((o, &a), &b) in out.iter_mut().zip(xin).zip(wt) {
+                                *o += a * b;
                             }
                         }
                     }
-                },
-            )
-        });
+                }
+            }
+        },
+    )
 }
 
 /// Gradients of `y = depthwise(x, w)` given `dy`: `dx` and `dw`, each when

@@ -5,6 +5,8 @@
 //! to lie in its slice first.
 #![allow(unsafe_code)]
 
+use core::mem::MaybeUninit;
+
 use gemm::Parallelism;
 
 /// A read-only `rows x cols` view: element `(r, c)` is
@@ -71,37 +73,85 @@ pub enum Threads {
 /// # Panics
 /// When the shapes do not agree or a view reaches outside its slice.
 pub fn matmul(c: MatMut<'_>, a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: Threads) {
-    assert_eq!(a.rows, c.rows, "matmul: rows of A and C");
-    assert_eq!(b.cols, c.cols, "matmul: columns of B and C");
-    assert_eq!(a.cols, b.rows, "matmul: inner dimensions");
-    assert!(a.fits() && b.fits(), "matmul: a view exceeds its slice");
-    assert!(
-        c.data.len() >= c.rows * c.cols,
-        "matmul: C exceeds its slice"
-    );
-    let (m, n, k) = (c.rows, c.cols, a.cols);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
+    check(c.rows, c.cols, c.data.len(), a, b);
+    let (m, n) = (c.rows, c.cols);
+    if a.cols == 0 {
         if !accumulate {
             c.data[..m * n].fill(0.0);
         }
+        return;
+    }
+    // SAFETY: `check` bounds every index gemm forms: rows of C below `m`,
+    // columns below `n` (C holds `m * n`), inner index below `k`, each
+    // within its checked slice; `c` is borrowed mutably and does not alias
+    // `a` or `b`.
+    unsafe { product(c.data.as_mut_ptr(), m, n, a, b, accumulate, threads) }
+}
+
+/// `c = a b` into `rows x cols` floats not yet initialized (a fresh
+/// buffer, see [`super::fresh`]): sets every one of them (gemm does not
+/// read C when it does not accumulate).
+///
+/// # Panics
+/// As [`matmul`].
+pub fn matmul_fresh(
+    c: &mut [MaybeUninit<f32>],
+    rows: usize,
+    cols: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    threads: Threads,
+) {
+    check(rows, cols, c.len(), a, b);
+    if a.cols == 0 {
+        for v in &mut c[..rows * cols] {
+            v.write(0.0);
+        }
+        return;
+    }
+    // SAFETY: as in `matmul`; gemm only writes C here (it reads C only
+    // when accumulating), so its elements need no initial value.
+    unsafe { product(c.as_mut_ptr() as *mut f32, rows, cols, a, b, false, threads) }
+}
+
+/// The shape and bounds checks of a product into `m x n` floats of a
+/// slice of `c_len`.
+fn check(m: usize, n: usize, c_len: usize, a: MatRef<'_>, b: MatRef<'_>) {
+    assert_eq!(a.rows, m, "matmul: rows of A and C");
+    assert_eq!(b.cols, n, "matmul: columns of B and C");
+    assert_eq!(a.cols, b.rows, "matmul: inner dimensions");
+    assert!(a.fits() && b.fits(), "matmul: a view exceeds its slice");
+    assert!(c_len >= m * n, "matmul: C exceeds its slice");
+}
+
+/// gemm's product into row-major `m x n` C at `c` (nothing for an empty C).
+///
+/// # Safety
+/// `c` valid for `m * n` writes (and reads when `accumulate`), not
+/// aliasing `a` or `b`; the views checked by [`check`]; `a.cols > 0`.
+unsafe fn product(
+    c: *mut f32,
+    m: usize,
+    n: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    accumulate: bool,
+    threads: Threads,
+) {
+    if m == 0 || n == 0 {
         return;
     }
     let parallelism = match threads {
         Threads::One => Parallelism::None,
         Threads::All => Parallelism::Rayon(rayon::current_num_threads()),
     };
-    // SAFETY: the assertions above bound every index gemm forms: rows of C
-    // below `m`, columns below `n`, inner index below `k`, each within its
-    // checked slice; `c` is borrowed mutably and does not alias `a` or `b`.
+    // SAFETY: the caller's contract.
     unsafe {
         gemm::gemm(
             m,
             n,
-            k,
-            c.data.as_mut_ptr(),
+            a.cols,
+            c,
             1,
             n as isize,
             accumulate,

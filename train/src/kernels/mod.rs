@@ -15,6 +15,7 @@
 
 pub mod conv;
 pub mod depthwise;
+pub mod fresh;
 pub mod gemm;
 pub mod norm;
 pub mod pool;

@@ -13,7 +13,10 @@
 
 use rayon::prelude::*;
 
+use core::mem::MaybeUninit;
+
 use super::depthwise::add_into;
+use super::fresh::{fresh, Out};
 use super::simd;
 
 /// Rows per parallel task.
@@ -135,9 +138,14 @@ pub fn affine(
 }
 
 /// `y = act(x * scale + shift)` row by row.
-pub fn forward(x: &[f32], scale: &[f32], shift: &[f32], act: Act, y: &mut [f32]) {
+/// Sets every element of `y` once (see [`super::fresh`]).
+pub fn forward<O: Out>(x: &[f32], scale: &[f32], shift: &[f32], act: Act, y: &mut [O]) {
     let c = scale.len();
     assert_eq!(x.len(), y.len(), "batch norm output");
+    assert!(
+        x.len().is_multiple_of(c) && shift.len() == c,
+        "batch norm rows"
+    );
     y.par_chunks_mut(ROWS_PER_TASK * c)
         .zip(x.par_chunks(ROWS_PER_TASK * c))
         .for_each(|(y, x)| {
@@ -146,12 +154,21 @@ pub fn forward(x: &[f32], scale: &[f32], shift: &[f32], act: Act, y: &mut [f32])
                 || {
                     for (yr, xr) in y.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
                         for (((o, &v), &s), &t) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
-                            *o = act.apply(v * s + t);
+                            o.set(act.apply(v * s + t));
                         }
                     }
                 },
             )
         });
+}
+
+/// [`forward`] into a new vector (no zeroing pass).
+#[allow(unsafe_code)]
+pub fn forward_vec(x: &[f32], scale: &[f32], shift: &[f32], act: Act) -> Vec<f32> {
+    // SAFETY: `forward` sets every element of an output as long as its
+    // input (lengths asserted; each chunk pairs with one of `x`, whole rows
+    // of `c`, every value of every row set).
+    unsafe { fresh(x.len(), |y| forward(x, scale, shift, act, y)) }
 }
 
 /// Gradients of the forward: `dx`, `dgamma`, `dbeta`. `train`: the
@@ -222,31 +239,40 @@ pub fn backward(
     } else {
         (vec![0.0; c], vec![0.0; c])
     };
-    // Pass 2: dx.
-    let mut dx = vec![0f32; x.len()];
-    dx.par_chunks_mut(ROWS_PER_TASK * c)
-        .zip(
-            x.par_chunks(ROWS_PER_TASK * c)
-                .zip(dy.par_chunks(ROWS_PER_TASK * c)),
-        )
-        .for_each(|(dx, (x, dy))| {
-            simd(
-                #[inline(always)]
-                || {
-                    let (s, t, mu, is) = (&scale[..c], &shift[..c], &mean[..c], &inv_std[..c]);
-                    let (mg, mgx) = (&mean_g[..c], &mean_gx[..c]);
-                    for ((dr, xr), gr) in dx
-                        .chunks_exact_mut(c)
-                        .zip(x.chunks_exact(c))
-                        .zip(dy.chunks_exact(c))
-                    {
-                        for i in 0..c {
-                            let (v, g) = (xr[i], masked(xr[i], gr[i], s[i], t[i]));
-                            dr[i] = s[i] * (g - mg[i] - (v - mu[i]) * is[i] * mgx[i]);
-                        }
-                    }
-                },
+    // Pass 2: dx, every element set once: the chunks of dx, x and dy pair
+    // up (equal lengths, whole rows of `c`), and each row's `c` values.
+    assert!(
+        dy.len() == x.len() && x.len().is_multiple_of(c),
+        "batch norm gradient"
+    );
+    let fill = |dx: &mut [MaybeUninit<f32>]| {
+        dx.par_chunks_mut(ROWS_PER_TASK * c)
+            .zip(
+                x.par_chunks(ROWS_PER_TASK * c)
+                    .zip(dy.par_chunks(ROWS_PER_TASK * c)),
             )
-        });
+            .for_each(|(dx, (x, dy))| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let (s, t, mu, is) = (&scale[..c], &shift[..c], &mean[..c], &inv_std[..c]);
+                        let (mg, mgx) = (&mean_g[..c], &mean_gx[..c]);
+                        for ((dr, xr), gr) in dx
+                            .chunks_exact_mut(c)
+                            .zip(x.chunks_exact(c))
+                            .zip(dy.chunks_exact(c))
+                        {
+                            for i in 0..c {
+                                let (v, g) = (xr[i], masked(xr[i], gr[i], s[i], t[i]));
+                                dr[i].set(s[i] * (g - mg[i] - (v - mu[i]) * is[i] * mgx[i]));
+                            }
+                        }
+                    },
+                )
+            });
+    };
+    #[allow(unsafe_code)]
+    // SAFETY: `fill` sets every element (see its comment).
+    let dx = unsafe { fresh(x.len(), fill) };
     (dx, dgamma, dbeta)
 }

@@ -23,6 +23,8 @@ use akida_host::cnn2snn::quantizer::{self, QuantizerError, MAX_SCALE_FACTOR};
 use akida_host::keras::QuantizerKind;
 use rayon::prelude::*;
 
+use super::fresh::{fresh, Out};
+
 use super::simd;
 
 /// The fake-quantized weights `q` of `w` (last axis: `channels`).
@@ -99,7 +101,9 @@ pub fn weights_backward(
 const CHUNK: usize = 1 << 14;
 
 /// `QuantizedReLU`: `y = step * clip(ceil((x - step * 0.5) / step), 0, levels)`.
-pub fn relu_forward(x: &[f32], step: f32, levels: f32, y: &mut [f32]) {
+/// Sets every element of `y` once (see [`super::fresh`]).
+pub fn relu_forward<O: Out>(x: &[f32], step: f32, levels: f32, y: &mut [O]) {
+    assert_eq!(x.len(), y.len(), "quantized ReLU output");
     let threshold = step * 0.5;
     y.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
@@ -109,15 +113,36 @@ pub fn relu_forward(x: &[f32], step: f32, levels: f32, y: &mut [f32]) {
                 || {
                     for (o, &v) in y.iter_mut().zip(x) {
                         let a = ((v - threshold) / step).ceil();
-                        *o = step * a.clamp(0.0, levels);
+                        o.set(step * a.clamp(0.0, levels));
                     }
                 },
             )
         });
 }
 
-/// Gradient of [`relu_forward`].
-pub fn relu_backward(x: &[f32], dy: &[f32], step: f32, levels: f32, dx: &mut [f32]) {
+/// [`relu_forward`] into a new vector (no zeroing pass).
+#[allow(unsafe_code)]
+pub fn relu_forward_vec(x: &[f32], step: f32, levels: f32) -> Vec<f32> {
+    // SAFETY: `relu_forward` sets every element of an output as long as
+    // its input (it asserts the lengths, then each chunk pairs with one of
+    // `x` and every element of the chunk is set).
+    unsafe { fresh(x.len(), |y| relu_forward(x, step, levels, y)) }
+}
+
+/// [`relu_backward`] into a new vector (no zeroing pass).
+#[allow(unsafe_code)]
+pub fn relu_backward_vec(x: &[f32], dy: &[f32], step: f32, levels: f32) -> Vec<f32> {
+    // SAFETY: as in `relu_forward_vec`: equal lengths asserted, every
+    // element of every chunk set.
+    unsafe { fresh(x.len(), |dx| relu_backward(x, dy, step, levels, dx)) }
+}
+
+/// Gradient of [`relu_forward`]. Sets every element of `dx` once.
+pub fn relu_backward<O: Out>(x: &[f32], dy: &[f32], step: f32, levels: f32, dx: &mut [O]) {
+    assert!(
+        x.len() == dx.len() && dy.len() == dx.len(),
+        "quantized ReLU gradient"
+    );
     let threshold = step * 0.5;
     dx.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
@@ -127,11 +152,11 @@ pub fn relu_backward(x: &[f32], dy: &[f32], step: f32, levels: f32, dx: &mut [f3
                 || {
                     for ((d, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
                         let a = ((v - threshold) / step).ceil();
-                        *d = if (0.0..=levels).contains(&a) {
+                        d.set(if (0.0..=levels).contains(&a) {
                             (g * step) / step
                         } else {
                             0.0
-                        };
+                        });
                     }
                 },
             )
