@@ -9,7 +9,7 @@ use crate::activation;
 use crate::kernels::fast::{self, SimdTask};
 use crate::kernels::{self, Backend, PrepBuffers, Preparation, Prepared};
 use crate::model::{ValidLayer, ValidModel};
-use crate::tail::{self, Activation};
+use crate::tail::{self, Activation, Band};
 
 /// Where a layer writes its output.
 pub enum LayerOutputMut<'o> {
@@ -49,6 +49,9 @@ pub enum ForwardError {
         needed: usize,
         found: usize,
     },
+    /// [`run_layer_band`] on a layer or backend that cannot run in bands.
+    #[error("output rows {start}..{end} of this layer cannot run as a band (fast kernel, no global average, rows inside the output)")]
+    Band { start: usize, end: usize },
 }
 
 /// Buffers one layer computes in (see [`crate::WorkspaceSizes`]).
@@ -82,10 +85,13 @@ pub fn run_layer(
     kernels::need("scratch", scratch_len, buffers.scratch.len())?;
     kernels::need("a", a_len, buffers.a.len())?;
     kernels::need("row", row_len, buffers.row.len())?;
+    let cells = layer.shapes.conv.rows as usize * layer.shapes.conv.cols as usize;
     let task = LayerTask {
         layer,
         prepared,
         input,
+        band: Band::all(layer),
+        cells: 0..cells,
         buffers,
         out,
     };
@@ -96,11 +102,70 @@ pub fn run_layer(
     Ok(())
 }
 
+/// Runs output rows `rows` of one layer with the fast kernel (a band: its
+/// conv cells only, [`tail::band_cells`]), so that bands of one image's
+/// layer can run on several cores; `out` holds those rows' output only,
+/// the buffers what the band needs (the layer's sizes are enough). The
+/// bands of a layer together give what [`run_layer`] gives.
+pub fn run_layer_band(
+    layer: &ValidLayer,
+    prepared: &Prepared,
+    input: &[u8],
+    rows: core::ops::Range<usize>,
+    buffers: LayerBuffers,
+    out: LayerOutputMut,
+) -> Result<(), ForwardError> {
+    let refuse = ForwardError::Band {
+        start: rows.start,
+        end: rows.end,
+    };
+    let (Backend::Fast(simd), Some(ops)) = (prepared.backend, &prepared.fast) else {
+        return Err(refuse);
+    };
+    let Some(cells) = tail::band_cells(layer, rows.clone()) else {
+        return Err(refuse);
+    };
+    let plan = &ops.plan;
+    let band_rows = cells.len();
+    kernels::need(
+        "scratch",
+        plan.product_len + plan.depthwise_len,
+        buffers.scratch.len(),
+    )?;
+    kernels::need("a", band_rows * plan.gemm.k_pad, buffers.a.len())?;
+    kernels::need("row", plan.gemm.f_pad, buffers.row.len())?;
+    let out_len = (rows.end - rows.start)
+        * layer.shapes.output.cols as usize
+        * layer.params().filters as usize;
+    let found = match &out {
+        LayerOutputMut::Levels(l) => l.len(),
+        LayerOutputMut::Potentials(p) => p.len(),
+    };
+    kernels::need("out", out_len, found)?;
+    let task = LayerTask {
+        layer,
+        prepared,
+        input,
+        band: Band {
+            rows,
+            first_cell: cells.start,
+        },
+        cells,
+        buffers,
+        out,
+    };
+    fast::with_simd(simd, task);
+    Ok(())
+}
+
 /// One layer's potentials then tail, compiled once per instruction set.
 struct LayerTask<'l, 'p, 'i, 'w, 'o> {
     layer: &'l ValidLayer<'l>,
     prepared: &'p Prepared<'p>,
     input: &'i [u8],
+    /// The output rows and the conv cells they need (all, or a band).
+    band: Band,
+    cells: core::ops::Range<usize>,
     buffers: LayerBuffers<'w>,
     out: LayerOutputMut<'o>,
 }
@@ -114,16 +179,18 @@ impl SimdTask for LayerTask<'_, '_, '_, '_, '_> {
             layer,
             prepared,
             input,
+            band,
+            cells,
             buffers,
             out,
         } = self;
         let LayerBuffers { scratch, a, row } = buffers;
-        let grid = kernels::potentials(layer, prepared, input, a, scratch);
+        let grid = kernels::potentials(layer, prepared, input, cells, a, scratch);
         let activation = match &prepared.fast {
             Some(ops) if layer.params().activation => ops.activation(),
             _ => Activation::Divide,
         };
-        tail::finish(layer, grid, activation, row, out);
+        tail::finish(layer, grid, band, activation, row, out);
     }
 }
 

@@ -14,6 +14,25 @@ pub struct MaxPool {
 }
 
 impl MaxPool {
+    /// The rows of a `conv_rows`-row grid that the pool windows of output
+    /// rows `out` (not empty) read.
+    pub fn conv_rows(
+        &self,
+        out: core::ops::Range<usize>,
+        conv_rows: usize,
+    ) -> core::ops::Range<usize> {
+        let (stride, size, pad) = (
+            self.stride.rows as usize,
+            self.size.rows as usize,
+            self.pad_before.0,
+        );
+        let start = (out.start * stride).saturating_sub(pad).min(conv_rows);
+        let end = ((out.end - 1) * stride + size)
+            .saturating_sub(pad)
+            .min(conv_rows);
+        start..end.max(start)
+    }
+
     /// Calls `visit(k)` for each cell `k` (HWC cell index in `dims`) of the
     /// pool window of output cell `(out_row, out_col)`; cells in the padding
     /// are skipped, so they never win.

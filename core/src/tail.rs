@@ -21,6 +21,7 @@ use crate::layer::Pooling;
 use crate::model::ValidLayer;
 use crate::pooling::MaxPool;
 use crate::saturation::{saturating_add, POTENTIAL_MAX, POTENTIAL_MIN};
+use core::ops::Range;
 
 /// How potentials become levels.
 #[derive(Clone, Copy, Debug)]
@@ -40,12 +41,58 @@ pub enum Activation<'a> {
     },
 }
 
+/// A band of a layer's output rows and the conv cells its grid holds
+/// (see [`band_cells`]): the tail finishes those rows only, its grid
+/// starting at conv cell `first_cell`, its output slice at the band's
+/// first row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Band {
+    pub rows: Range<usize>,
+    pub first_cell: usize,
+}
+
+impl Band {
+    /// Every output row of `layer`, its grid the whole conv grid.
+    pub fn all(layer: &ValidLayer) -> Band {
+        Band {
+            rows: 0..layer.shapes.output.rows as usize,
+            first_cell: 0,
+        }
+    }
+}
+
+/// The conv cells (HWC cell indices of the conv grid) that output rows
+/// `rows` of `layer` need: the same rows without pooling, the rows their
+/// windows read with max pooling; `None` for a global average (its sum
+/// runs over every cell in order) and for empty bands.
+pub fn band_cells(layer: &ValidLayer, rows: Range<usize>) -> Option<Range<usize>> {
+    let conv = layer.shapes.conv;
+    let cols = conv.cols as usize;
+    if rows.is_empty() || rows.end > layer.shapes.output.rows as usize {
+        return None;
+    }
+    let conv_rows = match layer.params().pooling {
+        Pooling::None => rows,
+        Pooling::Max { size, stride } => MaxPool {
+            size,
+            stride,
+            pad_before: layer.shapes.pool_pads,
+        }
+        .conv_rows(rows, conv.rows as usize),
+        Pooling::GlobalAverage => return None,
+    };
+    Some(conv_rows.start * cols..conv_rows.end * cols)
+}
+
 /// Pools, saturates and activates `grid` into `out`; `row` holds at least
-/// `grid.stride` cells (one pooled row of potentials).
+/// `grid.stride` cells (one pooled row of potentials). Output rows
+/// `band.rows` only ([`Band::all`]: the whole layer): `grid` holds conv
+/// cells from `band.first_cell` on, `out` the band's output.
 #[inline(always)]
 pub fn finish(
     layer: &ValidLayer,
     grid: Grid,
+    band: Band,
     activation: Activation,
     row: &mut [i32],
     mut out: LayerOutputMut,
@@ -55,15 +102,26 @@ pub fn finish(
     let f = layer.params().filters as usize;
     let stride = grid.stride;
     let row = &mut row[..stride];
-    let cell = |k: usize| &grid.potentials[k * stride..][..stride];
+    let first = band.first_cell;
+    let cell = |k: usize| &grid.potentials[(k - first) * stride..][..stride];
+    // Output cells are numbered from the band's first row.
+    let out_first = band.rows.start * od.cols as usize;
     let mut write = |row: &[i32], index: usize| {
-        emit(layer, row, f, activation, index, &mut out);
+        emit(layer, row, f, activation, index - out_first, &mut out);
     };
     match layer.params().pooling {
         Pooling::None => {
             // Each cell straight from the grid: no copy.
-            for index in 0..conv.rows as usize * conv.cols as usize {
-                emit(layer, cell(index), f, activation, index, &mut out);
+            let cols = conv.cols as usize;
+            for index in band.rows.start * cols..band.rows.end * cols {
+                emit(
+                    layer,
+                    cell(index),
+                    f,
+                    activation,
+                    index - out_first,
+                    &mut out,
+                );
             }
         }
         Pooling::Max { size, stride } => {
@@ -72,7 +130,7 @@ pub fn finish(
                 stride,
                 pad_before: layer.shapes.pool_pads,
             };
-            for r in 0..od.rows as usize {
+            for r in band.rows.clone() {
                 for c in 0..od.cols as usize {
                     row.fill(i32::MIN);
                     pool.for_each_cell(conv, (r, c), |k| {
@@ -85,6 +143,10 @@ pub fn finish(
             }
         }
         Pooling::GlobalAverage => {
+            assert!(
+                first == 0 && band.rows == (0..1),
+                "a global average in bands"
+            );
             // The engine's sum saturates at every cell it adds, in row-major order.
             let cells = conv.rows as usize * conv.cols as usize;
             let mut sums = [0i32; 64];

@@ -3,7 +3,7 @@
 //! pooling, bit widths, padding values and input sparsities from 0 to 99 %.
 //! The fast kernel (every instruction set this CPU has) agrees with them too.
 
-use akida_core::inference::{run_layer, LayerBuffers, LayerOutputMut};
+use akida_core::inference::{run_layer, run_layer_band, LayerBuffers, LayerOutputMut};
 use akida_core::kernels::{self, fast};
 use akida_core::weights::{pack_into, packed_len, value_range};
 use akida_core::{
@@ -251,7 +251,8 @@ fn run(layer: &ValidLayer, input: &[u8], backend: Backend) -> Outputs {
     };
     let prepared = backend.prepare(0, layer, input, &mut prep).unwrap();
     let potentials = (prepared.fast.is_none()).then(|| {
-        let grid = kernels::potentials(layer, &prepared, input, &mut b.a, &mut b.scratch);
+        let cells = layer.shapes.conv.rows as usize * layer.shapes.conv.cols as usize;
+        let grid = kernels::potentials(layer, &prepared, input, 0..cells, &mut b.a, &mut b.scratch);
         grid.potentials[..layer.shapes.conv.len()].to_vec()
     });
     let buffers = LayerBuffers {
@@ -574,6 +575,97 @@ fn byte_product_equals_the_portable_one_on_every_shape() {
             let mut got = vec![i32::MIN; rows * g.f_pad];
             fast::gemm_u8(simd, &g, 0, &a, &b, &mut got);
             assert_eq!(got, want, "{} {rows}x{k}x{f}", simd.name());
+        }
+    }
+}
+
+/// The output of one layer run as bands of output rows ([`run_layer_band`],
+/// each into its own slice of the output, with buffers of its own), the
+/// bands cut at `cuts` (sorted, inside the output rows): levels and
+/// potentials; `None` where the layer cannot run in bands (a global
+/// average), which must be exactly where the tail says so.
+fn run_bands(
+    layer: &ValidLayer,
+    input: &[u8],
+    simd: Simd,
+    cuts: &[usize],
+) -> Option<(Vec<u8>, Vec<i32>)> {
+    let mut b = Buffers::of(layer);
+    let mut prep = PrepBuffers {
+        weights: &mut b.weights,
+        packed: &mut b.packed,
+        cuts: &mut b.cuts,
+    };
+    let backend = Backend::Fast(simd);
+    let prepared = backend.prepare(0, layer, input, &mut prep).unwrap();
+    prepared.fast.as_ref()?;
+    let rows = layer.shapes.output.rows as usize;
+    let per_row = layer.shapes.output.cols as usize * layer.params().filters as usize;
+    let bounds: Vec<usize> = core::iter::once(0)
+        .chain(cuts.iter().copied())
+        .chain([rows])
+        .collect();
+    let n = layer.output_len();
+    let (mut levels, mut out) = (vec![0u8; n], vec![i32::MIN; n]);
+    for w in bounds.windows(2) {
+        let band = w[0]..w[1];
+        if band.is_empty() {
+            continue;
+        }
+        let cells = akida_core::tail::band_cells(layer, band.clone());
+        let global = matches!(layer.params().pooling, Pooling::GlobalAverage);
+        assert_eq!(
+            cells.is_none(),
+            global,
+            "bands refused only for a global average"
+        );
+        let mut own = Buffers::of(layer);
+        let buffers = LayerBuffers {
+            scratch: &mut own.scratch,
+            a: &mut own.a,
+            row: &mut own.row,
+        };
+        let range = band.start * per_row..band.end * per_row;
+        let out_buf = if layer.params().activation {
+            LayerOutputMut::Levels(&mut levels[range])
+        } else {
+            LayerOutputMut::Potentials(&mut out[range])
+        };
+        let ran = run_layer_band(layer, &prepared, input, band, buffers, out_buf);
+        assert_eq!(ran.is_ok(), cells.is_some(), "{ran:?}");
+        ran.ok()?;
+    }
+    Some((levels, out))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// A layer run as bands of its output rows (one image's layer split
+    /// over cores) gives what the whole layer gives, for every instruction
+    /// set, pooling and cut; global averages refuse bands.
+    #[test]
+    fn bands_of_output_rows_equal_the_whole_layer(
+        c in case(),
+        cut_seed in any::<u64>(),
+    ) {
+        let b = build(&c);
+        let l = valid(&c, &b);
+        let reference = run(&l, &b.input, Backend::Reference);
+        let rows = l.shapes.output.rows as usize;
+        let mut rng = Bulk::new(cut_seed);
+        let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(rows as u64 + 1) as usize).collect();
+        cuts.sort();
+        for simd in Simd::available() {
+            // None: no fast operands (beyond 16 bits), or a global average.
+            let Some((levels, out)) = run_bands(&l, &b.input, simd, &cuts) else {
+                continue;
+            };
+            if l.params().activation {
+                prop_assert_eq!(&reference.1, &levels, "{} band levels, cuts {:?}, {:?}", simd.name(), &cuts, c);
+            } else {
+                prop_assert_eq!(&reference.2, &out, "{} band potentials, cuts {:?}, {:?}", simd.name(), &cuts, c);
+            }
         }
     }
 }

@@ -77,8 +77,17 @@ fn conv3x3(c: &mut Criterion) {
                 &input,
                 |b, input| {
                     b.iter(|| {
-                        kernels::potentials(&layer, &prepared, input, &mut a, &mut scratch)
-                            .potentials[0]
+                        let cells =
+                            layer.shapes.conv.rows as usize * layer.shapes.conv.cols as usize;
+                        kernels::potentials(
+                            &layer,
+                            &prepared,
+                            input,
+                            0..cells,
+                            &mut a,
+                            &mut scratch,
+                        )
+                        .potentials[0]
                     })
                 },
             );

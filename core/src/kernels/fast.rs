@@ -773,24 +773,35 @@ pub fn with_simd<T: SimdTask>(simd: Simd, task: T) -> T::Output {
     }
 }
 
-/// The potentials of a layer with the fast kernel: builds A into `a`,
-/// multiplies it by packed B into `scratch` (which also holds the depthwise
-/// potentials of a separable layer). Buffers sized by the plan.
+/// The potentials of a layer with the fast kernel, of conv cells `cells`
+/// (all of them: `0..plan.gemm.rows`; a band of them, see
+/// [`crate::tail::band_cells`]): builds A into `a`, multiplies it by packed
+/// B into `scratch` (which also holds the depthwise potentials of a
+/// separable layer), the band's first cell first. Buffers sized by the plan
+/// (a band needs less).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub fn potentials<'s>(
     layer: &ValidLayer,
     ops: &FastOperands,
     weights: &KernelWeights,
     simd: Simd,
     input: &[u8],
+    cells: core::ops::Range<usize>,
     a: &mut [i16],
     scratch: &'s mut [i32],
 ) -> Grid<'s> {
     let plan = &ops.plan;
-    let g = &plan.gemm;
+    assert!(cells.end <= plan.gemm.rows, "cells beyond the layer's");
+    let first = cells.start;
+    let g = &Gemm {
+        rows: cells.len(),
+        ..plan.gemm
+    };
     let p = layer.params();
-    let a = &mut a[..plan.a_len];
+    let a = &mut a[..g.rows * g.k_pad];
     let (product, depthwise) = scratch.split_at_mut(plan.product_len);
+    let product = &mut product[..g.rows * g.f_pad];
     if let Dot::U8 { i16_quads } = plan.dot {
         let a = &mut bytes_mut(a)[..g.rows * g.k4];
         match p.kind {
@@ -798,7 +809,14 @@ pub fn potentials<'s>(
                 a[..g.k].copy_from_slice(&input[..g.k]);
                 a[g.k..].fill(0);
             }
-            _ => im2col(&ConvShape::of(layer), input, p.padding_value, g.k4, a),
+            _ => im2col(
+                &ConvShape::of(layer),
+                input,
+                p.padding_value,
+                g.k4,
+                first,
+                a,
+            ),
         }
         let b = &signed_bytes(ops.packed_b)[..g.k4 * g.f_pad];
         gemm_u8(simd, g, i16_quads, a, b, product);
@@ -808,12 +826,17 @@ pub fn potentials<'s>(
         };
     }
     match p.kind {
-        LayerKind::InputConvolutional | LayerKind::Convolutional => {
-            im2col(&ConvShape::of(layer), input, p.padding_value, g.k_pad, a)
-        }
+        LayerKind::InputConvolutional | LayerKind::Convolutional => im2col(
+            &ConvShape::of(layer),
+            input,
+            p.padding_value,
+            g.k_pad,
+            first,
+            a,
+        ),
         LayerKind::SeparableConvolutional => {
             let shape = ConvShape::of(layer).with_output_channels(p.input.channels);
-            depthwise_potentials(simd, plan, &shape, weights.main, input, a);
+            depthwise_potentials(simd, plan, &shape, weights.main, input, first, a);
             if let Dot::SplitU8 { i16_quads } = plan.dot {
                 let low = &mut i32_bytes_mut(depthwise)[..2 * g.rows * g.k4];
                 let split = Split {
@@ -1066,7 +1089,7 @@ impl AValue for i16 {
 }
 
 /// im2col: row `p` of A (rows `stride` apart: `k_pad` for 16-bit A, `k4`
-/// for a byte A) holds the receptive field of output cell `p` in
+/// for a byte A) holds the receptive field of output cell `first + p` in
 /// (kh, kw, cin) order, padded cells `pad_value`, zero beyond K. Per kernel
 /// row, the taps inside the input are one run of the input
 /// ([`ConvShape::taps_inside`]), the rest padding.
@@ -1076,7 +1099,14 @@ impl AValue for i16 {
 /// (`ds_cnn_kws`'s input convolution, 1 channel, 5 x 5: 13.7 us per image
 /// with them, 12.7 without, on a Zen 2 core).
 #[inline(always)]
-fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, a: &mut [T]) {
+fn im2col<T: AValue>(
+    s: &ConvShape,
+    input: &[u8],
+    pad_value: u8,
+    stride: usize,
+    first: usize,
+    a: &mut [T],
+) {
     let cin = s.input.channels as usize;
     let (kh, kw) = (s.kernel.rows as usize, s.kernel.cols as usize);
     let k = kh * kw * cin;
@@ -1085,7 +1115,7 @@ fn im2col<T: AValue>(s: &ConvShape, input: &[u8], pad_value: u8, stride: usize, 
     let ocols = s.output.cols as usize;
     let zero = T::from(0);
     a.fill(T::from(pad_value));
-    for (p, row) in a.chunks_exact_mut(stride).enumerate() {
+    for (p, row) in (first..).zip(a.chunks_exact_mut(stride)) {
         let taps = s.taps_inside(p / ocols, p % ocols);
         let (fields, rest) = row.split_at_mut(k);
         let run = taps.cols.len() * cin;
@@ -1120,6 +1150,7 @@ fn depthwise_potentials(
     s: &ConvShape,
     w: &[i8],
     input: &[u8],
+    first: usize,
     a: &mut [i16],
 ) {
     #[cfg(target_arch = "x86_64")]
@@ -1127,15 +1158,15 @@ fn depthwise_potentials(
         return match simd.0 {
             // SAFETY: constructing this Simd value asserted AVX-512 BW support.
             Isa::Avx512Vnni | Isa::Amx => unsafe {
-                x86::depthwise_pairs_avx512(s, w, input, plan.gemm.k_pad, a)
+                x86::depthwise_pairs_avx512(s, w, input, plan.gemm.k_pad, first, a)
             },
             // SAFETY: a non-portable Simd value asserted AVX2 support (every
             // instruction set here includes it).
-            _ => unsafe { x86::depthwise_pairs_avx2(s, w, input, plan.gemm.k_pad, a) },
+            _ => unsafe { x86::depthwise_pairs_avx2(s, w, input, plan.gemm.k_pad, first, a) },
         };
     }
     let _ = simd;
-    depthwise_into_a(s, w, input, plan.gemm.k_pad, a)
+    depthwise_into_a(s, w, input, plan.gemm.k_pad, first, a)
 }
 
 /// Depthwise potentials straight into A's rows (`k_pad` apart, zero beyond
@@ -1144,11 +1175,18 @@ fn depthwise_potentials(
 /// when `sum |w| * max_input <= i16::MAX` for every channel, which bounds
 /// every partial sum, so no 16-bit operation wraps.
 #[inline(always)]
-fn depthwise_into_a(s: &ConvShape, w: &[i8], input: &[u8], k_pad: usize, a: &mut [i16]) {
+fn depthwise_into_a(
+    s: &ConvShape,
+    w: &[i8],
+    input: &[u8],
+    k_pad: usize,
+    first: usize,
+    a: &mut [i16],
+) {
     let c_n = s.input.channels as usize;
     let kw = s.kernel.cols as usize;
     let ocols = s.output.cols as usize;
-    for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+    for (p, row) in (first..).zip(a.chunks_exact_mut(k_pad)) {
         let (acc, rest) = row.split_at_mut(c_n);
         acc.fill(0);
         rest.fill(0);
@@ -1440,9 +1478,10 @@ mod x86 {
         w: &[i8],
         input: &[u8],
         k_pad: usize,
+        first: usize,
         a: &mut [i16],
     ) {
-        depthwise_pairs_cells(s, w, input, k_pad, a, |input, taps, row| {
+        depthwise_pairs_cells(s, w, input, k_pad, first, a, |input, taps, row| {
             let c_n = row.len();
             for b in 0..c_n / 32 {
                 pairs_block32(input, w, taps, 32 * b, row.as_mut_ptr());
@@ -1462,9 +1501,10 @@ mod x86 {
         w: &[i8],
         input: &[u8],
         k_pad: usize,
+        first: usize,
         a: &mut [i16],
     ) {
-        depthwise_pairs_cells(s, w, input, k_pad, a, |input, taps, row| {
+        depthwise_pairs_cells(s, w, input, k_pad, first, a, |input, taps, row| {
             let c_n = row.len();
             for b in 0..c_n / 64 {
                 pairs_block64(input, w, taps, 64 * b, row.as_mut_ptr());
@@ -1478,7 +1518,8 @@ mod x86 {
         })
     }
 
-    /// The output cells of a depthwise layer, each as its row of A (the
+    /// The output cells of a depthwise layer from cell `first`, each as its
+    /// row of A (the
     /// first `c_n` values; zero beyond, up to `k_pad`), the input from the
     /// cell's first tap inside it, and the taps inside the input as (input
     /// offset, weight offset) pairs: what `cell` needs to sum the taps.
@@ -1488,6 +1529,7 @@ mod x86 {
         w: &[i8],
         input: &[u8],
         k_pad: usize,
+        first: usize,
         a: &mut [i16],
         mut cell: impl FnMut(&[u8], &[(usize, usize)], &mut [i16]),
     ) {
@@ -1506,7 +1548,7 @@ mod x86 {
         let whole = &whole[..kh * kw];
         // The taps inside the input of a cell at an edge (input offsets).
         let mut edge = [(0usize, 0usize); super::MAX_PAIRED_TAPS];
-        for (p, row) in a.chunks_exact_mut(k_pad).enumerate() {
+        for (p, row) in (first..).zip(a.chunks_exact_mut(k_pad)) {
             let inside = s.taps_inside(p / ocols, p % ocols);
             let (r, c) = inside.first;
             let (base, taps) = if inside.whole(kh, kw) {

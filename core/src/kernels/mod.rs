@@ -350,12 +350,15 @@ pub(crate) fn need(buffer: &'static str, needed: usize, found: usize) -> Result<
 /// Potentials of the neural part of `layer` for `input`, computed by the
 /// prepared backend: into `scratch` (conv potentials, then the depthwise
 /// potentials of a separable layer), with `a` for the fast kernel's left
-/// operand. Buffers sized by [`crate::WorkspaceSizes`].
+/// operand. Buffers sized by [`crate::WorkspaceSizes`]. Conv cells `cells`
+/// only (a band, [`crate::tail::band_cells`]) with the fast kernel; the
+/// others compute every cell (`cells` must be all of them).
 #[inline(always)]
 pub fn potentials<'s>(
     layer: &ValidLayer,
     prepared: &Prepared,
     input: &[u8],
+    cells: core::ops::Range<usize>,
     a: &mut [i16],
     scratch: &'s mut [i32],
 ) -> Grid<'s> {
@@ -363,13 +366,18 @@ pub fn potentials<'s>(
     let p = layer.params();
     let reference = match (prepared.backend, &prepared.fast) {
         (Backend::Fast(simd), Some(ops)) => {
-            return fast::potentials(layer, ops, weights, simd, input, a, scratch)
+            return fast::potentials(layer, ops, weights, simd, input, cells, a, scratch)
         }
         // A fast backend without operands cannot happen (see `Prepared`);
         // the event kernel computes the same potentials.
         (backend, _) => backend == Backend::Reference,
     };
     let shape = ConvShape::of(layer);
+    let all = shape.output.rows as usize * shape.output.cols as usize;
+    assert!(
+        cells == (0..all),
+        "only the fast kernel computes a band of cells"
+    );
     let n = shape.output.len();
     let (out, rest) = scratch.split_at_mut(n);
     match p.kind {

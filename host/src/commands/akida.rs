@@ -538,17 +538,27 @@ pub fn profile_files(
         .profile(images)
         .map_err(|e| batch_error(BatchError::Forward(e)))?;
     let mut table = profile_table(&profile, n, runtime.simd().name());
-    let mut latencies = runtime
-        .latencies(images)
-        .map_err(|e| batch_error(BatchError::Forward(e)))?;
-    latencies.sort_by(f64::total_cmp);
-    let pct = |q: f64| 1e6 * latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
-    table.push_str(&format!(
-        "latency per image (one at a time, one thread): p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
-        pct(0.50),
-        pct(0.99),
-        pct(1.0)
-    ));
+    for bands in [false, true] {
+        let threads = rayon::current_num_threads();
+        if bands && threads < 2 {
+            continue;
+        }
+        let mut latencies = runtime
+            .latencies(images, bands)
+            .map_err(|e| batch_error(BatchError::Forward(e)))?;
+        latencies.sort_by(f64::total_cmp);
+        let pct = |q: f64| 1e6 * latencies[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let how = match bands {
+            false => "one thread".to_owned(),
+            true => format!("large layers in bands over {threads} threads"),
+        };
+        table.push_str(&format!(
+            "latency per image (one at a time, {how}): p50 {:.1} us, p99 {:.1} us, max {:.1} us\n",
+            pct(0.50),
+            pct(0.99),
+            pct(1.0)
+        ));
+    }
     Ok(table)
 }
 

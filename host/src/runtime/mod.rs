@@ -16,6 +16,9 @@ use akida_core::{
 use rayon::prelude::*;
 use std::time::Instant;
 
+mod bands;
+use bands::{BandBuffers, Crew};
+
 /// How the runtime picks a backend for each layer (`akida run --kernel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KernelPolicy {
@@ -63,9 +66,38 @@ pub const PROGRESS_STEP: usize = 4096;
 /// image.
 pub const GROUP: usize = 8;
 
+/// The fewest multiply-accumulates of a layer that one image runs in bands
+/// of output rows over the cores ([`Runtime::latencies`] with bands, and
+/// batches of fewer images than threads): below, handing out the bands
+/// costs about what it saves (`ds_cnn_kws`, 2 threads: p50 36.9 us with
+/// its four 584,000-MAC separable layers in bands, 34.4-34.7 with its
+/// 200,000-MAC input convolution too, 41.2-41.5 on one thread).
+pub const BAND_MIN_MACS: u64 = 150_000;
+
 /// The best SIMD instruction set of this CPU for the fast kernel.
 pub fn detect_simd() -> Simd {
     Simd::detect()
+}
+
+/// Ends a crew's helpers when dropped.
+struct EndCrew<'c>(&'c Crew);
+
+impl Drop for EndCrew<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// Whether a layer, about to run with `prepared`, runs in bands of output
+/// rows: the fast kernel on levels, no global average, at least two output
+/// rows and [`BAND_MIN_MACS`].
+fn in_bands(layer: &ValidLayer, prepared: &Prepared) -> bool {
+    matches!(prepared.backend, Backend::Fast(_))
+        && prepared.fast.is_some()
+        && layer.params().activation
+        && layer.shapes.output.rows > 1
+        && akida_core::tail::band_cells(layer, 0..1).is_some()
+        && layer_macs(layer) >= BAND_MIN_MACS
 }
 
 /// What a layer outputs for an all-zero input (the same every time).
@@ -401,6 +433,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         s: &mut Scratch,
         levels: &mut [u8],
         potentials: &mut [i32],
+        crew: Option<&Crew>,
     ) -> Result<(), ForwardError> {
         let expected = self.model.input().len();
         if image.len() != expected {
@@ -409,7 +442,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
                 found: image.len(),
             });
         }
-        self.forward_group(image, s, levels, potentials, |_, _, _| {})
+        self.forward_group(image, s, levels, potentials, crew, |_, _, _| {})
     }
 
     /// Runs a group of images (back to back, at most as many as `s` has
@@ -425,6 +458,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         s: &mut Scratch,
         levels: &mut [u8],
         potentials: &mut [i32],
+        crew: Option<&Crew>,
         mut observe: impl FnMut(usize, Option<Backend>, &[u8]),
     ) -> Result<(), ForwardError> {
         let in_len = self.model.input().len();
@@ -446,12 +480,12 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let (alone, grouped) = layers.split_at(split);
         for (j, image) in images.chunks_exact(in_len).enumerate() {
             for (i, layer) in alone.iter().enumerate() {
-                self.step(i, layer, image, j, s, &mut observe)?;
+                self.step(i, layer, image, j, s, crew, &mut observe)?;
             }
         }
         for (i, layer) in grouped.iter().enumerate() {
             for (j, image) in images.chunks_exact(in_len).enumerate() {
-                self.step(split + i, layer, image, j, s, &mut observe)?;
+                self.step(split + i, layer, image, j, s, crew, &mut observe)?;
             }
         }
         let last = layers.len() - 1;
@@ -469,6 +503,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
     /// Layer `i` on image `j` of a group (`image`: its input image): reads
     /// the image or the image's previous levels, writes its levels (buffer
     /// `i % 2` of the image) or, without activation, its potentials.
+    #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
         i: usize,
@@ -476,6 +511,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         image: &[u8],
         j: usize,
         s: &mut Scratch,
+        crew: Option<&Crew>,
         observe: &mut impl FnMut(usize, Option<Backend>, &[u8]),
     ) -> Result<(), ForwardError> {
         let [even, odd] = &mut s.levels[j];
@@ -514,6 +550,11 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             a: &mut s.a,
             row: &mut s.row,
         };
+        if let Some(crew) = crew.filter(|_| in_bands(layer, &prepared)) {
+            crew.run(i, layer, &prepared, input, buffers, &mut dst[..n])?;
+            observe(i, Some(prepared.backend), input);
+            return Ok(());
+        }
         let out = if layer.params().activation {
             LayerOutputMut::Levels(&mut dst[..n])
         } else {
@@ -548,14 +589,14 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let n = images.len() / in_len;
         if self.model.outputs_levels() {
             let mut out = vec![0u8; n * out_len];
-            self.steps(images, &mut out, progress, |s, imgs, out| {
-                self.forward_group(imgs, s, out, &mut [], |_, _, _| {})
+            self.steps(images, &mut out, progress, |s, imgs, out, crew| {
+                self.forward_group(imgs, s, out, &mut [], crew, |_, _, _| {})
             })?;
             Ok(BatchOutput::Levels(out))
         } else {
             let mut out = vec![0i32; n * out_len];
-            self.steps(images, &mut out, progress, |s, imgs, out| {
-                self.forward_group(imgs, s, &mut [], out, |_, _, _| {})
+            self.steps(images, &mut out, progress, |s, imgs, out, crew| {
+                self.forward_group(imgs, s, &mut [], out, crew, |_, _, _| {})
             })?;
             Ok(BatchOutput::Potentials(out))
         }
@@ -563,16 +604,28 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
 
     /// Runs `one` on every group of images of `images` ([`GROUP`], fewer
     /// at the end) into its slots of `out`, on every core,
-    /// [`PROGRESS_STEP`] images at a time.
+    /// [`PROGRESS_STEP`] images at a time; with fewer images than threads,
+    /// one image at a time, its large layers in bands over the cores.
     fn steps<T: Send>(
         &self,
         images: &[u8],
         out: &mut [T],
         progress: &(dyn Fn(usize) + Sync),
-        one: impl Fn(&mut Scratch, &[u8], &mut [T]) -> Result<(), ForwardError> + Sync,
+        one: impl Fn(&mut Scratch, &[u8], &mut [T], Option<&Crew>) -> Result<(), ForwardError> + Sync,
     ) -> Result<(), ForwardError> {
         let in_len = self.input_dims().len();
         let out_len = self.output_dims().len();
+        let n = images.len() / in_len.max(1);
+        if n < rayon::current_num_threads() {
+            return self.with_crew(|crew| {
+                let mut s = self.scratch(1);
+                for (img, o) in images.chunks_exact(in_len).zip(out.chunks_mut(out_len)) {
+                    one(&mut s, img, o, crew)?;
+                }
+                progress(n);
+                Ok(())
+            });
+        }
         let mut done = 0;
         for (imgs, outs) in images
             .chunks(in_len * PROGRESS_STEP)
@@ -580,11 +633,48 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         {
             imgs.par_chunks(in_len * GROUP)
                 .zip(outs.par_chunks_mut(out_len * GROUP))
-                .try_for_each_init(|| self.scratch(GROUP), |s, (img, o)| one(s, img, o))?;
+                .try_for_each_init(|| self.scratch(GROUP), |s, (img, o)| one(s, img, o, None))?;
             done += imgs.len() / in_len;
             progress(done);
         }
         Ok(())
+    }
+
+    /// Runs `run` with a crew of helper threads, one per thread of the
+    /// rayon pool but this one, that run bands of one image's large layers
+    /// (`None` on a single thread).
+    fn with_crew<R>(&self, run: impl FnOnce(Option<&Crew>) -> R) -> R {
+        let helpers = rayon::current_num_threads().saturating_sub(1);
+        if helpers == 0 {
+            return run(None);
+        }
+        let sizes = self.model.workspace_sizes(true);
+        let crew = Crew::new(helpers, || BandBuffers {
+            scratch: vec![0i32; sizes.scratch],
+            a: vec![0i16; sizes.a],
+            row: vec![0i32; sizes.row],
+        });
+        let layers: Vec<ValidLayer> = self.model.layers().collect();
+        std::thread::scope(|scope| {
+            for h in 0..helpers {
+                let (crew, layers) = (&crew, &layers);
+                scope.spawn(move || crew.serve(h, layers, |i| self.fast_prepared(i)));
+            }
+            // The helpers end however `run` ends (a panic included).
+            let _end = EndCrew(&crew);
+            run(Some(&crew))
+        })
+    }
+
+    /// Layer `index` prepared for the fast kernel (where the fast kernel
+    /// applies: a band runs only there).
+    fn fast_prepared(&self, index: usize) -> Prepared<'_> {
+        let prepared = &self.layers[index];
+        Prepared {
+            backend: Backend::Fast(self.simd),
+            weights: prepared.weights(),
+            fast: prepared.fast_operands(),
+        }
     }
 
     /// `predict` of a batch: the potentials of the last layer (which must
@@ -676,7 +766,7 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
                 (&mut [], &mut potentials)
             };
             let mut last = Instant::now();
-            self.forward_group(image, &mut s, l, p, |i, backend, input| {
+            self.forward_group(image, &mut s, l, p, None, |i, backend, input| {
                 let now = Instant::now();
                 let layer = &mut profile[i];
                 layer.seconds += (now - last).as_secs_f64();
@@ -692,27 +782,35 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'_, B, S> {
         Ok(profile)
     }
 
-    /// Runs `images` one at a time on this thread and returns the wall time
-    /// of each, in seconds (single-image latency).
-    pub fn latencies(&self, images: &[u8]) -> Result<Vec<f64>, ForwardError> {
+    /// Runs `images` one at a time and returns the wall time of each, in
+    /// seconds (single-image latency): on this thread alone, or (`bands`)
+    /// with each large layer split in bands of output rows over this thread
+    /// and helpers on the other cores ([`BAND_MIN_MACS`]).
+    pub fn latencies(&self, images: &[u8], bands: bool) -> Result<Vec<f64>, ForwardError> {
         let in_len = self.input_dims().len();
         let out_len = self.output_dims().len();
         let mut s = self.scratch(1);
         let (mut levels, mut potentials) = (vec![0u8; out_len], vec![0i32; out_len]);
         let outputs_levels = self.model.outputs_levels();
-        images
-            .chunks_exact(in_len)
-            .map(|image| {
-                let (l, p): (&mut [u8], &mut [i32]) = if outputs_levels {
-                    (&mut levels, &mut [])
-                } else {
-                    (&mut [], &mut potentials)
-                };
-                let start = Instant::now();
-                self.forward_into(image, &mut s, l, p)?;
-                Ok(start.elapsed().as_secs_f64())
-            })
-            .collect()
+        let mut run = |crew: Option<&Crew>| {
+            images
+                .chunks_exact(in_len)
+                .map(|image| {
+                    let (l, p): (&mut [u8], &mut [i32]) = if outputs_levels {
+                        (&mut levels, &mut [])
+                    } else {
+                        (&mut [], &mut potentials)
+                    };
+                    let start = Instant::now();
+                    self.forward_into(image, &mut s, l, p, crew)?;
+                    Ok(start.elapsed().as_secs_f64())
+                })
+                .collect()
+        };
+        match bands {
+            true => self.with_crew(run),
+            false => run(None),
+        }
     }
 }
 
@@ -804,7 +902,9 @@ mod tests {
     /// On a wide model, batches (whole groups of images and a partial one)
     /// give the reference kernel's potentials with every instruction set
     /// this CPU runs, each taking its byte product, and with each policy
-    /// that uses the fast kernel; so does each image alone.
+    /// that uses the fast kernel; so does each image alone (with two cores
+    /// or more, its layers in bands of output rows over them: a band copied
+    /// back wrong was caught here).
     #[test]
     fn wide_model_batches_equal_the_reference_kernel_on_every_instruction_set() {
         let model = wide_model(0x5EED).validate().unwrap();

@@ -358,8 +358,10 @@ unsafe fn add_shifted(out: *mut i32, high: &[i32; 2 * TILE_FILTERS]) {
 }
 
 /// `arch_prctl` operation asking for an extended state component.
+#[cfg(all(feature = "std", target_os = "linux"))]
 const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
 /// The AMX tile data state component.
+#[cfg(all(feature = "std", target_os = "linux"))]
 const XFEATURE_XTILEDATA: i64 = 18;
 
 /// Whether this CPU has AMX-TILE and AMX-INT8 (CPUID leaf 7) and Linux
