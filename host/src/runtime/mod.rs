@@ -255,18 +255,9 @@ impl<B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Preparation for Runtime<'_, B,
         input: &[u8],
         _buffers: &'s mut PrepBuffers,
     ) -> Result<Prepared<'s>, ForwardError> {
-        let prepared = &self.layers[index];
         // `choose` picks the fast backend only where its operands exist.
-        let backend = self.choose(layer, prepared, input);
-        let fast = match backend {
-            Backend::Fast(_) => prepared.fast_operands(),
-            _ => None,
-        };
-        Ok(Prepared {
-            backend,
-            weights: prepared.weights(),
-            fast,
-        })
+        let backend = self.choose(layer, &self.layers[index], input);
+        Ok(self.prepared_for(index, backend))
     }
 }
 
@@ -658,7 +649,11 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         std::thread::scope(|scope| {
             for h in 0..helpers {
                 let (crew, layers) = (&crew, &layers);
-                scope.spawn(move || crew.serve(h, layers, |i| self.fast_prepared(i)));
+                scope.spawn(move || {
+                    crew.serve(h, layers, |i| {
+                        self.prepared_for(i, Backend::Fast(self.simd))
+                    })
+                });
             }
             // The helpers end however `run` ends (a panic included).
             let _end = EndCrew(&crew);
@@ -666,14 +661,18 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         })
     }
 
-    /// Layer `index` prepared for the fast kernel (where the fast kernel
-    /// applies: a band runs only there).
-    fn fast_prepared(&self, index: usize) -> Prepared<'_> {
+    /// Layer `index` prepared for `backend`: its weights, and the fast
+    /// kernel's operands where that backend is the fast one.
+    fn prepared_for(&self, index: usize, backend: Backend) -> Prepared<'_> {
         let prepared = &self.layers[index];
+        let fast = match backend {
+            Backend::Fast(_) => prepared.fast_operands(),
+            _ => None,
+        };
         Prepared {
-            backend: Backend::Fast(self.simd),
+            backend,
             weights: prepared.weights(),
-            fast: prepared.fast_operands(),
+            fast,
         }
     }
 
