@@ -46,6 +46,79 @@ pub fn level_cut(threshold: i32, divisor: i64, bits: u8, k: usize) -> i32 {
     cut.min(i32::MAX as i64) as i32
 }
 
+/// A filter's levels by one float multiply instead of a count of cuts:
+/// `level = trunc(x * scale + ROUND_UP)` with `x = clamp(p, threshold,
+/// top) - threshold`, `scale = f32(2^bits / S16)`, computed as the nearest
+/// integer to `x * scale + (ROUND_UP - 1/2)` (adding `1.5 * 2^23` puts it
+/// in the low bits of the float: no float-to-integer conversion, whose
+/// saturating form does not vectorize). Where it applies
+/// ([`LevelScale::of`]: `2^bits <= S16 <= 65536`), it equals [`level`]
+/// for every potential:
+///
+/// - below or at the threshold `x = 0`, and `trunc(ROUND_UP) = 0`;
+/// - `top` is the potential of the last cut plus one, where the level
+///   reaches `2^bits - 1` (and stays, so clamping there changes nothing;
+///   `S16 >= 2^bits` keeps `t = x * 2^bits / S16 <= 2^bits - 1` at `top`);
+/// - the level is `ceil(t)` for `x >= 1`. The computed value is `t + 1/2 -
+///   2^-17` with an error of at most `1.5 * 2^-19` (`scale` within `2^-24`
+///   relative, the product and the sum each rounded once, `t < 16`), so
+///   never a tie: for an integer `t` it rounds to `t`, and a fraction of
+///   `t`, at least `1 / S16 >= 2^-16`, lifts it to `ceil(t)`.
+///
+/// The test `scaled_levels_are_the_definition` checks the two potentials
+/// around every cut for every such `S16` and bit width; the computed value
+/// never decreases as the potential grows, so that covers all potentials.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LevelScale {
+    pub threshold: i32,
+    /// The potential from which the level is the highest.
+    pub top: i32,
+    pub scale: f32,
+}
+
+/// The constant added before truncation: `1 - 2^-17` (see [`LevelScale`]).
+pub const ROUND_UP: f32 = 1.0 - 1.0 / 131_072.0;
+
+/// `1.5 * 2^23`: a float in `[-2^22, 2^22]` plus this has its nearest
+/// integer (ties to even) in the low bits of the sum's mantissa.
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+impl LevelScale {
+    /// The largest `S16` the float form is exact for.
+    pub const MAX_DIVISOR: i64 = 65_536;
+
+    /// The scaled form of a filter's activation, `None` where it is not
+    /// exact (`S16` outside `2^bits..=65536`, more than 4 bits, or a last
+    /// cut at `i32::MAX`).
+    pub fn of(threshold: i32, divisor: i64, bits: u8) -> Option<LevelScale> {
+        if bits > 4 || divisor < 1 << bits || divisor > Self::MAX_DIVISOR {
+            return None;
+        }
+        let last = level_cut(threshold, divisor, bits, max_level(bits) as usize - 1);
+        Some(LevelScale {
+            threshold,
+            top: last.checked_add(1)?,
+            scale: ((1u32 << bits) as f64 / divisor as f64) as f32,
+        })
+    }
+
+    /// The level of `potential`.
+    #[inline(always)]
+    pub fn level(&self, potential: i32) -> u8 {
+        Self::level_of(potential, self.threshold, self.top, self.scale)
+    }
+
+    /// [`Self::level`] from the parts (the tail's vectorized loops read
+    /// them from rows of filters). `threshold <= top`.
+    #[inline(always)]
+    pub fn level_of(potential: i32, threshold: i32, top: i32, scale: f32) -> u8 {
+        let x = potential.max(threshold).min(top) - threshold;
+        let nearest = x as f32 * scale + (ROUND_UP - 0.5) + ROUND_MAGIC;
+        // The level (0..=15) is the low byte of the sum's bits.
+        nearest.to_bits() as u8
+    }
+}
+
 /// `predict` of a last layer without activation: `f32(p - threshold) / act_step`,
 /// both in float32, exactly as the engine rescales.
 #[inline]
@@ -97,6 +170,44 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn scaled_levels_are_the_definition() {
+        // Every divisor the float form takes, at every bit width: the two
+        // potentials around each cut (where the level changes), and the
+        // extremes. The float form is monotone, so this covers every
+        // potential (see LevelScale).
+        for bits in ACT_BITS {
+            for divisor in 1i64 << bits..=LevelScale::MAX_DIVISOR {
+                let threshold = (divisor as i32 % 97) - 50;
+                let s = LevelScale::of(threshold, divisor, bits).unwrap();
+                let check = |p: i32| {
+                    assert_eq!(
+                        s.level(p),
+                        level(p, threshold, divisor, bits),
+                        "bits {bits} S16 {divisor} potential {p}"
+                    )
+                };
+                for k in 0..max_level(bits) as usize {
+                    let cut = level_cut(threshold, divisor, bits, k);
+                    check(cut);
+                    check(cut + 1);
+                }
+                check(i32::MIN);
+                check(i32::MAX);
+                check(s.top + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn scaled_levels_refuse_what_is_not_exact() {
+        assert_eq!(LevelScale::of(0, 15, 4), None);
+        assert_eq!(LevelScale::of(0, 65_537, 4), None);
+        assert_eq!(LevelScale::of(i32::MAX - 10, 1000, 4), None);
+        assert!(LevelScale::of(0, 16, 4).is_some());
+        assert!(LevelScale::of(0, 2, 1).is_some());
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum Activation<'a> {
         narrow: Option<&'a [i32]>,
         stride: usize,
     },
+    /// One float multiply per potential ([`activation::LevelScale`]):
+    /// `rows` holds `stride` thresholds, tops and scales (f32 bits)
+    /// ([`crate::kernels::fast::LevelScales`]).
+    Scaled { rows: &'a [i32], stride: usize },
 }
 
 /// A band of a layer's output rows and the conv cells its grid holds
@@ -194,6 +198,9 @@ fn emit(
                     narrow,
                     stride,
                 } => count_levels(row, sat, cuts, narrow, stride, levels),
+                Activation::Scaled { rows, stride } => {
+                    scale_levels(&row[..stride], sat, rows, levels)
+                }
             }
         }
         LayerOutputMut::Potentials(p) => {
@@ -332,6 +339,28 @@ fn count_narrow<const L: usize>(
     }
 }
 
+/// Levels by [`activation::LevelScale`], [`CUT_BLOCK`] filters at a time
+/// (`rows`: the thresholds, tops and scales of `row.len()` columns).
+#[inline(always)]
+fn scale_levels(row: &[i32], sat: impl Fn(i32) -> i32, rows: &[i32], levels: &mut [u8]) {
+    let stride = row.len();
+    let (threshold, rest) = rows.split_at(stride);
+    let (top, scale) = rest.split_at(stride);
+    for start in (0..levels.len()).step_by(CUT_BLOCK) {
+        let block = start..start + CUT_BLOCK;
+        let p: &[i32; CUT_BLOCK] = row[block.clone()].try_into().unwrap();
+        let t: &[i32; CUT_BLOCK] = threshold[block.clone()].try_into().unwrap();
+        let h: &[i32; CUT_BLOCK] = top[block.clone()].try_into().unwrap();
+        let s: &[i32; CUT_BLOCK] = scale[block].try_into().unwrap();
+        let mut bytes = [0u8; CUT_BLOCK];
+        for j in 0..CUT_BLOCK {
+            let scale = f32::from_bits(s[j] as u32);
+            bytes[j] = activation::LevelScale::level_of(sat(p[j]), t[j], h[j], scale);
+        }
+        write_block(levels, start, &bytes);
+    }
+}
+
 /// 16 words of 16-bit cuts as [`CUT_BLOCK`] i16 (memory order).
 #[inline(always)]
 fn narrow_row(words: &[i32]) -> [i16; CUT_BLOCK] {
@@ -374,7 +403,7 @@ fn count_any(row: &[i32], sat: impl Fn(i32) -> i32, cuts: &[i32], l: usize, leve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activation::{level, level_cut, max_level};
+    use crate::activation::{level, level_cut, max_level, LevelScale};
     use crate::kernels::fast::{cut_index, NarrowCuts};
     use proptest::prelude::*;
     use std::vec;
@@ -396,7 +425,7 @@ mod tests {
     /// A filter whose cuts fit the 16-bit form.
     fn narrow_filter() -> impl Strategy<Value = (i32, i64)> {
         let threshold = prop_oneof![-3000i32..3000, (i32::MIN + 1)..i32::MAX, Just(i32::MAX)];
-        (threshold, 1i64..37000)
+        (threshold, prop_oneof![1i64..37000, 16i64..=65536])
     }
 
     /// Potentials around each of a filter's cuts and at the ends of i32.
@@ -412,7 +441,8 @@ mod tests {
         #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
         /// Counting cuts, in i32 lanes and (where they fit) in 16-bit lanes,
-        /// gives the activation's definition for every potential tried.
+        /// and the scaled form (where every filter has one) give the
+        /// activation's definition for every potential tried.
         #[test]
         fn counted_levels_are_the_definition(
             bits in prop::sample::select(vec![1u8, 2, 4]),
@@ -440,6 +470,18 @@ mod tests {
             if fit {
                 NarrowCuts::write(&cuts, levels_n, stride, &mut narrow);
             }
+            let scales: Option<Vec<LevelScale>> = filters
+                .iter()
+                .map(|&(threshold, divisor)| LevelScale::of(threshold, divisor, bits))
+                .collect();
+            let mut scaled_rows = vec![0i32; 3 * stride];
+            if let Some(scales) = &scales {
+                for (filter, s) in scales.iter().enumerate() {
+                    scaled_rows[filter] = s.threshold;
+                    scaled_rows[stride + filter] = s.top;
+                    scaled_rows[2 * stride + filter] = s.scale.to_bits() as i32;
+                }
+            }
             let sat = |v: i32| if saturates { v.clamp(crate::saturation::POTENTIAL_MIN, crate::saturation::POTENTIAL_MAX) } else { v };
             let tries: Vec<Vec<i32>> = per_filter.iter().map(|c| potentials(c, pick)).collect();
             let rounds = tries.iter().map(Vec::len).max().unwrap();
@@ -458,6 +500,11 @@ mod tests {
                     let mut lanes16 = vec![0u8; f];
                     count_levels(&row, sat, &cuts, Some(&narrow), stride, &mut lanes16);
                     prop_assert_eq!(&lanes16, &expected, "16-bit lanes, row {:?}", row);
+                }
+                if scales.is_some() {
+                    let mut scaled = vec![0u8; f];
+                    scale_levels(&row, sat, &scaled_rows, &mut scaled);
+                    prop_assert_eq!(&scaled, &expected, "scaled, row {:?}", row);
                 }
             }
         }

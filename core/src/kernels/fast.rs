@@ -41,9 +41,11 @@
 //! the validated potential bound fits 32), so the results equal the
 //! reference kernel's bit for bit; property tests hold them equal.
 //!
-//! Levels follow from the potentials by counting precomputed level cuts
-//! ([`level_cuts`]), 32 filters at a time, in 16-bit lanes where a layer's
-//! cuts fit them ([`NarrowCuts`]), else in 32-bit lanes.
+//! Levels follow from the potentials, 32 filters at a time, by one float
+//! multiply per potential where every filter of a 4-bit layer allows it
+//! ([`LevelScales`], [`activation::LevelScale`]), else by counting
+//! precomputed level cuts ([`level_cuts`]), in 16-bit lanes where a
+//! layer's cuts fit them ([`NarrowCuts`]), else in 32-bit lanes.
 
 use super::{ConvShape, Grid, KernelWeights};
 use crate::activation;
@@ -321,16 +323,18 @@ pub struct FastPlan {
     /// i32 cells of the product (rows x f_pad).
     pub product_len: usize,
     /// i32 cells of the level cuts: the cuts (levels x f_pad), then room
-    /// for their 16-bit form ([`NarrowCuts`]); for a separable layer, then
-    /// the offsets of [`Dot::SplitU8`] (`offsets_len`).
+    /// for their 16-bit form ([`NarrowCuts`]) or the scaled form
+    /// ([`LevelScales`]); for a separable layer, then the offsets of
+    /// [`Dot::SplitU8`] (`offsets_len`).
     pub cuts_len: usize,
     /// The last i32 cells of the cuts buffer, the per-filter offsets added
     /// to the byte product ([`Dot::SplitU8`]): `f_pad` for a separable
     /// layer, else 0.
     pub offsets_len: usize,
-    /// Whether every filter's cuts fit the 16-bit form ([`NarrowCuts`]), so
-    /// that levels can be counted in 16-bit lanes.
-    pub narrow_cuts: bool,
+    /// The level cuts per filter (`2^act_bits - 1`; 0 without activation).
+    pub cut_count: usize,
+    /// How the tail finds levels ([`LevelForm`]).
+    pub level_form: LevelForm,
     /// Whether the depthwise product of a separable layer may multiply its
     /// taps in byte pairs summed in 16 bits (u8 input x s8 weight, the AVX2
     /// `vpmaddubsw`): no pair exceeds `i16::MAX` (`2 * max_input * max|w|`)
@@ -378,12 +382,14 @@ impl FastPlan {
             product_len: rows * gemm.f_pad,
             cuts_len: offsets_len
                 + if p.activation {
-                    levels * gemm.f_pad + NarrowCuts::len(levels, gemm.f_pad)
+                    levels * gemm.f_pad
+                        + NarrowCuts::len(levels, gemm.f_pad).max(LevelScales::len(gemm.f_pad))
                 } else {
                     0
                 },
             offsets_len,
-            narrow_cuts: false,
+            cut_count: if p.activation { levels } else { 0 },
+            level_form: LevelForm::Cuts,
             depthwise_pairs: false,
             dot: Dot::I16,
         }
@@ -415,7 +421,7 @@ impl FastPlan {
             }
         }
         let mut plan = FastPlan::sizes(layer);
-        plan.narrow_cuts = p.activation && NarrowCuts::fit(layer);
+        plan.level_form = LevelForm::of(layer);
         if p.kind == LayerKind::SeparableConvolutional {
             let max_w = weights
                 .main
@@ -561,8 +567,8 @@ pub fn product_weights<'w>(layer: &ValidLayer, weights: &KernelWeights<'w>) -> &
 /// of cuts a potential exceeds (see [`activation::level_cut`]), counted
 /// [`CUT_BLOCK`] filters at a time, so the cuts are laid out block by
 /// block, `[block][level][filter in block]` (one block's cuts are one run);
-/// padding columns never fire. Where `plan.narrow_cuts`, their 16-bit form
-/// follows ([`NarrowCuts`]).
+/// padding columns never fire. Their 16-bit form ([`NarrowCuts`]) or the
+/// scaled form ([`LevelScales`]) follows, as `plan.level_form` says.
 pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
     let p = layer.params();
     let f = p.filters as usize;
@@ -577,14 +583,90 @@ pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
                 activation::level_cut(threshold, divisor, p.act_bits, k);
         }
     }
-    if plan.narrow_cuts {
-        NarrowCuts::write(cuts, levels, f_pad, rest);
+    match plan.level_form {
+        LevelForm::Cuts => {}
+        LevelForm::NarrowCuts => NarrowCuts::write(cuts, levels, f_pad, rest),
+        LevelForm::Scaled => LevelScales::write(layer, f_pad, rest),
     }
 }
 
 /// Where cut `k` of `filter` lies in a layer's blocked cuts ([`level_cuts`]).
 pub const fn cut_index(levels: usize, k: usize, filter: usize) -> usize {
     (filter / CUT_BLOCK * levels + k) * CUT_BLOCK + filter % CUT_BLOCK
+}
+
+/// How a layer's tail finds levels from potentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelForm {
+    /// Count the i32 cuts, 8 lanes to a 256-bit register.
+    Cuts,
+    /// Count the 16-bit cuts ([`NarrowCuts`]), 16 lanes.
+    NarrowCuts,
+    /// One float multiply per potential ([`LevelScales`]), whatever the
+    /// level count: chosen for 4-bit activations (15 cuts to count).
+    Scaled,
+}
+
+impl LevelForm {
+    /// Activations with at least this many cuts take the scaled form where
+    /// it is exact: with 15 cuts the count costs two instructions per cut
+    /// and 16 lanes, the scaled form seven per 8 lanes.
+    pub const SCALED_MIN_CUTS: usize = 15;
+
+    /// The fastest exact form for `layer` (with activation; `Cuts` for a
+    /// layer without).
+    pub fn of(layer: &ValidLayer) -> LevelForm {
+        let p = layer.params();
+        if !p.activation {
+            LevelForm::Cuts
+        } else if activation::max_level(p.act_bits) as usize >= Self::SCALED_MIN_CUTS
+            && LevelScales::fit(layer)
+        {
+            LevelForm::Scaled
+        } else if NarrowCuts::fit(layer) {
+            LevelForm::NarrowCuts
+        } else {
+            LevelForm::Cuts
+        }
+    }
+}
+
+/// Levels by a float multiply ([`activation::LevelScale`]), as three rows
+/// of `f_pad` i32 words after the i32 cuts: each filter's threshold, top
+/// potential, and scale (f32 bits). Padding columns have all three 0, so
+/// their level is 0.
+pub struct LevelScales;
+
+impl LevelScales {
+    /// i32 words of the scaled form over `f_pad` columns.
+    pub const fn len(f_pad: usize) -> usize {
+        3 * f_pad
+    }
+
+    /// Whether every filter of `layer` (with activation) has an exact
+    /// scaled form.
+    pub fn fit(layer: &ValidLayer) -> bool {
+        (0..layer.params().filters as usize).all(|filter| Self::scale(layer, filter).is_some())
+    }
+
+    fn scale(layer: &ValidLayer, filter: usize) -> Option<activation::LevelScale> {
+        let (threshold, divisor) = threshold_and_divisor(layer, filter);
+        activation::LevelScale::of(threshold, divisor, layer.params().act_bits)
+    }
+
+    /// Writes the scaled form of `layer` (every filter fitting) to `out`.
+    pub fn write(layer: &ValidLayer, f_pad: usize, out: &mut [i32]) {
+        let rows = &mut out[..Self::len(f_pad)];
+        rows.fill(0);
+        let (threshold, rest) = rows.split_at_mut(f_pad);
+        let (top, scale) = rest.split_at_mut(f_pad);
+        for filter in 0..layer.params().filters as usize {
+            let s = Self::scale(layer, filter).expect("LevelScales::fit");
+            threshold[filter] = s.threshold;
+            top[filter] = s.top;
+            scale[filter] = s.scale.to_bits() as i32;
+        }
+    }
 }
 
 /// A filter's threshold and `floor(16 * act_step)`.
@@ -657,13 +739,6 @@ impl NarrowCuts {
             *word = i32::from_ne_bytes([a[0], a[1], b[0], b[1]]);
         }
     }
-
-    /// Splits a layer's cuts buffer ([`level_cuts`]) into the i32 cuts and
-    /// their 16-bit form.
-    pub fn split(cuts: &[i32], f_pad: usize) -> (&[i32], &[i32]) {
-        let levels = cuts.len().saturating_sub(2 * f_pad) / (f_pad + f_pad / 2);
-        cuts.split_at(levels * f_pad)
-    }
 }
 
 /// The fast kernel's operands of one layer: its plan, packed B and level
@@ -672,7 +747,7 @@ impl NarrowCuts {
 pub struct FastOperands<'p> {
     pub plan: FastPlan,
     pub packed_b: &'p [i16],
-    /// `[level][f_pad]`, then their 16-bit form where `plan.narrow_cuts`
+    /// `[level][f_pad]`, then their 16-bit or scaled form (`plan.level_form`)
     /// ([`level_cuts`]); empty for a layer without activation.
     pub cuts: &'p [i32],
     /// Per-filter offsets of the split byte product ([`Dot::SplitU8`]),
@@ -693,15 +768,28 @@ impl<'p> FastOperands<'p> {
         }
     }
 
-    /// How the layer's levels are counted: the i32 cuts, and their 16-bit
-    /// form where every filter's fits ([`NarrowCuts`]).
+    /// How the layer's tail finds levels (`plan.level_form`): the scaled
+    /// form, or the i32 cuts with their 16-bit form where every filter's
+    /// fits ([`NarrowCuts`]).
     pub fn activation(&self) -> crate::tail::Activation<'p> {
+        use crate::tail::Activation;
         let stride = self.plan.gemm.f_pad;
-        let (cuts, narrow) = NarrowCuts::split(self.cuts, stride);
-        crate::tail::Activation::Cuts {
-            cuts,
-            narrow: self.plan.narrow_cuts.then_some(narrow),
-            stride,
+        let (cuts, form) = self.cuts.split_at(self.plan.cut_count * stride);
+        match self.plan.level_form {
+            LevelForm::Scaled => Activation::Scaled {
+                rows: &form[..LevelScales::len(stride)],
+                stride,
+            },
+            LevelForm::NarrowCuts => Activation::Cuts {
+                cuts,
+                narrow: Some(form),
+                stride,
+            },
+            LevelForm::Cuts => Activation::Cuts {
+                cuts,
+                narrow: None,
+                stride,
+            },
         }
     }
 
