@@ -352,12 +352,26 @@ fn scale_levels(row: &[i32], sat: impl Fn(i32) -> i32, rows: &[i32], levels: &mu
         let t: &[i32; CUT_BLOCK] = threshold[block.clone()].try_into().unwrap();
         let h: &[i32; CUT_BLOCK] = top[block.clone()].try_into().unwrap();
         let s: &[i32; CUT_BLOCK] = scale[block].try_into().unwrap();
-        let mut bytes = [0u8; CUT_BLOCK];
-        for j in 0..CUT_BLOCK {
+        let level = |j: usize| {
             let scale = f32::from_bits(s[j] as u32);
-            bytes[j] = activation::LevelScale::level_of(sat(p[j]), t[j], h[j], scale);
+            activation::LevelScale::level_of(sat(p[j]), t[j], h[j], scale)
+        };
+        match levels.get_mut(start..start + CUT_BLOCK) {
+            // Straight into the output: through a block on the stack, the
+            // narrowing stores and the block's reload stall (the reload
+            // cannot take its bytes from two pending stores).
+            Some(out) => {
+                let out: &mut [u8; CUT_BLOCK] = out.try_into().unwrap();
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = level(j);
+                }
+            }
+            None => {
+                for (j, o) in levels[start..].iter_mut().enumerate() {
+                    *o = level(j);
+                }
+            }
         }
-        write_block(levels, start, &bytes);
     }
 }
 
