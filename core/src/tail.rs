@@ -14,7 +14,7 @@
 //! The tail works one output cell at a time on a row of `f` potentials, so
 //! that the loops over filters vectorize.
 
-use crate::activation;
+use crate::activation::{self, LevelScale, Precision};
 use crate::inference::LayerOutputMut;
 use crate::kernels::Grid;
 use crate::layer::Pooling;
@@ -39,10 +39,14 @@ pub enum Activation<'a> {
         narrow: Option<&'a [i32]>,
         stride: usize,
     },
-    /// One float multiply per potential ([`activation::LevelScale`]):
-    /// `rows` holds `stride` thresholds, tops and scales (f32 bits)
-    /// ([`crate::kernels::fast::LevelScales`]).
-    Scaled { rows: &'a [i32], stride: usize },
+    /// One float multiply per potential ([`activation::LevelScale`]) in
+    /// `precision`: `rows` holds `stride` thresholds, tops and scales (f32
+    /// bits) ([`crate::kernels::fast::LevelScales`]).
+    Scaled {
+        rows: &'a [i32],
+        stride: usize,
+        precision: Precision,
+    },
 }
 
 /// A band of a layer's output rows and the conv cells its grid holds
@@ -198,9 +202,11 @@ fn emit(
                     narrow,
                     stride,
                 } => count_levels(row, sat, cuts, narrow, stride, levels),
-                Activation::Scaled { rows, stride } => {
-                    scale_levels(&row[..stride], sat, rows, levels)
-                }
+                Activation::Scaled {
+                    rows,
+                    stride,
+                    precision,
+                } => scale_levels(&row[..stride], sat, rows, precision, levels),
             }
         }
         LayerOutputMut::Potentials(p) => {
@@ -342,7 +348,28 @@ fn count_narrow<const L: usize>(
 /// Levels by [`activation::LevelScale`], [`CUT_BLOCK`] filters at a time
 /// (`rows`: the thresholds, tops and scales of `row.len()` columns).
 #[inline(always)]
-fn scale_levels(row: &[i32], sat: impl Fn(i32) -> i32, rows: &[i32], levels: &mut [u8]) {
+fn scale_levels(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    rows: &[i32],
+    precision: Precision,
+    levels: &mut [u8],
+) {
+    match precision {
+        Precision::Single => scale_block(row, sat, rows, LevelScale::level_single, levels),
+        Precision::Double => scale_block(row, sat, rows, LevelScale::level_double, levels),
+    }
+}
+
+/// [`scale_levels`] with `level_of`, one precision's level.
+#[inline(always)]
+fn scale_block(
+    row: &[i32],
+    sat: impl Fn(i32) -> i32,
+    rows: &[i32],
+    level_of: impl Fn(i32, i32, i32, f32) -> u8,
+    levels: &mut [u8],
+) {
     let stride = row.len();
     let (threshold, rest) = rows.split_at(stride);
     let (top, scale) = rest.split_at(stride);
@@ -354,7 +381,7 @@ fn scale_levels(row: &[i32], sat: impl Fn(i32) -> i32, rows: &[i32], levels: &mu
         let s: &[i32; CUT_BLOCK] = scale[block].try_into().unwrap();
         let level = |j: usize| {
             let scale = f32::from_bits(s[j] as u32);
-            activation::LevelScale::level_of(sat(p[j]), t[j], h[j], scale)
+            level_of(sat(p[j]), t[j], h[j], scale)
         };
         match levels.get_mut(start..start + CUT_BLOCK) {
             // Straight into the output: through a block on the stack, the
@@ -417,7 +444,7 @@ fn count_any(row: &[i32], sat: impl Fn(i32) -> i32, cuts: &[i32], l: usize, leve
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activation::{level, level_cut, max_level, LevelScale};
+    use crate::activation::{level, level_cut, max_level};
     use crate::kernels::fast::{cut_index, NarrowCuts};
     use proptest::prelude::*;
     use std::vec;
@@ -439,7 +466,10 @@ mod tests {
     /// A filter whose cuts fit the 16-bit form.
     fn narrow_filter() -> impl Strategy<Value = (i32, i64)> {
         let threshold = prop_oneof![-3000i32..3000, (i32::MIN + 1)..i32::MAX, Just(i32::MAX)];
-        (threshold, prop_oneof![1i64..37000, 16i64..=65536])
+        (
+            threshold,
+            prop_oneof![1i64..37000, 16i64..=65536, 16i64..=(1 << 19)],
+        )
     }
 
     /// Potentials around each of a filter's cuts and at the ends of i32.
@@ -515,10 +545,18 @@ mod tests {
                     count_levels(&row, sat, &cuts, Some(&narrow), stride, &mut lanes16);
                     prop_assert_eq!(&lanes16, &expected, "16-bit lanes, row {:?}", row);
                 }
-                if scales.is_some() {
-                    let mut scaled = vec![0u8; f];
-                    scale_levels(&row, sat, &scaled_rows, &mut scaled);
-                    prop_assert_eq!(&scaled, &expected, "scaled, row {:?}", row);
+                if let Some(scales) = &scales {
+                    // Double precision serves every layer that has a scaled
+                    // form, single those whose filters all allow it.
+                    let single = scales.iter().all(|s| s.precision == Precision::Single);
+                    for precision in [Precision::Double, Precision::Single] {
+                        if precision == Precision::Single && !single {
+                            continue;
+                        }
+                        let mut scaled = vec![0u8; f];
+                        scale_levels(&row, sat, &scaled_rows, precision, &mut scaled);
+                        prop_assert_eq!(&scaled, &expected, "scaled {:?}, row {:?}", precision, row);
+                    }
                 }
             }
         }

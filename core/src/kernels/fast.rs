@@ -48,7 +48,7 @@
 //! layer's cuts fit them ([`NarrowCuts`]), else in 32-bit lanes.
 
 use super::{ConvShape, Grid, KernelWeights};
-use crate::activation;
+use crate::activation::{self, Precision};
 use crate::layer::LayerKind;
 use crate::model::ValidLayer;
 use crate::tail::CUT_BLOCK;
@@ -586,7 +586,7 @@ pub fn level_cuts(layer: &ValidLayer, plan: &FastPlan, out: &mut [i32]) {
     match plan.level_form {
         LevelForm::Cuts => {}
         LevelForm::NarrowCuts => NarrowCuts::write(cuts, levels, f_pad, rest),
-        LevelForm::Scaled => LevelScales::write(layer, f_pad, rest),
+        LevelForm::Scaled(_) => LevelScales::write(layer, f_pad, rest),
     }
 }
 
@@ -603,14 +603,16 @@ pub enum LevelForm {
     /// Count the 16-bit cuts ([`NarrowCuts`]), 16 lanes.
     NarrowCuts,
     /// One float multiply per potential ([`LevelScales`]), whatever the
-    /// level count: chosen for 4-bit activations (15 cuts to count).
-    Scaled,
+    /// level count, in the precision every filter's `S16` allows: chosen
+    /// for 4-bit activations (15 cuts to count).
+    Scaled(Precision),
 }
 
 impl LevelForm {
     /// Activations with at least this many cuts take the scaled form where
     /// it is exact: with 15 cuts the count costs two instructions per cut
-    /// and 16 lanes, the scaled form seven per 8 lanes.
+    /// and 16 lanes (or 8, in i32), the scaled form seven per 8 lanes (or
+    /// 4, in double precision).
     pub const SCALED_MIN_CUTS: usize = 15;
 
     /// The fastest exact form for `layer` (with activation; `Cuts` for a
@@ -619,10 +621,10 @@ impl LevelForm {
         let p = layer.params();
         if !p.activation {
             LevelForm::Cuts
-        } else if activation::max_level(p.act_bits) as usize >= Self::SCALED_MIN_CUTS
-            && LevelScales::fit(layer)
+        } else if let Some(precision) = LevelScales::precision(layer)
+            .filter(|_| activation::max_level(p.act_bits) as usize >= Self::SCALED_MIN_CUTS)
         {
-            LevelForm::Scaled
+            LevelForm::Scaled(precision)
         } else if NarrowCuts::fit(layer) {
             LevelForm::NarrowCuts
         } else {
@@ -643,10 +645,17 @@ impl LevelScales {
         3 * f_pad
     }
 
-    /// Whether every filter of `layer` (with activation) has an exact
-    /// scaled form.
-    pub fn fit(layer: &ValidLayer) -> bool {
-        (0..layer.params().filters as usize).all(|filter| Self::scale(layer, filter).is_some())
+    /// The precision that is exact for every filter of `layer` (with
+    /// activation): single where all allow it, else double; `None` where a
+    /// filter has no scaled form.
+    pub fn precision(layer: &ValidLayer) -> Option<Precision> {
+        let mut precision = Precision::Single;
+        for filter in 0..layer.params().filters as usize {
+            if Self::scale(layer, filter)?.precision == Precision::Double {
+                precision = Precision::Double;
+            }
+        }
+        Some(precision)
     }
 
     fn scale(layer: &ValidLayer, filter: usize) -> Option<activation::LevelScale> {
@@ -661,7 +670,7 @@ impl LevelScales {
         let (threshold, rest) = rows.split_at_mut(f_pad);
         let (top, scale) = rest.split_at_mut(f_pad);
         for filter in 0..layer.params().filters as usize {
-            let s = Self::scale(layer, filter).expect("LevelScales::fit");
+            let s = Self::scale(layer, filter).expect("LevelScales::precision");
             threshold[filter] = s.threshold;
             top[filter] = s.top;
             scale[filter] = s.scale.to_bits() as i32;
@@ -776,9 +785,10 @@ impl<'p> FastOperands<'p> {
         let stride = self.plan.gemm.f_pad;
         let (cuts, form) = self.cuts.split_at(self.plan.cut_count * stride);
         match self.plan.level_form {
-            LevelForm::Scaled => Activation::Scaled {
+            LevelForm::Scaled(precision) => Activation::Scaled {
                 rows: &form[..LevelScales::len(stride)],
                 stride,
+                precision,
             },
             LevelForm::NarrowCuts => Activation::Cuts {
                 cuts,
