@@ -92,6 +92,29 @@ pub fn band_cells(layer: &ValidLayer, rows: Range<usize>) -> Option<Range<usize>
     Some(conv_rows.start * cols..conv_rows.end * cols)
 }
 
+/// The bytes of a layer's input (HWC levels) that conv cells `cells` (of
+/// [`band_cells`]) read: the input rows under their kernel windows, the
+/// padding rows left out; the whole input for a fully connected layer.
+/// A band's result depends on these bytes only, so a band run elsewhere
+/// needs only these.
+pub fn band_input(layer: &ValidLayer, cells: Range<usize>) -> Range<usize> {
+    let p = layer.params();
+    let input = p.input;
+    let row_len = input.cols as usize * input.channels as usize;
+    let all = 0..input.rows as usize * row_len;
+    if cells.is_empty() || p.kind == crate::layer::LayerKind::FullyConnected {
+        return all;
+    }
+    let cols = layer.shapes.conv.cols as usize;
+    let (first, last) = (cells.start / cols, (cells.end - 1) / cols);
+    let (stride, kernel) = (p.stride.rows as usize, p.kernel.rows as usize);
+    let pad = layer.shapes.conv_pads.0;
+    let start = (first * stride).saturating_sub(pad);
+    let end = (last * stride + kernel).saturating_sub(pad);
+    let rows = input.rows as usize;
+    start.min(rows) * row_len..end.min(rows) * row_len
+}
+
 /// Pools, saturates and activates `grid` into `out`; `row` holds at least
 /// `grid.stride` cells (one pooled row of potentials). Output rows
 /// `band.rows` only ([`Band::all`]: the whole layer): `grid` holds conv

@@ -631,7 +631,18 @@ fn run_bands(
         } else {
             LayerOutputMut::Potentials(&mut out[range])
         };
-        let ran = run_layer_band(layer, &prepared, input, band, buffers, out_buf);
+        // The band reads only its input bytes (band_input): every other
+        // byte is changed to another valid level.
+        let mut own_input = input.to_vec();
+        if let Some(cells) = cells.clone() {
+            let keep = akida_core::tail::band_input(layer, cells);
+            for (i, v) in own_input.iter_mut().enumerate() {
+                if !keep.contains(&i) {
+                    *v = if *v == 0 { layer.max_input as u8 } else { 0 };
+                }
+            }
+        }
+        let ran = run_layer_band(layer, &prepared, &own_input, band, buffers, out_buf);
         assert_eq!(ran.is_ok(), cells.is_some(), "{ran:?}");
         ran.ok()?;
     }

@@ -6,11 +6,13 @@
 //! a thread that sleeps between layers takes tens of microseconds to wake
 //! on a virtual machine, as long as a whole `ds_cnn_kws` layer (handing the
 //! bands to rayon's sleeping workers made single images slower, not
-//! faster). A band's input levels are copied to its helper and its output
-//! copied back, so that no buffer is shared while a layer runs.
+//! faster). The input levels a band reads ([`tail::band_input`]) are
+//! copied to its helper and its output copied back, so that no buffer is
+//! shared while a layer runs.
 
 use akida_core::inference::{self, LayerBuffers, LayerOutputMut};
 use akida_core::kernels::{Backend, Prepared};
+use akida_core::tail;
 use akida_core::{ForwardError, ValidLayer};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -157,12 +159,16 @@ impl Crew {
             let rows = band(h + 1);
             {
                 let mut job = slot.job.lock().expect("a band's mailbox");
+                // Only the input bytes the band reads are copied (the rest
+                // of the helper's copy is stale and never read), and the
+                // band overwrites all of its output.
+                let read = tail::band_cells(layer, rows.clone())
+                    .map_or(0..input.len(), |cells| tail::band_input(layer, cells));
                 job.layer = index;
-                job.out.clear();
                 job.out.resize(rows.len() * per_row, 0);
                 job.rows = rows;
-                job.input.clear();
-                job.input.extend_from_slice(input);
+                job.input.resize(input.len(), 0);
+                job.input[read.clone()].copy_from_slice(&input[read]);
             }
             slot.posted.store(generation, Ordering::Release);
         }
