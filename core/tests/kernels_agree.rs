@@ -446,8 +446,11 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
             .collect();
         let max_w = half;
         let i16_quads = (i16::MAX as i64 / (2 * 255 * max_w)) as u32;
-        let mut b = vec![0i16; g.k_pad * g.f_pad + fast::split_quads_len(&g)];
-        fast::pack_b_split(&g, &w, &mut b);
+        let packed = |simd: Simd| {
+            let mut b = vec![0i16; g.k_pad * g.f_pad + fast::split_quads_len(&g)];
+            fast::pack_b_split(fast::ByteLayout::of(simd, &g), &g, &w, &mut b);
+            b
+        };
         let mut offsets = vec![0i32; g.f_pad];
         fast::split_offsets(&g, &w, &mut offsets);
         // Per mille of potentials with a high part (on two rows in three),
@@ -477,15 +480,16 @@ fn split_byte_product_equals_the_sixteen_bit_product() {
                     }
                 }
             }
-            let split = fast::Split {
-                b: &b,
-                offsets: &offsets,
-                i16_quads,
-            };
             for simd in Simd::available() {
                 if simd.name() == "avx2" && i16_quads == 0 {
                     continue;
                 }
+                let b = packed(simd);
+                let split = fast::Split {
+                    b: &b,
+                    offsets: &offsets,
+                    i16_quads,
+                };
                 let mut low = vec![0u8; 2 * rows * g.k4];
                 let mut got = vec![i32::MIN; rows * g.f_pad];
                 let taken = fast::split_product(simd, &g, &split, &a, &mut low, &mut got);
@@ -572,6 +576,8 @@ fn byte_product_equals_the_portable_one_on_every_shape() {
             if simd.name() == "avx2" {
                 continue; // Its 16-bit sums need bounded operands (tested above).
             }
+            let mut b = vec![0i8; g.k4 * g.f_pad];
+            fast::pack_b_bytes(fast::ByteLayout::of(simd, &g), &g, &w, &mut b);
             let mut got = vec![i32::MIN; rows * g.f_pad];
             fast::gemm_u8(simd, &g, 0, &a, &b, &mut got);
             assert_eq!(got, want, "{} {rows}x{k}x{f}", simd.name());
@@ -714,10 +720,10 @@ fn byte_product_at_the_sixteen_bit_bound_is_exact() {
     let g = fast::Gemm::new(rows, k, f);
     let a = vec![15u8; rows * g.k4];
     let w = vec![-8i8; k * f];
-    let mut b = vec![0i8; g.k4 * g.f_pad];
-    fast::pack_b_u8(&g, &w, &mut b);
     let i16_quads = (i16::MAX as i64 / (2 * 15 * 8)) as u32;
     for simd in Simd::available() {
+        let mut b = vec![0i8; g.k4 * g.f_pad];
+        fast::pack_b_bytes(fast::ByteLayout::of(simd, &g), &g, &w, &mut b);
         let mut out = vec![0i32; rows * g.f_pad];
         fast::gemm_u8(simd, &g, i16_quads, &a, &b, &mut out);
         for row in out.chunks_exact(g.f_pad) {

@@ -344,6 +344,9 @@ pub struct FastPlan {
     /// [`Self::with_dot`] may choose bytes). A byte A and a byte B fit the
     /// buffers sized for 16 bits (`k4 <= 2 * k_pad`).
     pub dot: Dot,
+    /// How a byte product's B is packed ([`Self::with_dot`]: for its
+    /// instruction set).
+    pub byte_layout: ByteLayout,
 }
 
 impl FastPlan {
@@ -392,6 +395,7 @@ impl FastPlan {
             level_form: LevelForm::Cuts,
             depthwise_pairs: false,
             dot: Dot::I16,
+            byte_layout: ByteLayout::Quads,
         }
     }
 
@@ -479,6 +483,9 @@ impl FastPlan {
             // than it saves.
             self.dot = Dot::SplitU8 { i16_quads };
         }
+        if self.dot != Dot::I16 {
+            self.byte_layout = ByteLayout::of(simd, &self.gemm);
+        }
         self
     }
 }
@@ -499,6 +506,45 @@ pub fn pack_b(g: &Gemm, w: &[i8], out: &mut [i16]) {
 /// Packs B for the byte product: `out[(k/4) * f_pad * 4 + col * 4 + k % 4]`,
 /// zero beyond K and F.
 pub fn pack_b_u8(g: &Gemm, w: &[i8], out: &mut [i8]) {
+    pack_quads(g, w, out)
+}
+
+/// How a byte product's B is packed for an instruction set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteLayout {
+    /// Quads of K per filter ([`pack_b_u8`]).
+    Quads,
+    /// AMX tiles ([`amx::pack_tiles`]): where [`gemm_u8`] and the split
+    /// product run `simd`'s product on tiles (AMX, [`amx::suits`]).
+    Tiles,
+}
+
+impl ByteLayout {
+    /// The layout `simd`'s byte products read for product `g`.
+    pub fn of(simd: Simd, g: &Gemm) -> ByteLayout {
+        #[cfg(target_arch = "x86_64")]
+        if simd.0 == Isa::Amx && amx::suits(g) {
+            return ByteLayout::Tiles;
+        }
+        let _ = (simd, g);
+        ByteLayout::Quads
+    }
+}
+
+/// Packs B (as [`pack_b_u8`]) in `layout`: what [`gemm_u8`] and
+/// [`split_product`] read on an instruction set whose
+/// [`ByteLayout::of`] is `layout`.
+pub fn pack_b_bytes(layout: ByteLayout, g: &Gemm, w: &[i8], out: &mut [i8]) {
+    match layout {
+        ByteLayout::Quads => pack_quads(g, w, out),
+        #[cfg(target_arch = "x86_64")]
+        ByteLayout::Tiles => amx::pack_tiles(g, w, out),
+        #[cfg(not(target_arch = "x86_64"))]
+        ByteLayout::Tiles => unreachable!("AMX tiles on x86-64 only"),
+    }
+}
+
+fn pack_quads(g: &Gemm, w: &[i8], out: &mut [i8]) {
     let out = &mut out[..g.k4 * g.f_pad];
     out.fill(0);
     for k in 0..g.k {
@@ -516,12 +562,13 @@ pub fn split_quads_len(g: &Gemm) -> usize {
 
 /// Packs B for the split byte product ([`Dot::SplitU8`]): the 16-bit pairs
 /// ([`pack_b`], for the high part and the 16-bit fallback), then the byte
-/// quads ([`pack_b_u8`]) in the i16 cells that follow;
+/// quads ([`pack_b_bytes`] in `layout`) in the i16 cells that follow;
 /// `k_pad * f_pad + split_quads_len` cells.
-pub fn pack_b_split(g: &Gemm, w: &[i8], out: &mut [i16]) {
+pub fn pack_b_split(layout: ByteLayout, g: &Gemm, w: &[i8], out: &mut [i16]) {
     let (pairs, quads) = out.split_at_mut(g.k_pad * g.f_pad);
     pack_b(g, w, pairs);
-    pack_b_u8(
+    pack_b_bytes(
+        layout,
         g,
         w,
         bytemuck_i8(bytes_mut(&mut quads[..split_quads_len(g)])),
@@ -820,10 +867,10 @@ impl<'p> FastOperands<'p> {
                 let bytes = bytes_mut(&mut packed[..plan.packed_len]);
                 // SAFETY-free reinterpretation: i8 and u8 share a layout.
                 let signed: &mut [i8] = bytemuck_i8(bytes);
-                pack_b_u8(g, w, signed)
+                pack_b_bytes(plan.byte_layout, g, w, signed)
             }
             Dot::SplitU8 { .. } => {
-                pack_b_split(g, w, &mut packed[..plan.packed_len]);
+                pack_b_split(plan.byte_layout, g, w, &mut packed[..plan.packed_len]);
                 let offsets = &mut cuts[plan.cuts_len - plan.offsets_len..plan.cuts_len];
                 split_offsets(g, w, offsets);
             }
@@ -1027,7 +1074,8 @@ fn has_high(d: i16) -> u16 {
 /// multiply both bytes of every potential instead
 /// ([`split_bytes`], `amx::gemm_split`), and other instruction sets return
 /// `false` without computing anything (then the caller runs the 16-bit
-/// product).
+/// product). `split.b` packed by [`pack_b_split`] in [`ByteLayout::of`]`
+/// (simd, g)`.
 #[inline(always)]
 pub fn split_product(
     simd: Simd,
@@ -1320,7 +1368,8 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
     }
 }
 
-/// `product (rows x f_pad) = A (rows x k4, u8) · B (quads, s8)`; `i16_quads`
+/// `product (rows x f_pad) = A (rows x k4, u8) · B (s8, packed by
+/// [`pack_b_bytes`] in [`ByteLayout::of`]` (simd, g)`); `i16_quads`
 /// as in [`Dot::U8`] (an instruction set that cannot use it, AVX2 with 0,
 /// runs the portable kernel: any combination is exact).
 pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product: &mut [i32]) {
@@ -1413,12 +1462,14 @@ pub fn self_check_u8(simd: Simd) -> bool {
         for v in &mut w[..k * f] {
             *v = (lo as i64 + (next() % (hi - lo + 1) as u64) as i64) as i8;
         }
-        pack_b_u8(&g, &w, &mut b);
+        pack_b_bytes(ByteLayout::of(simd, &g), &g, &w, &mut b);
         let max_w = lo.abs().max(hi.abs()) as i64;
         let i16_quads = (i16::MAX as i64 / (2 * max_a as i64 * max_w)) as u32;
         let (mut want, mut got) = ([0i32; 13 * 96], [0i32; 13 * 96]);
         let n = rows * g.f_pad;
-        gemm_u8_portable(&g, &a, &b, &mut want[..n]);
+        let mut quads = [0i8; 604 * 96];
+        pack_b_u8(&g, &w, &mut quads);
+        gemm_u8_portable(&g, &a, &quads, &mut want[..n]);
         got[..n].fill(i32::MIN);
         gemm_u8(simd, &g, i16_quads, &a, &b, &mut got[..n]);
         ok &= want[..n] == got[..n];

@@ -1,8 +1,10 @@
 //! The byte products on AMX-INT8 tiles (Intel Sapphire Rapids and later):
 //! `tdpbusd` multiplies a tile of 16 rows x 64 bytes of A (u8) by a tile of
-//! 16 quads x 16 filters of B (s8, four bytes per filter: the layout
-//! [`super::pack_b_u8`] already writes) into 16 x 16 exact 32-bit sums, 16
-//! times the multiply-adds of one zmm `vpdpbusd`.
+//! 16 quads x 16 filters of B (s8, four bytes per filter) into 16 x 16
+//! exact 32-bit sums, 16 times the multiply-adds of one zmm `vpdpbusd`.
+//! B is packed tile by tile ([`pack_tiles`]), each tile's rows one run of
+//! memory, so that its loads stream (the quads' layout of the other
+//! kernels puts a tile's rows `4 * f_pad` bytes apart).
 //!
 //! Eight tile registers, shaped once per product by `ldtilecfg`: here four
 //! accumulators, two tiles of A and two of B. The compiler neither uses nor
@@ -97,6 +99,38 @@ pub fn chunk(k4: usize) -> usize {
 /// thread; `ds_cnn_cifar10`'s products from 128 x 128 up gain 1.3x).
 pub const TILES_MIN: usize = 128;
 
+/// Packs the K x F weight matrix `w` (`w[k * f + filter]`) for the tiles:
+/// per block of 32 filters, per step of [`chunk`] bytes of K, the block's
+/// two tiles of `chunk / 4` quads x 16 filters (64 bytes a quad row),
+/// zero beyond K and F; `k4 * f_pad` bytes, as the quads' layout.
+pub fn pack_tiles(g: &Gemm, w: &[i8], out: &mut [i8]) {
+    let kc = chunk(g.k4);
+    let out = &mut out[..g.k4 * g.f_pad];
+    out.fill(0);
+    for k in 0..g.k {
+        let (step, quad, byte) = (k / kc, k % kc / 4, k % 4);
+        for filter in 0..g.f {
+            let at = tile_start(g, kc, filter / (2 * TILE_FILTERS), step)
+                + (filter / TILE_FILTERS % 2) * tile_len(kc)
+                + quad * TILE_BYTES
+                + (filter % TILE_FILTERS) * 4
+                + byte;
+            out[at] = w[k * g.f + filter];
+        }
+    }
+}
+
+/// Bytes of one B tile of `kc / 4` quads.
+const fn tile_len(kc: usize) -> usize {
+    kc / 4 * TILE_BYTES
+}
+
+/// Where the two B tiles of filter block `block` (32 filters) at K step
+/// `step` start in [`pack_tiles`]' layout.
+const fn tile_start(g: &Gemm, kc: usize, block: usize, step: usize) -> usize {
+    (block * (g.k4 / kc) + step) * 2 * tile_len(kc)
+}
+
 /// Whether the tiles run product `g` well: at least [`TILES_MIN`] channels
 /// and filters, and K steps of at least 32 bytes (or one step, where the A
 /// rows are shorter than a tile).
@@ -146,7 +180,7 @@ unsafe fn by_tile_rows(rows: usize, kc: usize, mut blocks: impl FnMut(usize, usi
     unsafe { release() };
 }
 
-/// `product (rows x f_pad) = A (rows x k4, u8) · B (quads, s8)` on tiles:
+/// `product (rows x f_pad) = A (rows x k4, u8) · B (s8, [`pack_tiles`])` on tiles:
 /// 32 rows x 32 filters a block (four accumulators), K in [`chunk`] steps;
 /// all the filters of a block's rows before the next rows, so that those
 /// rows of A stay in the L1 cache (B, read once per block of rows, streams
@@ -160,12 +194,14 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
     assert!(a.len() >= g.rows * g.k4 && b.len() >= g.k4 * g.f_pad);
     assert!(product.len() >= g.rows * g.f_pad && g.f_pad.is_multiple_of(2 * TILE_FILTERS));
     let kc = chunk(g.k4);
-    let (sa, sb) = (g.k4, g.f_pad * 4);
+    // A rows are k4 bytes apart, B tile rows 64, product rows 4 f_pad.
+    let (sa, sb, sc) = (g.k4, TILE_BYTES, g.f_pad * 4);
     let (a, b, c) = (a.as_ptr(), b.as_ptr(), product.as_mut_ptr());
     let steps = g.k4 / kc;
     // SAFETY: every tile read or written below lies inside the slices
     // checked above: A rows r0..r0 + 2m (or + m) <= rows, bytes up to k4;
-    // B quads up to k4 / 4, filters f0..f0 + 32 <= f_pad; the product's rows
+    // B tiles of filter blocks f0 / 32 < f_pad / 32 at steps < k4 / kc
+    // (pack_tiles: k4 * f_pad bytes); the product's rows
     // and filters likewise.
     unsafe {
         by_tile_rows(g.rows, kc, |start, end, m| {
@@ -184,7 +220,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                         );
                         for s in 0..steps {
                             let a0 = a.add(r0 * sa + s * kc);
-                            let b0 = b.add(s * kc / 4 * sb + f0 * 4);
+                            let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
                             asm!(
                                 "tileloadd tmm4, [{a0} + {sa} * 1]",
                                 "tileloadd tmm5, [{a1} + {sa} * 1]",
@@ -197,7 +233,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                                 a0 = in(reg) a0,
                                 a1 = in(reg) a0.add(m * sa),
                                 b0 = in(reg) b0,
-                                b1 = in(reg) b0.add(TILE_BYTES),
+                                b1 = in(reg) b0.add(tile_len(kc)),
                                 sa = in(reg) sa,
                                 sb = in(reg) sb,
                                 options(nostack, readonly)
@@ -213,7 +249,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                             c1 = in(reg) c0.add(TILE_FILTERS),
                             c2 = in(reg) c0.add(m * g.f_pad),
                             c3 = in(reg) c0.add(m * g.f_pad + TILE_FILTERS),
-                            sc = in(reg) sb,
+                            sc = in(reg) sc,
                             options(nostack)
                         );
                     }
@@ -222,7 +258,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                     for f0 in (0..g.f_pad).step_by(2 * TILE_FILTERS) {
                         asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
                         for s in 0..steps {
-                            let b0 = b.add(s * kc / 4 * sb + f0 * 4);
+                            let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
                             asm!(
                                 "tileloadd tmm4, [{a0} + {sa} * 1]",
                                 "tileloadd tmm6, [{b0} + {sb} * 1]",
@@ -231,7 +267,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                                 "tdpbusd tmm1, tmm4, tmm7",
                                 a0 = in(reg) a.add(r0 * sa + s * kc),
                                 b0 = in(reg) b0,
-                                b1 = in(reg) b0.add(TILE_BYTES),
+                                b1 = in(reg) b0.add(tile_len(kc)),
                                 sa = in(reg) sa,
                                 sb = in(reg) sb,
                                 options(nostack, readonly)
@@ -243,7 +279,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                             "tilestored [{c1} + {sc} * 1], tmm1",
                             c0 = in(reg) c0,
                             c1 = in(reg) c0.add(TILE_FILTERS),
-                            sc = in(reg) sb,
+                            sc = in(reg) sc,
                             options(nostack)
                         );
                     }
@@ -272,7 +308,8 @@ pub unsafe fn gemm_split(g: &Gemm, low: &[u8], high: &[i8], b: &[i8], product: &
     assert!(low.len() >= n && high.len() >= n && b.len() >= g.k4 * g.f_pad);
     assert!(product.len() >= g.rows * g.f_pad && g.f_pad.is_multiple_of(2 * TILE_FILTERS));
     let kc = chunk(g.k4);
-    let (sa, sb) = (g.k4, g.f_pad * 4);
+    // A rows are k4 bytes apart, B tile rows 64, product rows 4 f_pad.
+    let (sa, sb, sc) = (g.k4, TILE_BYTES, g.f_pad * 4);
     let (l, h, b, c) = (
         low.as_ptr(),
         high.as_ptr(),
@@ -295,7 +332,7 @@ pub unsafe fn gemm_split(g: &Gemm, low: &[u8], high: &[i8], b: &[i8], product: &
                         options(nostack, nomem)
                     );
                     for s in 0..steps {
-                        let b0 = b.add(s * kc / 4 * sb + f0 * 4);
+                        let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
                         asm!(
                             "tileloadd tmm4, [{l0} + {sa} * 1]",
                             "tileloadd tmm5, [{h0} + {sa} * 1]",
@@ -308,7 +345,7 @@ pub unsafe fn gemm_split(g: &Gemm, low: &[u8], high: &[i8], b: &[i8], product: &
                             l0 = in(reg) l.add(r0 * sa + s * kc),
                             h0 = in(reg) h.add(r0 * sa + s * kc),
                             b0 = in(reg) b0,
-                            b1 = in(reg) b0.add(TILE_BYTES),
+                            b1 = in(reg) b0.add(tile_len(kc)),
                             sa = in(reg) sa,
                             sb = in(reg) sb,
                             options(nostack, readonly)
@@ -325,7 +362,7 @@ pub unsafe fn gemm_split(g: &Gemm, low: &[u8], high: &[i8], b: &[i8], product: &
                         c1 = in(reg) c0.add(TILE_FILTERS),
                         h0 = in(reg) hp,
                         h1 = in(reg) hp.add(TILE_FILTERS),
-                        sc = in(reg) sb,
+                        sc = in(reg) sc,
                         sh = in(reg) sh,
                         options(nostack)
                     );
