@@ -52,6 +52,10 @@ pub enum ForwardError {
     /// [`run_layer_band`] on a layer or backend that cannot run in bands.
     #[error("output rows {start}..{end} of this layer cannot run as a band (fast kernel, no global average, rows inside the output)")]
     Band { start: usize, end: usize },
+    /// [`run_layer_stacked`] on a backend other than the fast kernel, or
+    /// with as many outputs as inputs.
+    #[error("a stack of {inputs} inputs and {outputs} outputs cannot run (fast kernel, one output per input)")]
+    Stack { inputs: usize, outputs: usize },
 }
 
 /// Buffers one layer computes in (see [`crate::WorkspaceSizes`]).
@@ -132,7 +136,11 @@ pub fn run_layer_band(
         plan.product_len + plan.depthwise_len,
         buffers.scratch.len(),
     )?;
-    kernels::need("a", band_rows * plan.gemm.k_pad, buffers.a.len())?;
+    kernels::need(
+        "a",
+        band_rows * plan.gemm.k_pad + fast::A_SLACK,
+        buffers.a.len(),
+    )?;
     kernels::need("row", plan.gemm.f_pad, buffers.row.len())?;
     let out_len = (rows.end - rows.start)
         * layer.shapes.output.cols as usize
@@ -156,6 +164,110 @@ pub fn run_layer_band(
     };
     fast::with_simd(simd, task);
     Ok(())
+}
+
+/// Runs one layer for several inputs at once with the fast kernel: one
+/// product for all of them ([`fast::potentials_stacked`]: the layer's B read
+/// once for the stack), then each input's tail into its output. `buffers`
+/// hold `inputs.len()` times the layer's `a` and `scratch` (one `row`);
+/// each input is a whole layer input and each output a whole layer output.
+pub fn run_layer_stacked(
+    layer: &ValidLayer,
+    prepared: &Prepared,
+    inputs: &[&[u8]],
+    buffers: LayerBuffers,
+    outs: &mut [LayerOutputMut],
+) -> Result<(), ForwardError> {
+    let refuse = ForwardError::Stack {
+        inputs: inputs.len(),
+        outputs: outs.len(),
+    };
+    let (Backend::Fast(simd), Some(ops)) = (prepared.backend, &prepared.fast) else {
+        return Err(refuse);
+    };
+    if inputs.len() != outs.len() {
+        return Err(refuse);
+    }
+    let n = inputs.len();
+    let plan = &ops.plan;
+    kernels::need(
+        "scratch",
+        n * (plan.product_len + plan.depthwise_len),
+        buffers.scratch.len(),
+    )?;
+    kernels::need("a", n * plan.a_len, buffers.a.len())?;
+    kernels::need("row", plan.gemm.f_pad, buffers.row.len())?;
+    let input_len = layer.params().input.len();
+    for input in inputs {
+        kernels::need("input", input_len, input.len())?;
+    }
+    let out_len = layer.output_len();
+    for out in outs.iter() {
+        let found = match out {
+            LayerOutputMut::Levels(l) => l.len(),
+            LayerOutputMut::Potentials(p) => p.len(),
+        };
+        kernels::need("out", out_len, found)?;
+    }
+    let task = StackTask {
+        layer,
+        prepared,
+        ops,
+        simd,
+        inputs,
+        buffers,
+        outs,
+    };
+    fast::with_simd(simd, task);
+    Ok(())
+}
+
+/// [`run_layer_stacked`]'s product then tails, compiled once per
+/// instruction set.
+struct StackTask<'l, 'p, 'i, 'w, 'o, 's> {
+    layer: &'l ValidLayer<'l>,
+    prepared: &'p Prepared<'p>,
+    ops: &'p fast::FastOperands<'p>,
+    simd: fast::Simd,
+    inputs: &'i [&'i [u8]],
+    buffers: LayerBuffers<'w>,
+    outs: &'s mut [LayerOutputMut<'o>],
+}
+
+impl SimdTask for StackTask<'_, '_, '_, '_, '_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run(self) {
+        let StackTask {
+            layer,
+            prepared,
+            ops,
+            simd,
+            inputs,
+            buffers,
+            outs,
+        } = self;
+        let LayerBuffers { scratch, a, row } = buffers;
+        let grid =
+            fast::potentials_stacked(layer, ops, &prepared.weights, simd, inputs, a, scratch);
+        let per_input = ops.plan.gemm.rows * grid.stride;
+        let activation = match layer.params().activation {
+            true => ops.activation(),
+            false => Activation::Divide,
+        };
+        for (potentials, out) in grid.potentials.chunks_exact(per_input).zip(outs) {
+            let grid = kernels::Grid {
+                potentials,
+                stride: grid.stride,
+            };
+            let out = match out {
+                LayerOutputMut::Levels(l) => LayerOutputMut::Levels(l),
+                LayerOutputMut::Potentials(p) => LayerOutputMut::Potentials(p),
+            };
+            tail::finish(layer, grid, Band::all(layer), activation, row, out);
+        }
+    }
 }
 
 /// One layer's potentials then tail, compiled once per instruction set.

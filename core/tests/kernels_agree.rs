@@ -3,7 +3,9 @@
 //! pooling, bit widths, padding values and input sparsities from 0 to 99 %.
 //! The fast kernel (every instruction set this CPU has) agrees with them too.
 
-use akida_core::inference::{run_layer, run_layer_band, LayerBuffers, LayerOutputMut};
+use akida_core::inference::{
+    run_layer, run_layer_band, run_layer_stacked, LayerBuffers, LayerOutputMut,
+};
 use akida_core::kernels::{self, fast};
 use akida_core::weights::{pack_into, packed_len, value_range};
 use akida_core::{
@@ -684,6 +686,130 @@ proptest! {
                 prop_assert_eq!(&reference.2, &out, "{} band potentials, cuts {:?}, {:?}", simd.name(), &cuts, c);
             }
         }
+    }
+}
+
+/// Another input for case `c`'s layer, drawn as [`build`] draws one.
+fn another_input(c: &Case, seed: u64) -> Vec<u8> {
+    let mut rng = Bulk::new(seed);
+    let max_input = c.input_bits.map_or(255, |b| (1u64 << b) - 1);
+    (0..c.params.input.len())
+        .map(|_| match rng.unit() < c.sparsity {
+            true => 0,
+            false => 1 + rng.below(max_input) as u8,
+        })
+        .collect()
+}
+
+/// Case `c`'s layer run on `count` inputs as one stack (one product for
+/// all of them) gives what each input gives alone, for every instruction
+/// set, with the 16-bit product and with the byte products.
+fn stacked_agrees(c: &Case, count: usize, seed: u64) -> Result<(), TestCaseError> {
+    let b = build(c);
+    let l = valid(c, &b);
+    let inputs: Vec<Vec<u8>> = core::iter::once(b.input.clone())
+        .chain((1..count).map(|j| another_input(c, seed ^ j as u64)))
+        .collect();
+    let references: Vec<Outputs> = inputs
+        .iter()
+        .map(|x| run(&l, x, Backend::Reference))
+        .collect();
+    let n = l.output_len();
+    // The 16-bit product, and the byte products where `simd` runs them.
+    for (simd, bytes) in Simd::available()
+        .into_iter()
+        .flat_map(|s| [(s, false), (s, true)])
+    {
+        let mut own = Buffers::of(&l);
+        let weights = kernels::unpack_weights(&l, &mut own.weights);
+        let Some(plan) = fast::FastPlan::of(&l, &weights) else {
+            continue; // Operands beyond 16 bits: no fast kernel.
+        };
+        let plan = match bytes {
+            true => plan.with_dot(&l, &weights, simd, true),
+            false => plan,
+        };
+        let ops = fast::FastOperands::build(&l, plan, &weights, &mut own.packed, &mut own.cuts);
+        let prepared = kernels::Prepared {
+            backend: Backend::Fast(simd),
+            weights,
+            fast: Some(ops),
+        };
+        let mut scratch = vec![0i32; count * (plan.product_len + plan.depthwise_len)];
+        let mut a = vec![0i16; count * plan.a_len];
+        let mut row = vec![0i32; plan.gemm.f_pad];
+        let mut levels = vec![0u8; count * n];
+        let mut potentials = vec![i32::MIN; count * n];
+        let mut outs: Vec<LayerOutputMut> = match l.params().activation {
+            true => levels
+                .chunks_exact_mut(n)
+                .map(LayerOutputMut::Levels)
+                .collect(),
+            false => potentials
+                .chunks_exact_mut(n)
+                .map(LayerOutputMut::Potentials)
+                .collect(),
+        };
+        let views: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let buffers = LayerBuffers {
+            scratch: &mut scratch,
+            a: &mut a,
+            row: &mut row,
+        };
+        run_layer_stacked(&l, &prepared, &views, buffers, &mut outs).unwrap();
+        drop(outs);
+        for (j, reference) in references.iter().enumerate() {
+            if l.params().activation {
+                prop_assert_eq!(
+                    &reference.1[..],
+                    &levels[j * n..][..n],
+                    "{} {:?} input {} levels, {:?}",
+                    simd.name(),
+                    plan.dot,
+                    j,
+                    c
+                );
+            } else {
+                prop_assert_eq!(
+                    &reference.2[..],
+                    &potentials[j * n..][..n],
+                    "{} {:?} input {} potentials, {:?}",
+                    simd.name(),
+                    plan.dot,
+                    j,
+                    c
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Several inputs run as one stack give what each input gives alone.
+    #[test]
+    fn stacked_inputs_equal_each_input_alone(
+        c in case(),
+        count in 1usize..5,
+        seed in any::<u64>(),
+    ) {
+        stacked_agrees(&c, count, seed)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 30, ..ProptestConfig::default() })]
+
+    /// The same for wide separable layers (the split byte product).
+    #[test]
+    fn stacked_wide_separable_inputs_equal_each_input_alone(
+        c in wide_separable_case(),
+        count in 1usize..4,
+        seed in any::<u64>(),
+    ) {
+        stacked_agrees(&c, count, seed)?;
     }
 }
 
