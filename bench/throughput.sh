@@ -41,6 +41,8 @@
 #     ENGINE_MODEL  the .fbz BrainChip's engine runs (default: MODEL if it is
 #                   a .fbz, else MODEL converted with `akida convert-format`)
 #   IMAGES=5000 bench/throughput.sh      # another batch size
+#   SIMD=avx2 bench/throughput.sh        # our runs on one instruction set
+#                                        # (`akida run --simd`; default: the best)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,7 +52,11 @@ IMAGES="${IMAGES:-1000}"
 VENV=/tmp/akida-venv
 LITERT_VENV=/tmp/litert-venv
 LAYER_IMAGES="${LAYER_IMAGES:-200}"
+SIMD="${SIMD:-}"
 RUNS=3
+# `akida run` options of every run of ours.
+OURS=()
+[[ -n "$SIMD" ]] && OURS=(--simd "$SIMD")
 
 [[ -f "$MODEL" ]] || { echo "error: $MODEL: no such model file" >&2; exit 2; }
 
@@ -94,7 +100,7 @@ say "model $MODEL, input ${H}x${W}x${C}, $IMAGES random uint8 images"
 
 # Prints the best wall time in seconds of $RUNS runs of `akida run`.
 time_akida_run() {
-    local cmd=("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy")
+    local cmd=("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")
     if command -v hyperfine >/dev/null; then
         hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$WORK/h.json" \
             "${cmd[*]}" >/dev/null 2>&1
@@ -118,7 +124,7 @@ time_akida_run() {
 best_report() {
     local line rate best="" best_line=""
     for _ in $(seq "$RUNS"); do
-        line="$("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy")"
+        line="$("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")"
         rate="$(sed -n 's/.* \([0-9]*\) images\/s.*/\1/p' <<<"$line")"
         if [[ -z "$best" ]] || ((rate > best)); then best=$rate best_line=$line; fi
     done
@@ -198,7 +204,7 @@ profile() {
     IMAGES=$n
     write_images "$WORK/x1.npy"
     IMAGES=$save
-    report="$("$AKIDA" run -m "$MODEL" -i "$WORK/x1.npy" -o "$WORK/ours1.npy" --layers)"
+    report="$("$AKIDA" run -m "$MODEL" -i "$WORK/x1.npy" -o "$WORK/ours1.npy" --layers "${OURS[@]}")"
     printf 'akida run --layers on %d of the images:\n%s\n' "$n" "$(tail -n +2 <<<"$report")"
     p50="$(grep 'one thread)' <<<"$report" | sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p')"
     printf 'akida-rs  batch 1 (1 / p50 latency, one thread):  %8.0f images/s\n' "$(calc "1e6 / $p50")"
