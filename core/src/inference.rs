@@ -17,6 +17,24 @@ pub enum LayerOutputMut<'o> {
     Potentials(&'o mut [i32]),
 }
 
+impl LayerOutputMut<'_> {
+    /// Cells it holds.
+    fn cells(&self) -> usize {
+        match self {
+            LayerOutputMut::Levels(l) => l.len(),
+            LayerOutputMut::Potentials(p) => p.len(),
+        }
+    }
+
+    /// The same output, borrowed again.
+    fn reborrow(&mut self) -> LayerOutputMut<'_> {
+        match self {
+            LayerOutputMut::Levels(l) => LayerOutputMut::Levels(l),
+            LayerOutputMut::Potentials(p) => LayerOutputMut::Potentials(p),
+        }
+    }
+}
+
 /// What a layer produced.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum LayerOutput<'o> {
@@ -130,26 +148,12 @@ pub fn run_layer_band(
         return Err(refuse);
     };
     let plan = &ops.plan;
-    let band_rows = cells.len();
-    kernels::need(
-        "scratch",
-        plan.product_len + plan.depthwise_len,
-        buffers.scratch.len(),
-    )?;
-    kernels::need(
-        "a",
-        band_rows * plan.gemm.k_pad + fast::A_SLACK,
-        buffers.a.len(),
-    )?;
-    kernels::need("row", plan.gemm.f_pad, buffers.row.len())?;
+    let a_len = cells.len() * plan.gemm.k_pad + fast::A_SLACK;
+    need_fast(plan, 1, a_len, &buffers)?;
     let out_len = (rows.end - rows.start)
         * layer.shapes.output.cols as usize
         * layer.params().filters as usize;
-    let found = match &out {
-        LayerOutputMut::Levels(l) => l.len(),
-        LayerOutputMut::Potentials(p) => p.len(),
-    };
-    kernels::need("out", out_len, found)?;
+    kernels::need("out", out_len, out.cells())?;
     let task = LayerTask {
         layer,
         prepared,
@@ -190,24 +194,13 @@ pub fn run_layer_stacked(
     }
     let n = inputs.len();
     let plan = &ops.plan;
-    kernels::need(
-        "scratch",
-        n * (plan.product_len + plan.depthwise_len),
-        buffers.scratch.len(),
-    )?;
-    kernels::need("a", n * plan.a_len, buffers.a.len())?;
-    kernels::need("row", plan.gemm.f_pad, buffers.row.len())?;
+    need_fast(plan, n, n * plan.a_len, &buffers)?;
     let input_len = layer.params().input.len();
     for input in inputs {
         kernels::need("input", input_len, input.len())?;
     }
-    let out_len = layer.output_len();
     for out in outs.iter() {
-        let found = match out {
-            LayerOutputMut::Levels(l) => l.len(),
-            LayerOutputMut::Potentials(p) => p.len(),
-        };
-        kernels::need("out", out_len, found)?;
+        kernels::need("out", layer.output_len(), out.cells())?;
     }
     let task = StackTask {
         layer,
@@ -220,6 +213,20 @@ pub fn run_layer_stacked(
     };
     fast::with_simd(simd, task);
     Ok(())
+}
+
+/// Checks `buffers` against what the fast kernel of `plan` needs for `n`
+/// inputs with `a_len` cells of A in all.
+fn need_fast(
+    plan: &fast::FastPlan,
+    n: usize,
+    a_len: usize,
+    buffers: &LayerBuffers,
+) -> Result<(), ForwardError> {
+    let scratch = n * (plan.product_len + plan.depthwise_len);
+    kernels::need("scratch", scratch, buffers.scratch.len())?;
+    kernels::need("a", a_len, buffers.a.len())?;
+    kernels::need("row", plan.gemm.f_pad, buffers.row.len())
 }
 
 /// [`run_layer_stacked`]'s product then tails, compiled once per
@@ -261,11 +268,14 @@ impl SimdTask for StackTask<'_, '_, '_, '_, '_, '_> {
                 potentials,
                 stride: grid.stride,
             };
-            let out = match out {
-                LayerOutputMut::Levels(l) => LayerOutputMut::Levels(l),
-                LayerOutputMut::Potentials(p) => LayerOutputMut::Potentials(p),
-            };
-            tail::finish(layer, grid, Band::all(layer), activation, row, out);
+            tail::finish(
+                layer,
+                grid,
+                Band::all(layer),
+                activation,
+                row,
+                out.reborrow(),
+            );
         }
     }
 }
