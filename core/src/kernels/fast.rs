@@ -1127,9 +1127,10 @@ fn has_high(d: i16) -> u16 {
 
 /// `product = A · W` for the 16-bit depthwise potentials `a` of a separable
 /// layer, on bytes ([`Dot::SplitU8`]): writes the low bytes `l = d + 128
-/// (mod 256)` of `a` into `low` (`rows x k4`; `2 x rows x k4` with AMX
-/// tiles), runs the byte product `l · W`, adds the offsets `-128 · sum_k
-/// W[k]` and, for every pair of potentials with a high part
+/// (mod 256)` of `a` into `low` (`2 x rows x k4`: then which rows have a
+/// high part, or with AMX tiles the high bytes), runs the byte product
+/// `l · W` from the offsets `-128 · sum_k W[k]` and adds, for every pair of
+/// potentials with a high part
 /// `h = (d + 128) >> 8`, `256 (h0 W[k] + h1 W[k+1])`. Where more than one
 /// potential in [`SPLIT_VALUES_PER_HIGH`] has a high part, AMX tiles
 /// multiply both bytes of every potential instead
@@ -1148,22 +1149,31 @@ pub fn split_product(
 ) -> bool {
     let quads = &signed_bytes(&split.b[g.k_pad * g.f_pad..])[..g.k4 * g.f_pad];
     // Every loop over a row here is branch-free, so that it vectorizes.
+    // Which rows have a high part goes after the low bytes (room the
+    // sparse case does not use otherwise).
+    let (low, rest) = low[..2 * g.rows * g.k4].split_at_mut(g.rows * g.k4);
+    let rows_high = &mut rest[..g.rows];
     let mut high_values = 0usize;
-    for (row, low_row) in a.chunks_exact(g.k_pad).zip(low.chunks_exact_mut(g.k4)) {
+    for ((row, low_row), row_high) in a
+        .chunks_exact(g.k_pad)
+        .zip(low.chunks_exact_mut(g.k4))
+        .zip(rows_high.iter_mut())
+    {
         let (head, tail) = low_row.split_at_mut(g.k_pad.min(g.k4));
         for (l, &d) in head.iter_mut().zip(row) {
             // The low byte of d + 128: bit 7 of d flipped.
             *l = d as u8 ^ 0x80;
         }
         tail.fill(0);
-        high_values += row.iter().map(|&d| has_high(d) as u32).sum::<u32>() as usize;
+        let count = row.iter().map(|&d| has_high(d) as u32).sum::<u32>();
+        *row_high = u8::from(count > 0);
+        high_values += count as usize;
     }
     if high_values * SPLIT_VALUES_PER_HIGH > g.rows * g.k_pad {
         #[cfg(target_arch = "x86_64")]
         if simd.0 == Isa::Amx && amx::suits(g) {
             // Dense high parts: both bytes of every potential on tiles.
-            let (low, high) = low[..2 * g.rows * g.k4].split_at_mut(g.rows * g.k4);
-            let high = bytemuck_i8(high);
+            let high = bytemuck_i8(rest);
             split_bytes(g, a, low, high);
             // SAFETY: constructing this Simd value asserted AMX-INT8
             // support and permission, and AVX-512 support; slices checked
@@ -1174,21 +1184,20 @@ pub fn split_product(
         return false;
     }
     let pairs = &split.b[..g.k_pad * g.f_pad];
-    gemm_u8(simd, g, split.i16_quads, low, quads, product);
-    let offsets = &split.offsets[..g.f_pad];
+    // The offsets are the product's initial values. Wrapping: the terms'
+    // sum is the exact potential, which fits i32 (the layer's validated
+    // bound), so it comes out right even where a partial sum would not.
+    let offsets = Some(&split.offsets[..g.f_pad]);
+    gemm_u8_from(simd, g, split.i16_quads, low, quads, offsets, product);
+    let rows_high = &rest[..g.rows];
     // A row's pairs with a high part, gathered a pass at a time.
     let mut list = [HighPair::default(); HIGH_PAIRS_PER_PASS];
-    for (row, out) in a
+    for ((row, out), &row_high) in a
         .chunks_exact(g.k_pad)
         .zip(product.chunks_exact_mut(g.f_pad))
+        .zip(rows_high)
     {
-        // Wrapping: the terms' sum is the exact potential, which fits i32
-        // (the layer's validated bound), so it comes out right even where
-        // a partial sum would not fit.
-        for (o, &v) in out.iter_mut().zip(offsets) {
-            *o = o.wrapping_add(v);
-        }
-        if row.iter().fold(0, |any, &d| any | has_high(d)) == 0 {
+        if row_high == 0 {
             continue;
         }
         // Branch-free gathering: every pair is written, only those with a
@@ -1434,37 +1443,63 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 /// as in [`Dot::U8`] (an instruction set that cannot use it, AVX2 with 0,
 /// runs the portable kernel: any combination is exact).
 pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product: &mut [i32]) {
+    gemm_u8_from(simd, g, i16_quads, a, b, None, product)
+}
+
+/// [`gemm_u8`] plus `init` (`f_pad` values, one per filter) in every row:
+/// the x86 kernels start their accumulators from it (no pass over the
+/// product afterwards), the others add it after the product.
+pub fn gemm_u8_from(
+    simd: Simd,
+    g: &Gemm,
+    i16_quads: u32,
+    a: &[u8],
+    b: &[i8],
+    init: Option<&[i32]>,
+    product: &mut [i32],
+) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
     match simd.0 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
         Isa::Avx2 if i16_quads >= 1 => unsafe {
-            x86::gemm_u8_avx2(g, i16_quads as usize, a, b, product)
+            x86::gemm_u8_avx2(g, i16_quads as usize, a, b, init, product)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-VNNI support.
-        Isa::AvxVnni => unsafe { x86::gemm_u8_avx_vnni(g, a, b, product) },
+        Isa::AvxVnni => unsafe { x86::gemm_u8_avx_vnni(g, a, b, init, product) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX-512 VNNI support.
-        Isa::Avx512Vnni => unsafe { x86::gemm_u8_avx512_vnni(g, a, b, product) },
+        Isa::Avx512Vnni => unsafe { x86::gemm_u8_avx512_vnni(g, a, b, init, product) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AMX-INT8 support
         // and permission, and AVX-512 VNNI support.
         Isa::Amx => unsafe {
             match amx::suits(g) {
-                true => amx::gemm_u8(g, a, b, product),
-                false => x86::gemm_u8_avx512_vnni(g, a, b, product),
+                true => amx::gemm_u8(g, a, b, init, product),
+                false => x86::gemm_u8_avx512_vnni(g, a, b, init, product),
             }
         },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: constructing this Simd value asserted dot-product support.
-        Isa::NeonDotprod => unsafe { neon::gemm_u8_sdot(g, a, b, product) },
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: constructing this Simd value asserted dot-product and
-        // int8 matrix support.
-        Isa::NeonI8mm => unsafe { neon::gemm_u8_sudot(g, a, b, product) },
-        _ => gemm_u8_portable(g, a, b, product),
+        _ => {
+            match simd.0 {
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: constructing this Simd value asserted dot-product support.
+                Isa::NeonDotprod => unsafe { neon::gemm_u8_sdot(g, a, b, product) },
+                #[cfg(target_arch = "aarch64")]
+                // SAFETY: constructing this Simd value asserted dot-product
+                // and int8 matrix support.
+                Isa::NeonI8mm => unsafe { neon::gemm_u8_sudot(g, a, b, product) },
+                _ => gemm_u8_portable(g, a, b, product),
+            }
+            if let Some(init) = init {
+                for row in product[..g.rows * g.f_pad].chunks_exact_mut(g.f_pad) {
+                    for (p, &v) in row.iter_mut().zip(init) {
+                        *p = p.wrapping_add(v);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -2029,10 +2064,18 @@ mod x86 {
                 a: &[$a],
                 b: &[$b],
                 product: &mut [i32],
+                init: *const i32,
                 r0: usize,
                 f0: usize,
             ) {
                 let mut acc = [[$zero; $z]; R];
+                if !init.is_null() {
+                    // Every row starts from the filters' initial values
+                    // (vectors as wide as B's).
+                    let $bp = init.add(f0);
+                    let first = $load;
+                    acc = [first; R];
+                }
                 let a_ptr = a.as_ptr().add(r0 * g.$k);
                 let b_ptr = b.as_ptr();
                 for step in 0..g.$k / $step {
@@ -2073,11 +2116,14 @@ mod x86 {
         v
     }
 
-    /// Checks the slices of a byte product.
-    fn check_u8(g: &Gemm, a: &[u8], b: &[i8], product: &[i32]) {
+    /// Checks the slices of a byte product; the initial values as a
+    /// pointer (null for none).
+    fn check_u8(g: &Gemm, a: &[u8], b: &[i8], init: Option<&[i32]>, product: &[i32]) -> *const i32 {
         assert!(a.len() >= g.rows * g.k4 && b.len() >= g.k4 * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
+        assert!(init.is_none_or(|i| i.len() >= g.f_pad));
         assert!(g.f_pad.is_multiple_of(TILE_F) && g.k4.is_multiple_of(4));
+        init.map_or(core::ptr::null(), <[i32]>::as_ptr)
     }
 
     /// The byte product with AVX2 `vpmaddubsw`: 16-bit lanes summing at most
@@ -2093,11 +2139,12 @@ mod x86 {
         i16_quads: usize,
         a: &[u8],
         b: &[i8],
+        init: Option<&[i32]>,
         product: &mut [i32],
     ) {
-        check_u8(g, a, b, product);
+        let init = check_u8(g, a, b, init, product);
         assert!(i16_quads >= 1);
-        ymm_tiles!(g, tile_u8_avx2(g, i16_quads, a, b, product))
+        ymm_tiles!(g, tile_u8_avx2(g, i16_quads, a, b, product, init))
     }
 
     /// R rows of A times 32 filters: 4 registers of 8 filters x 4 bytes.
@@ -2109,11 +2156,15 @@ mod x86 {
         a: &[u8],
         b: &[i8],
         product: &mut [i32],
+        init: *const i32,
         r0: usize,
         f0: usize,
     ) {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [[_mm256_setzero_si256(); Z]; R];
+        if !init.is_null() {
+            acc = [load_ymm::<Z>(init.add(f0) as *const u8); R];
+        }
         let a_ptr = a.as_ptr();
         let b_ptr = b.as_ptr();
         let quads = g.k4 / 4;
@@ -2148,9 +2199,15 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX2 and AVX-VNNI.
     #[target_feature(enable = "avx2,avxvnni")]
-    pub unsafe fn gemm_u8_avx_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
-        check_u8(g, a, b, product);
-        ymm_tiles!(g, tile_u8_avx_vnni(g, a, b, product))
+    pub unsafe fn gemm_u8_avx_vnni(
+        g: &Gemm,
+        a: &[u8],
+        b: &[i8],
+        init: Option<&[i32]>,
+        product: &mut [i32],
+    ) {
+        let init = check_u8(g, a, b, init, product);
+        ymm_tiles!(g, tile_u8_avx_vnni(g, a, b, product, init))
     }
 
     tile! {
@@ -2170,9 +2227,15 @@ mod x86 {
     /// # Safety
     /// The CPU must support AVX-512 F, BW and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn gemm_u8_avx512_vnni(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
-        check_u8(g, a, b, product);
-        zmm_tiles!(g, tile_u8_vnni(g, a, b, product))
+    pub unsafe fn gemm_u8_avx512_vnni(
+        g: &Gemm,
+        a: &[u8],
+        b: &[i8],
+        init: Option<&[i32]>,
+        product: &mut [i32],
+    ) {
+        let init = check_u8(g, a, b, init, product);
+        zmm_tiles!(g, tile_u8_vnni(g, a, b, product, init))
     }
 
     tile! {
@@ -2191,7 +2254,7 @@ mod x86 {
     pub unsafe fn gemm_avx512_vnni(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
-        zmm_tiles!(g, tile_vnni(g, a, b, product))
+        zmm_tiles!(g, tile_vnni(g, a, b, product, core::ptr::null()))
     }
 
     /// `acc += pairs(b) . broadcast(*pair)`, forced as one `vpdpwssd` with an
@@ -2226,7 +2289,7 @@ mod x86 {
     pub unsafe fn gemm_avx2(g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
         assert!(a.len() >= g.rows * g.k_pad && b.len() >= g.k_pad * g.f_pad);
         assert!(product.len() >= g.rows * g.f_pad);
-        ymm_tiles!(g, tile_avx2(g, a, b, product))
+        ymm_tiles!(g, tile_avx2(g, a, b, product, core::ptr::null()))
     }
 
     tile! {

@@ -72,6 +72,48 @@ unsafe fn configure(m: usize, kc: usize) {
     unsafe { asm!("ldtilecfg [{}]", in(reg) &cfg, options(nostack, readonly)) };
 }
 
+/// Starts the accumulator tiles of the filters from `f0`: `tiles` of them
+/// (tmm0-tmm1, or tmm0-tmm3: two rows of tiles), zero, or every row the
+/// initial values `init[f0..]` (loaded with a row stride of 0).
+///
+/// # Safety
+/// AMX-TILE available and permitted, a configuration loaded; `init`, if
+/// any, valid for 32 values from `f0`.
+#[inline(always)]
+unsafe fn start_sums(init: Option<*const i32>, f0: usize, tiles: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (init, tiles) {
+            (None, 2) => asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem)),
+            (None, _) => asm!(
+                "tilezero tmm0",
+                "tilezero tmm1",
+                "tilezero tmm2",
+                "tilezero tmm3",
+                options(nostack, nomem)
+            ),
+            (Some(i), 2) => asm!(
+                "tileloadd tmm0, [{i0} + {zero} * 1]",
+                "tileloadd tmm1, [{i1} + {zero} * 1]",
+                i0 = in(reg) i.add(f0),
+                i1 = in(reg) i.add(f0 + TILE_FILTERS),
+                zero = in(reg) 0usize,
+                options(nostack, readonly)
+            ),
+            (Some(i), _) => asm!(
+                "tileloadd tmm0, [{i0} + {zero} * 1]",
+                "tileloadd tmm1, [{i1} + {zero} * 1]",
+                "tileloadd tmm2, [{i0} + {zero} * 1]",
+                "tileloadd tmm3, [{i1} + {zero} * 1]",
+                i0 = in(reg) i.add(f0),
+                i1 = in(reg) i.add(f0 + TILE_FILTERS),
+                zero = in(reg) 0usize,
+                options(nostack, readonly)
+            ),
+        }
+    }
+}
+
 /// Ends the use of the tiles.
 ///
 /// # Safety
@@ -190,8 +232,10 @@ unsafe fn by_tile_rows(rows: usize, kc: usize, mut blocks: impl FnMut(usize, usi
 /// AMX-INT8 available and permitted ([`request`]), AVX-512 F and BW;
 /// slices sized by `g` (checked), `f_pad` a multiple of 32.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
+pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], init: Option<&[i32]>, product: &mut [i32]) {
     assert!(a.len() >= g.rows * g.k4 && b.len() >= g.k4 * g.f_pad);
+    assert!(init.is_none_or(|i| i.len() >= g.f_pad));
+    let init = init.map(<[i32]>::as_ptr);
     assert!(product.len() >= g.rows * g.f_pad && g.f_pad.is_multiple_of(2 * TILE_FILTERS));
     let kc = chunk(g.k4);
     // A rows are k4 bytes apart, B tile rows 64, product rows 4 f_pad.
@@ -211,13 +255,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                 m,
                 |r0| {
                     for f0 in (0..g.f_pad).step_by(2 * TILE_FILTERS) {
-                        asm!(
-                            "tilezero tmm0",
-                            "tilezero tmm1",
-                            "tilezero tmm2",
-                            "tilezero tmm3",
-                            options(nostack, nomem)
-                        );
+                        start_sums(init, f0, 4);
                         for s in 0..steps {
                             let a0 = a.add(r0 * sa + s * kc);
                             let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
@@ -256,7 +294,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], product: &mut [i32]) {
                 },
                 |r0| {
                     for f0 in (0..g.f_pad).step_by(2 * TILE_FILTERS) {
-                        asm!("tilezero tmm0", "tilezero tmm1", options(nostack, nomem));
+                        start_sums(init, f0, 2);
                         for s in 0..steps {
                             let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
                             asm!(
