@@ -2147,9 +2147,11 @@ mod x86 {
         ymm_tiles!(g, tile_u8_avx2(g, i16_quads, a, b, product, init))
     }
 
-    /// R rows of A times 32 filters: 4 registers of 8 filters x 4 bytes.
+    /// `R` rows of A times `Z` registers of 8 filters x 4 bytes, the sums
+    /// starting at `init` (null: zero).
     #[target_feature(enable = "avx2")]
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn tile_u8_avx2<const R: usize, const Z: usize>(
         g: &Gemm,
         i16_quads: usize,
