@@ -97,11 +97,7 @@ pub fn run_layer(
 ) -> Result<(), ForwardError> {
     let p = layer.params();
     let (scratch_len, a_len, row_len) = match &prepared.fast {
-        Some(ops) => (
-            ops.plan.product_len + ops.plan.depthwise_len,
-            ops.plan.a_len,
-            ops.plan.gemm.f_pad,
-        ),
+        Some(ops) => (ops.plan.scratch_len(), ops.plan.a_len, ops.plan.gemm.f_pad),
         None => (p.scratch_len(&layer.shapes), 0, p.filters as usize),
     };
     kernels::need("scratch", scratch_len, buffers.scratch.len())?;
@@ -223,7 +219,7 @@ fn need_fast(
     a_len: usize,
     buffers: &LayerBuffers,
 ) -> Result<(), ForwardError> {
-    let scratch = n * (plan.product_len + plan.depthwise_len);
+    let scratch = n * plan.scratch_len();
     kernels::need("scratch", scratch, buffers.scratch.len())?;
     kernels::need("a", a_len, buffers.a.len())?;
     kernels::need("row", plan.gemm.f_pad, buffers.row.len())

@@ -365,7 +365,7 @@ impl<B: AsRef<[u8]>, S: AsRef<str>> ValidModel<B, S> {
             s.weights = s.weights.max(p.unpacked_len());
             if fast {
                 let plan = FastPlan::sizes(&l);
-                s.scratch = s.scratch.max(plan.product_len + plan.depthwise_len);
+                s.scratch = s.scratch.max(plan.scratch_len());
                 s.a = s.a.max(plan.a_len);
                 s.row = s.row.max(plan.gemm.f_pad);
                 s.packed = s.packed.max(plan.packed_len);

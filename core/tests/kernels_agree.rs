@@ -228,11 +228,7 @@ impl Buffers {
             weights: vec![0; p.unpacked_len()],
             packed: vec![0; plan.packed_len],
             cuts: vec![0; plan.cuts_len],
-            scratch: vec![
-                0;
-                p.scratch_len(&layer.shapes)
-                    .max(plan.product_len + plan.depthwise_len)
-            ],
+            scratch: vec![0; p.scratch_len(&layer.shapes).max(plan.scratch_len())],
             a: vec![0; plan.a_len],
             row: vec![0; plan.gemm.f_pad],
         }
@@ -735,7 +731,7 @@ fn stacked_agrees(c: &Case, count: usize, seed: u64) -> Result<(), TestCaseError
             weights,
             fast: Some(ops),
         };
-        let mut scratch = vec![0i32; count * (plan.product_len + plan.depthwise_len)];
+        let mut scratch = vec![0i32; count * plan.scratch_len()];
         let mut a = vec![0i16; count * plan.a_len];
         let mut row = vec![0i32; plan.gemm.f_pad];
         let mut levels = vec![0u8; count * n];

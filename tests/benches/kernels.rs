@@ -48,7 +48,7 @@ fn conv3x3(c: &mut Criterion) {
     let plan = fast::FastPlan::sizes(&layer);
     let mut weights = vec![0i8; p.unpacked_len()];
     let (mut packed_b, mut cuts) = (vec![0i16; plan.packed_len], vec![0i32; plan.cuts_len]);
-    let mut scratch = vec![0i32; p.scratch_len(&layer.shapes).max(plan.product_len)];
+    let mut scratch = vec![0i32; p.scratch_len(&layer.shapes).max(plan.scratch_len())];
     let (mut a, mut row) = (vec![0i16; plan.a_len], vec![0i32; plan.gemm.f_pad]);
     let mut levels = vec![0u8; layer.output_len()];
     let simd = akida_host::runtime::detect_simd();

@@ -321,7 +321,7 @@ pub const SCRATCH_SLACK: usize = ALIGN / 4;
 /// `v` from its first element at an [`ALIGN`]-byte address (at most
 /// `ALIGN` bytes in; the buffers are sized with that slack). The AMX tiles
 /// read and write rows of 64 bytes: where a buffer started off a line, each
-/// row took two lines (`ds_cnn_cifar10` ran 20-25 % slower in a build whose
+/// row took two lines (`ds_cnn_cifar10` ran 19-23 % slower in a build whose
 /// allocations happened to land so).
 fn aligned<T>(v: &mut [T]) -> &mut [T] {
     let skip = v.as_ptr().align_offset(ALIGN).min(v.len());
@@ -419,6 +419,13 @@ impl FastPlan {
             dot: Dot::I16,
             byte_layout: ByteLayout::Quads,
         }
+    }
+
+    /// i32 cells of the scratch buffer the fast kernel takes for one input:
+    /// the product, then the depthwise potentials or the split's bytes,
+    /// with [`SCRATCH_SLACK`] to align them.
+    pub const fn scratch_len(&self) -> usize {
+        self.product_len + self.depthwise_len
     }
 
     /// Whether a layer of this kind and product may take the split byte
@@ -967,7 +974,7 @@ pub fn potentials<'s>(
 /// layer of few cells and many weights multiplies its B by a few rows
 /// only). The grid holds input `j`'s cells from cell `j * plan.gemm.rows`.
 /// `a` holds `inputs.len() * plan.a_len` cells, `scratch`
-/// `inputs.len() * (plan.product_len + plan.depthwise_len)`.
+/// `inputs.len() * plan.scratch_len()`.
 #[inline(always)]
 pub fn potentials_stacked<'s>(
     layer: &ValidLayer,
@@ -1984,7 +1991,7 @@ mod x86 {
     /// [`YMM_TILE_F`] at a time (two registers), the rows [`ROWS`] at a
     /// time, then one tile of the rows left (`zmm_rows`). Six rows of
     /// sixteen filters load B once per six rows: the AVX2 byte product of
-    /// `ds_cnn_cifar10`'s layers (K from 256) went from 80-105 to 111-121 G
+    /// `ds_cnn_cifar10`'s layers (K from 256) went from 76-104 to 94-121 G
     /// MAC/s on one Xeon core against two rows of 32 filters; and a
     /// 16-filter column of B (K x 16 bytes, 8 KiB at K = 512) stays in a
     /// 32 KiB L1 cache while the rows pass.

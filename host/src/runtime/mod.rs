@@ -389,7 +389,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             for (i, prepared) in self.layers.iter().enumerate().skip(self.group_from) {
                 if let Some((plan, _, _)) = &prepared.fast {
                     let n = self.stack_count(i).min(group);
-                    stack_scratch = stack_scratch.max(n * (plan.product_len + plan.depthwise_len));
+                    stack_scratch = stack_scratch.max(n * plan.scratch_len());
                     stack_a = stack_a.max(n * plan.a_len);
                 }
             }

@@ -114,6 +114,46 @@ unsafe fn start_sums(init: Option<*const i32>, f0: usize, tiles: usize) {
     }
 }
 
+/// Stores the accumulator tiles started by [`start_sums`] at `c` (the
+/// product's first row and filter of the block, rows `sc` bytes apart):
+/// tmm0-tmm1 side by side, and tmm2-tmm3 (`tiles` 4) one tile of rows
+/// below (`m` rows, the configured accumulator rows).
+///
+/// # Safety
+/// AMX-TILE available and permitted, a configuration of `m`-row
+/// accumulators loaded; `c` valid for the block's rows and 32 filters.
+#[inline(always)]
+unsafe fn store_sums(c: *mut i32, sc: usize, m: usize, tiles: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        match tiles {
+            2 => asm!(
+                "tilestored [{c0} + {sc} * 1], tmm0",
+                "tilestored [{c1} + {sc} * 1], tmm1",
+                c0 = in(reg) c,
+                c1 = in(reg) c.add(TILE_FILTERS),
+                sc = in(reg) sc,
+                options(nostack)
+            ),
+            _ => {
+                let below = c.byte_add(m * sc);
+                asm!(
+                    "tilestored [{c0} + {sc} * 1], tmm0",
+                    "tilestored [{c1} + {sc} * 1], tmm1",
+                    "tilestored [{c2} + {sc} * 1], tmm2",
+                    "tilestored [{c3} + {sc} * 1], tmm3",
+                    c0 = in(reg) c,
+                    c1 = in(reg) c.add(TILE_FILTERS),
+                    c2 = in(reg) below,
+                    c3 = in(reg) below.add(TILE_FILTERS),
+                    sc = in(reg) sc,
+                    options(nostack)
+                )
+            }
+        }
+    }
+}
+
 /// Ends the use of the tiles.
 ///
 /// # Safety
@@ -277,19 +317,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], init: Option<&[i32]>, produc
                                 options(nostack, readonly)
                             );
                         }
-                        let c0 = c.add(r0 * g.f_pad + f0);
-                        asm!(
-                            "tilestored [{c0} + {sc} * 1], tmm0",
-                            "tilestored [{c1} + {sc} * 1], tmm1",
-                            "tilestored [{c2} + {sc} * 1], tmm2",
-                            "tilestored [{c3} + {sc} * 1], tmm3",
-                            c0 = in(reg) c0,
-                            c1 = in(reg) c0.add(TILE_FILTERS),
-                            c2 = in(reg) c0.add(m * g.f_pad),
-                            c3 = in(reg) c0.add(m * g.f_pad + TILE_FILTERS),
-                            sc = in(reg) sc,
-                            options(nostack)
-                        );
+                        store_sums(c.add(r0 * g.f_pad + f0), sc, m, 4);
                     }
                 },
                 |r0| {
@@ -311,15 +339,7 @@ pub unsafe fn gemm_u8(g: &Gemm, a: &[u8], b: &[i8], init: Option<&[i32]>, produc
                                 options(nostack, readonly)
                             );
                         }
-                        let c0 = c.add(r0 * g.f_pad + f0);
-                        asm!(
-                            "tilestored [{c0} + {sc} * 1], tmm0",
-                            "tilestored [{c1} + {sc} * 1], tmm1",
-                            c0 = in(reg) c0,
-                            c1 = in(reg) c0.add(TILE_FILTERS),
-                            sc = in(reg) sc,
-                            options(nostack)
-                        );
+                        store_sums(c.add(r0 * g.f_pad + f0), sc, m, 2);
                     }
                 },
             )
