@@ -144,7 +144,25 @@ pub fn finish(
         Pooling::None => {
             // Each cell straight from the grid: no copy.
             let cols = conv.cols as usize;
-            for index in band.rows.start * cols..band.rows.end * cols {
+            let cells = band.rows.start * cols..band.rows.end * cols;
+            if let (
+                Activation::Scaled {
+                    rows,
+                    stride: columns,
+                    precision,
+                },
+                LayerOutputMut::Levels(levels),
+            ) = (activation, &mut out)
+            {
+                let potentials = &grid.potentials[(cells.start - first) * stride..];
+                let levels = &mut levels[..cells.len() * f];
+                let scales = (&rows[..3 * columns], columns);
+                return match layer.params().saturates() {
+                    true => scale_cells(potentials, stride, saturate, scales, precision, levels, f),
+                    false => scale_cells(potentials, stride, |v| v, scales, precision, levels, f),
+                };
+            }
+            for index in cells {
                 emit(
                     layer,
                     cell(index),
@@ -194,6 +212,12 @@ pub fn finish(
             write(row, 0);
         }
     }
+}
+
+/// A potential saturated to 20 bits.
+#[inline(always)]
+fn saturate(v: i32) -> i32 {
+    v.clamp(POTENTIAL_MIN, POTENTIAL_MAX)
 }
 
 /// Saturates a (pooled) row of potentials and writes its first `f` values
@@ -376,6 +400,62 @@ fn scale_levels(
     }
 }
 
+/// Levels by [`activation::LevelScale`] for consecutive cells of an
+/// unpooled layer (`potentials` rows `stride` apart, `levels` rows `f`
+/// apart): block by block of [`CUT_BLOCK`] filters, every cell, so that a
+/// block's thresholds, tops and scales are read once for all the cells
+/// (`scales`: those rows, `columns` wide) and the loop runs without a
+/// call per cell.
+#[inline(always)]
+fn scale_cells(
+    potentials: &[i32],
+    stride: usize,
+    sat: impl Fn(i32) -> i32,
+    scales: (&[i32], usize),
+    precision: Precision,
+    levels: &mut [u8],
+    f: usize,
+) {
+    match precision {
+        Precision::Single => {
+            let level = |p, t, h, s| LevelScale::level_single(sat(p), t, h, s);
+            scale_cell_blocks(potentials, stride, scales, level, levels, f)
+        }
+        Precision::Double => {
+            let level = |p, t, h, s| LevelScale::level_double(sat(p), t, h, s);
+            scale_cell_blocks(potentials, stride, scales, level, levels, f)
+        }
+    }
+}
+
+/// [`scale_cells`] with `level_of`, one precision's level.
+#[inline(always)]
+fn scale_cell_blocks(
+    potentials: &[i32],
+    stride: usize,
+    (rows, columns): (&[i32], usize),
+    level_of: impl Fn(i32, i32, i32, f32) -> u8,
+    levels: &mut [u8],
+    f: usize,
+) {
+    let (threshold, rest) = rows.split_at(columns);
+    let (top, scale) = rest.split_at(columns);
+    for start in (0..f).step_by(CUT_BLOCK) {
+        let block = start..start + CUT_BLOCK;
+        let t: &[i32; CUT_BLOCK] = threshold[block.clone()].try_into().unwrap();
+        let h: &[i32; CUT_BLOCK] = top[block.clone()].try_into().unwrap();
+        let s: &[i32; CUT_BLOCK] = scale[block.clone()].try_into().unwrap();
+        for (cell, out) in levels.chunks_exact_mut(f).enumerate() {
+            let p: &[i32; CUT_BLOCK] = potentials[cell * stride..][block.clone()]
+                .try_into()
+                .unwrap();
+            store_block(out, start, |j| {
+                level_of(p[j], t[j], h[j], f32::from_bits(s[j] as u32))
+            });
+        }
+    }
+}
+
 /// [`scale_levels`] with `level_of`, one precision's level.
 #[inline(always)]
 fn scale_block(
@@ -538,14 +618,20 @@ mod tests {
             let sat = |v: i32| if saturates { v.clamp(crate::saturation::POTENTIAL_MIN, crate::saturation::POTENTIAL_MAX) } else { v };
             let tries: Vec<Vec<i32>> = per_filter.iter().map(|c| potentials(c, pick)).collect();
             let rounds = tries.iter().map(Vec::len).max().unwrap();
+            // Every round's row as a cell of one grid, for the layer-wide
+            // scaled form (a padding column's potential varies: unread).
+            let mut grid = Vec::new();
+            let mut grid_expected = Vec::new();
             for r in 0..rounds {
-                let mut row = vec![i32::MAX; stride];
+                let mut row = vec![i32::MAX - r as i32; stride];
                 for (filter, t) in tries.iter().enumerate() {
                     row[filter] = t[(r + filter) % t.len()];
                 }
                 let expected: Vec<u8> = (0..f)
                     .map(|i| level(sat(row[i]), filters[i].0, filters[i].1, bits))
                     .collect();
+                grid.extend_from_slice(&row);
+                grid_expected.extend_from_slice(&expected);
                 let mut wide = vec![0u8; f];
                 count_levels(&row, sat, &cuts, None, stride, &mut wide);
                 prop_assert_eq!(&wide, &expected, "i32 lanes, row {:?}", row);
@@ -566,6 +652,18 @@ mod tests {
                         scale_levels(&row, sat, &scaled_rows, precision, &mut scaled);
                         prop_assert_eq!(&scaled, &expected, "scaled {:?}, row {:?}", precision, row);
                     }
+                }
+            }
+            if let Some(scales) = &scales {
+                let single = scales.iter().all(|s| s.precision == Precision::Single);
+                for precision in [Precision::Double, Precision::Single] {
+                    if precision == Precision::Single && !single {
+                        continue;
+                    }
+                    let mut levels = vec![0u8; rounds * f];
+                    let rows = (&scaled_rows[..], stride);
+                    scale_cells(&grid, stride, sat, rows, precision, &mut levels, f);
+                    prop_assert_eq!(&levels, &grid_expected, "scaled cells {:?}", precision);
                 }
             }
         }

@@ -903,3 +903,68 @@ fn recorded_input_convolution_case_agrees() {
         }
     }
 }
+
+/// A fully connected layer's potentials saturate at 20 bits before the
+/// activation: filters whose potentials pass `±2^19` by design, with
+/// thresholds near the saturated values, give levels that differ with and
+/// without the saturation; every instruction set's fast kernel, in both
+/// precisions of the scaled levels (`act_step` 1,000 and 20,000), gives the
+/// reference kernel's.
+#[test]
+fn saturated_fully_connected_levels_agree() {
+    const INPUTS: usize = 300;
+    const FILTERS: usize = 8;
+    for act_step in [1000.0f32, 20000.0] {
+        let c = Case {
+            params: LayerParams {
+                activation: true,
+                act_bits: 4,
+                ..LayerParams::fully_connected(Dims::new(1, 1, INPUTS as u32), FILTERS as u32, 8)
+            },
+            input_bits: Some(4),
+            sparsity: 0.0,
+            seed: 11,
+        };
+        let mut b = build(&c);
+        b.input.fill(15);
+        // Even filters sum +127 per input, odd ones -128: potentials of
+        // +-571,500 and -576,000, beyond the 20-bit range.
+        let w: Vec<i8> = (0..INPUTS * FILTERS)
+            .map(|i| {
+                if (i % FILTERS).is_multiple_of(2) {
+                    127
+                } else {
+                    -128
+                }
+            })
+            .collect();
+        pack_into(&w, 8, &mut b.weights).unwrap();
+        let s16 = 16.0 * act_step as f64;
+        let threshold: Vec<i32> = (0..FILTERS)
+            .map(|f| match f % 2 {
+                // Saturated at 524,287: a level below 15, unsaturated 15.
+                0 => 524_287 - (s16 * (2 + f) as f64 / 16.0) as i32,
+                // Saturated at -524,288: above the threshold, unsaturated below.
+                _ => -524_288 - 1 - f as i32 * 100,
+            })
+            .collect();
+        b.threshold = threshold.iter().flat_map(|t| t.to_le_bytes()).collect();
+        b.act_step = (0..FILTERS).flat_map(|_| act_step.to_le_bytes()).collect();
+        let l = valid(&c, &b);
+        let (potentials, levels, _, _) = run(&l, &b.input, Backend::Reference);
+        // The test can fail: without the saturation every level differs.
+        let divisor = akida_core::activation::step_divisor(act_step);
+        for (f, &p) in potentials.unwrap().iter().enumerate() {
+            let unsaturated = akida_core::activation::level(p, threshold[f], divisor, 4);
+            assert_ne!(
+                unsaturated, levels[f],
+                "filter {f}: saturation changes nothing"
+            );
+        }
+        for simd in Simd::available() {
+            let (_, fast_levels, _, ran) = run(&l, &b.input, Backend::Fast(simd));
+            assert_eq!(ran, Backend::Fast(simd));
+            assert_eq!(fast_levels, levels, "{} act_step {act_step}", simd.name());
+        }
+    }
+}
