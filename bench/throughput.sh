@@ -43,6 +43,16 @@
 #   IMAGES=5000 bench/throughput.sh      # another batch size
 #   SIMD=avx2 bench/throughput.sh        # our runs on one instruction set
 #                                        # (`akida run --simd`; default: the best)
+#   CPU_AS=avx2 bench/throughput.sh      # every program as on a CPU without
+#                                        # AVX-512 and AMX (an AVX2 CPU such as
+#                                        # AMD Zen 2); CPU_AS=avx512: without AMX
+#
+# CPU_AS hides instruction sets from CPUID for all three programs (ours,
+# the engine, TFLite), through bench/cpuid_mask.c (LD_PRELOAD, Linux CPUID
+# faulting: needs the `cpuid_fault` CPU flag and a C compiler), so each
+# picks the kernels it would pick on such a CPU: a like-for-like comparison
+# per instruction set on one machine. (`SIMD=` alone forces only our
+# kernels: TFLite's XNNPACK keeps its AMX kernels where the CPU has tiles.)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -53,6 +63,7 @@ VENV=/tmp/akida-venv
 LITERT_VENV=/tmp/litert-venv
 LAYER_IMAGES="${LAYER_IMAGES:-200}"
 SIMD="${SIMD:-}"
+CPU_AS="${CPU_AS:-}"
 RUNS=3
 # `akida run` options of every run of ours.
 OURS=()
@@ -64,6 +75,28 @@ say() { printf '[bench] %s\n' "$*" >&2; }
 
 WORK="$(mktemp -d /tmp/akida-throughput.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
+
+# The prefix of every timed program: empty, or the CPUID mask of CPU_AS.
+MASK=()
+case "$CPU_AS" in
+    "") ;;
+    avx2 | avx512)
+        grep -qw cpuid_fault /proc/cpuinfo \
+            || { echo "error: CPU_AS needs CPUID faulting (CPU flag cpuid_fault)" >&2; exit 2; }
+        cc -O2 -shared -fPIC -o "$WORK/cpuid_mask.so" "$ROOT/bench/cpuid_mask.c" \
+            || { echo "error: CPU_AS: cannot build bench/cpuid_mask.c" >&2; exit 2; }
+        MASK=(env "CPUID_MASK=$CPU_AS" "LD_PRELOAD=$WORK/cpuid_mask.so")
+        ;;
+    *) echo "error: CPU_AS=$CPU_AS: expected avx2 or avx512" >&2; exit 2 ;;
+esac
+
+# Whether the CPU, as CPU_AS presents it, has instruction set flag $1.
+has_flag() {
+    case "$CPU_AS:$1" in
+        avx2:avx512* | avx2:amx* | avx2:avx_vnni | avx512:amx*) return 1 ;;
+    esac
+    grep -qw "$1" /proc/cpuinfo
+}
 
 say "building akida (release)"
 (cd "$ROOT" && cargo build -q --release -p akida-host --bin akida)
@@ -100,7 +133,7 @@ say "model $MODEL, input ${H}x${W}x${C}, $IMAGES random uint8 images"
 
 # Prints the best wall time in seconds of $RUNS runs of `akida run`.
 time_akida_run() {
-    local cmd=("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")
+    local cmd=("${MASK[@]}" "$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")
     if command -v hyperfine >/dev/null; then
         hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$WORK/h.json" \
             "${cmd[*]}" >/dev/null 2>&1
@@ -124,7 +157,7 @@ time_akida_run() {
 best_report() {
     local line rate best="" best_line=""
     for _ in $(seq "$RUNS"); do
-        line="$("$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")"
+        line="$("${MASK[@]}" "$AKIDA" run -m "$MODEL" -i "$X" -o "$WORK/ours.npy" "${OURS[@]}")"
         rate="$(sed -n 's/.* \([0-9]*\) images\/s.*/\1/p' <<<"$line")"
         if [[ -z "$best" ]] || ((rate > best)); then best=$rate best_line=$line; fi
     done
@@ -172,7 +205,7 @@ engine() {
         fi
     fi
     local line theirs_s same
-    line="$("$py" - "$ENGINE_MODEL" "$X" "$WORK/ours.npy" "$RUNS" <<'EOF'
+    line="$("${MASK[@]}" "$py" - "$ENGINE_MODEL" "$X" "$WORK/ours.npy" "$RUNS" <<'EOF'
 import sys, time
 import numpy as np
 import akida
@@ -204,7 +237,7 @@ profile() {
     IMAGES=$n
     write_images "$WORK/x1.npy"
     IMAGES=$save
-    report="$("$AKIDA" run -m "$MODEL" -i "$WORK/x1.npy" -o "$WORK/ours1.npy" --layers "${OURS[@]}")"
+    report="$("${MASK[@]}" "$AKIDA" run -m "$MODEL" -i "$WORK/x1.npy" -o "$WORK/ours1.npy" --layers "${OURS[@]}")"
     printf 'akida run --layers on %d of the images:\n%s\n' "$n" "$(tail -n +2 <<<"$report")"
     p50="$(grep 'one thread)' <<<"$report" | sed -n 's/.*p50 \([0-9.]*\) us.*/\1/p')"
     printf 'akida-rs  batch 1 (1 / p50 latency, one thread):  %8.0f images/s\n' "$(calc "1e6 / $p50")"
@@ -244,7 +277,7 @@ tflite() {
         echo "TFLite int8: skipped (cannot install ai-edge-litert into $LITERT_VENV)"
         return
     fi
-    "$py" - "$file" "$X" "$RUNS" "$THEIRS_IPS" "$INNER_IPS" 2>/dev/null <<'EOF'
+    "${MASK[@]}" "$py" - "$file" "$X" "$RUNS" "$THEIRS_IPS" "$INNER_IPS" 2>/dev/null <<'EOF'
 import sys, time
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
@@ -304,7 +337,7 @@ EOF
 
 # The register-only peak of one core for the AVX2 products' instruction pairs.
 peak() {
-    if ! command -v cc >/dev/null || ! grep -qw avx2 /proc/cpuinfo; then
+    if ! command -v cc >/dev/null || ! has_flag avx2; then
         return
     fi
     if cc -O2 -mavx2 -o "$WORK/peak" "$ROOT/bench/peak_avx2.c" 2>/dev/null; then
@@ -312,14 +345,14 @@ peak() {
     fi
     # And of the AVX-512 VNNI products where the CPU has them (what the
     # avx512-vnni kernels run).
-    if grep -qw avx512_vnni /proc/cpuinfo \
+    if has_flag avx512_vnni \
         && cc -O2 -mavx512f -mavx512bw -mavx512vnni -o "$WORK/peak512" \
             "$ROOT/bench/peak_avx512.c" 2>/dev/null; then
         printf 'peak (bench/peak_avx512.c, register-only loop), %s\n' "$("$WORK/peak512")"
     fi
     # And of AMX-INT8 tiles where the CPU has them (what the amx kernels run
     # from 128 channels and filters).
-    if grep -qw amx_int8 /proc/cpuinfo \
+    if has_flag amx_int8 \
         && cc -O2 -mamx-tile -mamx-int8 -o "$WORK/peakamx" "$ROOT/bench/peak_amx.c" 2>/dev/null; then
         printf 'peak (bench/peak_amx.c, register-only loop), %s\n' "$("$WORK/peakamx")"
     fi
@@ -328,6 +361,10 @@ peak() {
 printf 'CPU: %s, %s cores (nproc), load average %s\n' \
     "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" "$(nproc)" \
     "$(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ -n "$CPU_AS" ]]; then
+    printf 'CPU_AS=%s: every program (ours, the engine, TFLite) ran with %s hidden from CPUID\n' \
+        "$CPU_AS" "$([[ $CPU_AS == avx2 ]] && echo 'AVX-512, AVX-VNNI and AMX' || echo 'AMX')"
+fi
 engine
 tflite
 profile
