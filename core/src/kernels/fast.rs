@@ -247,7 +247,7 @@ impl Simd {
     /// Whether this instruction set runs a byte product whose 16-bit lanes
     /// may sum `i16_quads` quads ([`Dot::U8`]) exactly: AVX2 needs at least
     /// one, the others sum in 32 bits.
-    fn runs_u8(&self, i16_quads: u32) -> bool {
+    pub fn runs_u8(&self, i16_quads: u32) -> bool {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = i16_quads; // Only AVX2 sums in 16-bit lanes.
         match self.0 {
@@ -543,6 +543,14 @@ pub fn pack_b_u8(g: &Gemm, w: &[i8], out: &mut [i8]) {
 pub enum ByteLayout {
     /// Quads of K per filter ([`pack_b_u8`]).
     Quads,
+    /// The quads in panels of `width` filters (the last panel the
+    /// `f_pad % width` filters left), each panel's rows of K one run of
+    /// memory ([`pack_panels`]): what the zmm and ymm kernels read, a tile's
+    /// filters at a time. In rows over all the filters, one tile's column of
+    /// B lay `4 f_pad` bytes apart per quad of K, a power of two from 128
+    /// filters on, so the column fell on a few sets of the L1 cache and did
+    /// not stay there.
+    Panels(usize),
     /// AMX tiles ([`amx::pack_tiles`]): where [`gemm_u8`] and the split
     /// product run `simd`'s product on tiles (AMX, [`amx::suits`]).
     Tiles,
@@ -552,8 +560,12 @@ impl ByteLayout {
     /// The layout `simd`'s byte products read for product `g`.
     pub fn of(simd: Simd, g: &Gemm) -> ByteLayout {
         #[cfg(target_arch = "x86_64")]
-        if simd.0 == Isa::Amx && amx::suits(g) {
-            return ByteLayout::Tiles;
+        match simd.0 {
+            Isa::Amx if amx::suits(g) => return ByteLayout::Tiles,
+            // zmm tiles of 64 filters (then 32: `filter_tiles!`).
+            Isa::Amx | Isa::Avx512Vnni => return ByteLayout::Panels(2 * TILE_F),
+            Isa::Avx2 | Isa::AvxVnni => return ByteLayout::Panels(x86::YMM_TILE_F),
+            _ => {}
         }
         let _ = (simd, g);
         ByteLayout::Quads
@@ -566,6 +578,7 @@ impl ByteLayout {
 pub fn pack_b_bytes(layout: ByteLayout, g: &Gemm, w: &[i8], out: &mut [i8]) {
     match layout {
         ByteLayout::Quads => pack_quads(g, w, out),
+        ByteLayout::Panels(width) => pack_panels(g, w, width, out),
         #[cfg(target_arch = "x86_64")]
         ByteLayout::Tiles => amx::pack_tiles(g, w, out),
         #[cfg(not(target_arch = "x86_64"))]
@@ -579,6 +592,21 @@ fn pack_quads(g: &Gemm, w: &[i8], out: &mut [i8]) {
     for k in 0..g.k {
         for col in 0..g.f {
             out[(k / 4) * g.f_pad * 4 + col * 4 + k % 4] = w[k * g.f + col];
+        }
+    }
+}
+
+/// B's quads in panels of `width` filters ([`ByteLayout::Panels`]): filter
+/// `col` of the panel from filter `p0` (`pw` wide: `width`, or what is left
+/// of `f_pad`) at `p0 * k4 + (k / 4) * 4 pw + (col - p0) * 4 + k % 4`.
+fn pack_panels(g: &Gemm, w: &[i8], width: usize, out: &mut [i8]) {
+    let out = &mut out[..g.k4 * g.f_pad];
+    out.fill(0);
+    for col in 0..g.f {
+        let p0 = col / width * width;
+        let pw = width.min(g.f_pad - p0);
+        for k in 0..g.k {
+            out[p0 * g.k4 + (k / 4) * 4 * pw + (col - p0) * 4 + k % 4] = w[k * g.f + col];
         }
     }
 }
@@ -1447,8 +1475,8 @@ pub fn gemm(simd: Simd, g: &Gemm, a: &[i16], b: &[i16], product: &mut [i32]) {
 
 /// `product (rows x f_pad) = A (rows x k4, u8) · B (s8, packed by
 /// [`pack_b_bytes`] in [`ByteLayout::of`]` (simd, g)`); `i16_quads`
-/// as in [`Dot::U8`] (an instruction set that cannot use it, AVX2 with 0,
-/// runs the portable kernel: any combination is exact).
+/// as in [`Dot::U8`], at least 1 with AVX2 ([`Simd::runs_u8`]: its
+/// 16-bit sums are the only byte product it has).
 pub fn gemm_u8(simd: Simd, g: &Gemm, i16_quads: u32, a: &[u8], b: &[i8], product: &mut [i32]) {
     gemm_u8_from(simd, g, i16_quads, a, b, None, product)
 }
@@ -1470,7 +1498,9 @@ pub fn gemm_u8_from(
     match simd.0 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: constructing this Simd value asserted AVX2 support.
-        Isa::Avx2 if i16_quads >= 1 => unsafe {
+        Isa::Avx2 => unsafe {
+            // B in AVX2's panels: only its kernel reads them.
+            assert!(i16_quads >= 1, "the AVX2 byte product needs 16-bit sums");
             x86::gemm_u8_avx2(g, i16_quads as usize, a, b, init, product)
         },
         #[cfg(target_arch = "x86_64")]
@@ -1568,6 +1598,10 @@ pub fn self_check_u8(simd: Simd) -> bool {
         pack_b_bytes(ByteLayout::of(simd, &g), &g, &w, &mut b);
         let max_w = lo.abs().max(hi.abs()) as i64;
         let i16_quads = (i16::MAX as i64 / (2 * max_a as i64 * max_w)) as u32;
+        if !simd.runs_u8(i16_quads) {
+            // A product the plans never give this instruction set.
+            continue;
+        }
         let (mut want, mut got) = ([0i32; 13 * 96], [0i32; 13 * 96]);
         let n = rows * g.f_pad;
         let mut quads = [0i8; 604 * 96];
@@ -1954,7 +1988,7 @@ mod x86 {
     const ROWS: usize = 6;
 
     /// Filters per ymm tile (two registers of 8 filters).
-    const YMM_TILE_F: usize = 16;
+    pub(super) const YMM_TILE_F: usize = 16;
 
     /// Stores the accumulators `$acc` (`R` rows of vectors of `$lanes` i32
     /// lanes) into the product at row `$r0`, filter `$f0`, with `$store`.
@@ -2054,12 +2088,23 @@ mod x86 {
     /// of A: 2 for 16-bit pairs in `k_pad`, 4 for byte quads in `k4`); per
     /// step, `$load` reads the vectors of B at `$bp`, `$row` makes row `r`'s
     /// operand from `$at` (its first value of A in the step), and `$madd` is
-    /// an accumulator `$acc` plus that operand `$av` times a vector `$bz`.
+    /// an accumulator `$acc` plus that operand `$av` times a vector `$bz`;
+    /// B is read `in panels` of the tile's filters or `in rows` of K.
     macro_rules! tile {
+        // Where a step's vectors of B start: B in panels of the tile's
+        // filters (`$width`, [`super::ByteLayout::Panels`]), or in rows of K
+        // over all `f_pad` filters.
+        (@b panels, $b_ptr:ident, $g:ident, $step_i:ident, $f0:ident, $width:expr, $step:literal, $k:expr) => {
+            $b_ptr.add($f0 * $k + $step_i * $width * $step)
+        };
+        (@b rows, $b_ptr:ident, $g:ident, $step_i:ident, $f0:ident, $width:expr, $step:literal, $k:expr) => {
+            $b_ptr.add(($step_i * $g.f_pad + $f0) * $step)
+        };
         (
             $(#[$attr:meta])*
             fn $name:ident<$($gen:ident),*>(&[$a:ty], &[$b:ty], $k:ident / $step:literal)
                 -> [$zero:expr; $z:expr] x $lanes:literal, $store:ident;
+            b in $layout:ident;
             load |$bp:ident| $load:expr;
             row |$at:ident| $row:expr;
             madd |$acc:ident, $av:ident, $bz:ident| $madd:expr;
@@ -2086,7 +2131,7 @@ mod x86 {
                 let a_ptr = a.as_ptr().add(r0 * g.$k);
                 let b_ptr = b.as_ptr();
                 for step in 0..g.$k / $step {
-                    let $bp = b_ptr.add((step * g.f_pad + f0) * $step);
+                    let $bp = tile!(@b $layout, b_ptr, g, step, f0, $z * $lanes, $step, g.$k);
                     let bv = $load;
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         let $at = a_ptr.add(r * g.$k + $step * step);
@@ -2182,7 +2227,8 @@ mod x86 {
             let q1 = quads.min(q0 + i16_quads);
             let mut acc16 = [[_mm256_setzero_si256(); Z]; R];
             for q in q0..q1 {
-                let bv = load_ymm::<Z>(b_ptr.add((q * g.f_pad + f0) * 4) as *const u8);
+                // B in panels of the tile's 8 Z filters (ByteLayout::Panels).
+                let bv = load_ymm::<Z>(b_ptr.add(f0 * g.k4 + q * Z * 8 * 4) as *const u8);
                 for (r, acc_r) in acc16.iter_mut().enumerate() {
                     let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
                     let av = _mm256_set1_epi32(quad);
@@ -2223,6 +2269,7 @@ mod x86 {
         #[target_feature(enable = "avx2,avxvnni")]
         fn tile_u8_avx_vnni<R, Z>(&[u8], &[i8], k4 / 4)
             -> [_mm256_setzero_si256(); Z] x 8, _mm256_storeu_si256;
+        b in panels;
         load |bp| load_ymm::<Z>(bp as *const u8);
         row |quad| _mm256_set1_epi32((quad as *const i32).read_unaligned());
         // u8 (A) x s8 (B), four products summed into 32 bits.
@@ -2251,6 +2298,7 @@ mod x86 {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
         fn tile_u8_vnni<R, Z>(&[u8], &[i8], k4 / 4)
             -> [_mm512_setzero_si512(); Z] x 16, _mm512_storeu_si512;
+        b in panels;
         load |bp| load_zmm::<Z>(bp as *const u8);
         row |quad| _mm512_set1_epi32((quad as *const i32).read_unaligned());
         // u8 (A) x s8 (B), four products summed into 32 bits.
@@ -2287,6 +2335,7 @@ mod x86 {
         #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
         fn tile_vnni<R, Z>(&[i16], &[i16], k_pad / 2)
             -> [_mm512_setzero_si512(); Z] x 16, _mm512_storeu_si512;
+        b in rows;
         load |bp| load_zmm::<Z>(bp as *const u8);
         row |pair| pair;
         madd |acc, av, bz| dpwssd_bcst(*acc, bz, av);
@@ -2305,6 +2354,7 @@ mod x86 {
         #[target_feature(enable = "avx2")]
         fn tile_avx2<R, Z>(&[i16], &[i16], k_pad / 2)
             -> [_mm256_setzero_si256(); Z] x 8, _mm256_storeu_si256;
+        b in rows;
         load |bp| load_ymm::<Z>(bp as *const u8);
         row |pair| _mm256_set1_epi32((pair as *const i32).read_unaligned());
         madd |acc, av, bq| _mm256_add_epi32(*acc, _mm256_madd_epi16(av, bq));
