@@ -2226,8 +2226,9 @@ mod x86 {
         while q0 < quads {
             let q1 = quads.min(q0 + i16_quads);
             let mut acc16 = [[_mm256_setzero_si256(); Z]; R];
-            for q in q0..q1 {
-                // B in panels of the tile's 8 Z filters (ByteLayout::Panels).
+            // One quad of K: B in panels of the tile's 8 Z filters
+            // (ByteLayout::Panels).
+            let mut quad_step = |q: usize| {
                 let bv = load_ymm::<Z>(b_ptr.add(f0 * g.k4 + q * Z * 8 * 4) as *const u8);
                 for (r, acc_r) in acc16.iter_mut().enumerate() {
                     let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
@@ -2236,6 +2237,15 @@ mod x86 {
                         *acc_z = _mm256_add_epi16(*acc_z, _mm256_maddubs_epi16(av, bz));
                     }
                 }
+            };
+            let mut q = q0;
+            while q + 2 <= q1 {
+                quad_step(q);
+                quad_step(q + 1);
+                q += 2;
+            }
+            if q < q1 {
+                quad_step(q);
             }
             for (acc_r, acc16_r) in acc.iter_mut().zip(&acc16) {
                 for (acc_z, &v) in acc_r.iter_mut().zip(acc16_r) {
