@@ -206,6 +206,15 @@ impl PreparedLayer {
     }
 }
 
+/// How one image runs one layer ([`Runtime::route`]).
+#[derive(Clone, Copy)]
+enum Route<'z> {
+    /// An all-zero input: the layer's output for it, computed once.
+    Zero(&'z ZeroOutput),
+    /// The input through this backend.
+    Run(Backend),
+}
+
 /// The non-zero values of `levels`, counted until more than `budget`
 /// (then some count above it). Counted a block at a time, so that the count
 /// is vectorized (a byte at a time, the scan of a silent layer's input
@@ -496,7 +505,8 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let (alone, grouped) = layers.split_at(split);
         for (j, image) in images.chunks_exact(in_len).enumerate() {
             for (i, layer) in alone.iter().enumerate() {
-                self.step(i, layer, image, j, s, crew, &mut observe)?;
+                let route = self.route(i, layer, Self::layer_input(i, layer, image, j, s));
+                self.step(i, layer, image, j, s, route, crew, &mut observe)?;
             }
         }
         for (i, layer) in grouped.iter().enumerate() {
@@ -504,9 +514,10 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             // Images whose input takes the fast kernel run in stacks.
             let mut stack = Vec::with_capacity(count);
             for (j, image) in images.chunks_exact(in_len).enumerate() {
-                match self.stacks(i, layer, image, j, s) {
+                let route = self.route(i, layer, Self::layer_input(i, layer, image, j, s));
+                match self.stacks(i, route, s) {
                     true => stack.push(j),
-                    false => self.step(i, layer, image, j, s, crew, &mut observe)?,
+                    false => self.step(i, layer, image, j, s, route, crew, &mut observe)?,
                 }
             }
             for part in stack.chunks(self.stack_count(i)) {
@@ -534,19 +545,37 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         }
     }
 
-    /// Whether image `j` of a group runs layer `i` in a stack: the layer
-    /// stacks more than one image, and the image's input is not all zero
-    /// and takes the fast kernel.
-    fn stacks(&self, i: usize, layer: &ValidLayer, image: &[u8], j: usize, s: &Scratch) -> bool {
-        if self.stack_count(i) < 2 || s.stack_a.is_empty() {
-            return false;
-        }
-        let input: &[u8] = match i {
+    /// The input of layer `i` for image `j` of a group (`image`: its input
+    /// image): the image, or the image's levels from the layer before.
+    fn layer_input<'s>(
+        i: usize,
+        layer: &ValidLayer,
+        image: &'s [u8],
+        j: usize,
+        s: &'s Scratch,
+    ) -> &'s [u8] {
+        match i {
             0 => image,
             _ => &s.levels[j][(i + 1) % 2][..layer.params().input.len()],
-        };
-        let zero = self.layers[i].zero.is_some() && count_nonzero(input, 0) == 0;
-        !zero && matches!(self.choose(layer, &self.layers[i], input), Backend::Fast(_))
+        }
+    }
+
+    /// How layer `i` runs on `input`, decided once per image and layer
+    /// (the count of non-zero levels behind it is a pass over the input).
+    fn route(&self, i: usize, layer: &ValidLayer, input: &[u8]) -> Route<'_> {
+        match &self.layers[i].zero {
+            Some(z) if count_nonzero(input, 0) == 0 => Route::Zero(z),
+            _ => Route::Run(self.choose(layer, &self.layers[i], input)),
+        }
+    }
+
+    /// Whether an image whose input takes `route` runs layer `i` in a
+    /// stack: the layer stacks more than one image, and the input is not
+    /// all zero and takes the fast kernel.
+    fn stacks(&self, i: usize, route: Route<'_>, s: &Scratch) -> bool {
+        self.stack_count(i) >= 2
+            && !s.stack_a.is_empty()
+            && matches!(route, Route::Run(Backend::Fast(_)))
     }
 
     /// Layer `i` on images `part` of a group as one stack (see
@@ -599,9 +628,10 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         Ok(())
     }
 
-    /// Layer `i` on image `j` of a group (`image`: its input image): reads
-    /// the image or the image's previous levels, writes its levels (buffer
-    /// `i % 2` of the image) or, without activation, its potentials.
+    /// Layer `i` on image `j` of a group (`image`: its input image) by
+    /// `route` ([`Self::route`] of its input): reads the image or the
+    /// image's previous levels, writes its levels (buffer `i % 2` of the
+    /// image) or, without activation, its potentials.
     #[allow(clippy::too_many_arguments)]
     fn step(
         &self,
@@ -610,6 +640,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         image: &[u8],
         j: usize,
         s: &mut Scratch,
+        route: Route<'_>,
         crew: Option<&Crew>,
         observe: &mut impl FnMut(usize, Option<Backend>, &[u8]),
     ) -> Result<(), ForwardError> {
@@ -626,24 +657,18 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         let n = layer.output_len();
         // Only a last layer outputs potentials (the buffer's room).
         let potentials = j * n..(j + 1) * n;
-        let zero = match &self.layers[i].zero {
-            Some(z) if count_nonzero(input, 0) == 0 => Some(z),
-            _ => None,
-        };
-        if let Some(z) = zero {
-            match z {
-                ZeroOutput::Levels(l) => dst[..n].copy_from_slice(l),
-                ZeroOutput::Potentials(p) => s.output[potentials].copy_from_slice(p),
+        let backend = match route {
+            Route::Run(backend) => backend,
+            Route::Zero(z) => {
+                match z {
+                    ZeroOutput::Levels(l) => dst[..n].copy_from_slice(l),
+                    ZeroOutput::Potentials(p) => s.output[potentials].copy_from_slice(p),
+                }
+                observe(i, None, input);
+                return Ok(());
             }
-            observe(i, None, input);
-            return Ok(());
-        }
-        let mut no_buffers = PrepBuffers {
-            weights: &mut [],
-            packed: &mut [],
-            cuts: &mut [],
         };
-        let prepared = self.prepare(i, layer, input, &mut no_buffers)?;
+        let prepared = self.prepared_for(i, backend);
         let buffers = LayerBuffers {
             scratch: &mut s.scratch,
             a: &mut s.a,
