@@ -255,10 +255,7 @@ impl SimdTask for StackTask<'_, '_, '_, '_, '_, '_> {
         let grid =
             fast::potentials_stacked(layer, ops, &prepared.weights, simd, inputs, a, scratch);
         let per_input = ops.plan.gemm.rows * grid.stride;
-        let activation = match layer.params().activation {
-            true => ops.activation(),
-            false => Activation::Divide,
-        };
+        let activation = tail_activation(layer, Some(ops));
         for (potentials, out) in grid.potentials.chunks_exact(per_input).zip(outs) {
             let grid = kernels::Grid {
                 potentials,
@@ -273,6 +270,18 @@ impl SimdTask for StackTask<'_, '_, '_, '_, '_, '_> {
                 out.reborrow(),
             );
         }
+    }
+}
+
+/// How the tail finds `layer`'s levels: the fast operands' form where the
+/// layer has an activation and fast operands, else by division.
+fn tail_activation<'p>(
+    layer: &ValidLayer,
+    ops: Option<&'p fast::FastOperands<'p>>,
+) -> Activation<'p> {
+    match ops {
+        Some(ops) if layer.params().activation => ops.activation(),
+        _ => Activation::Divide,
     }
 }
 
@@ -304,10 +313,7 @@ impl SimdTask for LayerTask<'_, '_, '_, '_, '_> {
         } = self;
         let LayerBuffers { scratch, a, row } = buffers;
         let grid = kernels::potentials(layer, prepared, input, cells, a, scratch);
-        let activation = match &prepared.fast {
-            Some(ops) if layer.params().activation => ops.activation(),
-            _ => Activation::Divide,
-        };
+        let activation = tail_activation(layer, prepared.fast.as_ref());
         tail::finish(layer, grid, band, activation, row, out);
     }
 }

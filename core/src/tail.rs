@@ -232,13 +232,7 @@ fn emit(
     out: &mut LayerOutputMut,
 ) {
     let saturates = layer.params().saturates();
-    let sat = |v: i32| {
-        if saturates {
-            v.clamp(POTENTIAL_MIN, POTENTIAL_MAX)
-        } else {
-            v
-        }
-    };
+    let sat = |v: i32| if saturates { saturate(v) } else { v };
     match out {
         LayerOutputMut::Levels(levels) => {
             let levels = &mut levels[index * f..][..f];
@@ -456,7 +450,9 @@ fn scale_cell_blocks(
     }
 }
 
-/// [`scale_levels`] with `level_of`, one precision's level.
+/// [`scale_levels`] with `level_of`, one precision's level: a block at a
+/// time of one row (the layer-wide [`scale_cell_blocks`] runs every cell
+/// per block instead; for one cell its loops cost AVX2 cifar10 about 4 %).
 #[inline(always)]
 fn scale_block(
     row: &[i32],
@@ -615,7 +611,7 @@ mod tests {
                     scaled_rows[2 * stride + filter] = s.scale.to_bits() as i32;
                 }
             }
-            let sat = |v: i32| if saturates { v.clamp(crate::saturation::POTENTIAL_MIN, crate::saturation::POTENTIAL_MAX) } else { v };
+            let sat = |v: i32| if saturates { saturate(v) } else { v };
             let tries: Vec<Vec<i32>> = per_filter.iter().map(|c| potentials(c, pick)).collect();
             let rounds = tries.iter().map(Vec::len).max().unwrap();
             // Every round's row as a cell of one grid, for the layer-wide

@@ -535,7 +535,13 @@ pub fn pack_b(g: &Gemm, w: &[i8], out: &mut [i16]) {
 /// Packs B for the byte product: `out[(k/4) * f_pad * 4 + col * 4 + k % 4]`,
 /// zero beyond K and F.
 pub fn pack_b_u8(g: &Gemm, w: &[i8], out: &mut [i8]) {
-    pack_quads(g, w, out)
+    let out = &mut out[..g.k4 * g.f_pad];
+    out.fill(0);
+    for k in 0..g.k {
+        for col in 0..g.f {
+            out[(k / 4) * g.f_pad * 4 + col * 4 + k % 4] = w[k * g.f + col];
+        }
+    }
 }
 
 /// How a byte product's B is packed for an instruction set.
@@ -577,22 +583,12 @@ impl ByteLayout {
 /// [`ByteLayout::of`] is `layout`.
 pub fn pack_b_bytes(layout: ByteLayout, g: &Gemm, w: &[i8], out: &mut [i8]) {
     match layout {
-        ByteLayout::Quads => pack_quads(g, w, out),
+        ByteLayout::Quads => pack_b_u8(g, w, out),
         ByteLayout::Panels(width) => pack_panels(g, w, width, out),
         #[cfg(target_arch = "x86_64")]
         ByteLayout::Tiles => amx::pack_tiles(g, w, out),
         #[cfg(not(target_arch = "x86_64"))]
         ByteLayout::Tiles => unreachable!("AMX tiles on x86-64 only"),
-    }
-}
-
-fn pack_quads(g: &Gemm, w: &[i8], out: &mut [i8]) {
-    let out = &mut out[..g.k4 * g.f_pad];
-    out.fill(0);
-    for k in 0..g.k {
-        for col in 0..g.f {
-            out[(k / 4) * g.f_pad * 4 + col * 4 + k % 4] = w[k * g.f + col];
-        }
     }
 }
 
@@ -2229,7 +2225,8 @@ mod x86 {
             // One quad of K: B in panels of the tile's 8 Z filters
             // (ByteLayout::Panels).
             let mut quad_step = |q: usize| {
-                let bv = load_ymm::<Z>(b_ptr.add(f0 * g.k4 + q * Z * 8 * 4) as *const u8);
+                let bp = tile!(@b panels, b_ptr, g, q, f0, Z * 8, 4, g.k4);
+                let bv = load_ymm::<Z>(bp as *const u8);
                 for (r, acc_r) in acc16.iter_mut().enumerate() {
                     let quad = (a_ptr.add((r0 + r) * g.k4 + 4 * q) as *const i32).read_unaligned();
                     let av = _mm256_set1_epi32(quad);

@@ -206,6 +206,17 @@ impl PreparedLayer {
     }
 }
 
+/// An image's two level buffers as layer `i` uses them: it reads the
+/// buffer `(i + 1) % 2` (the layer before wrote it) and writes buffer
+/// `i % 2`.
+fn levels_of_layer(buffers: &mut [Vec<u8>; 2], i: usize) -> (&[u8], &mut Vec<u8>) {
+    let [even, odd] = buffers;
+    match i % 2 {
+        0 => (&*odd, even),
+        _ => (&*even, odd),
+    }
+}
+
 /// How one image runs one layer ([`Runtime::route`]).
 #[derive(Clone, Copy)]
 enum Route<'z> {
@@ -601,11 +612,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
             if !part.contains(&j) {
                 continue;
             }
-            let [even, odd] = buffers;
-            let (src, dst) = match i % 2 {
-                0 => (&*odd, even),
-                _ => (&*even, odd),
-            };
+            let (src, dst) = levels_of_layer(buffers, i);
             inputs.push(match i {
                 0 => &images[j * image_len..][..image_len],
                 _ => &src[..in_len],
@@ -644,11 +651,7 @@ impl<'m, B: AsRef<[u8]> + Sync, S: AsRef<str> + Sync> Runtime<'m, B, S> {
         crew: Option<&Crew>,
         observe: &mut impl FnMut(usize, Option<Backend>, &[u8]),
     ) -> Result<(), ForwardError> {
-        let [even, odd] = &mut s.levels[j];
-        let (src, dst) = match i % 2 {
-            0 => (&*odd, even),
-            _ => (&*even, odd),
-        };
+        let (src, dst) = levels_of_layer(&mut s.levels[j], i);
         let input: &[u8] = if i == 0 {
             image
         } else {

@@ -382,13 +382,7 @@ pub unsafe fn gemm_split(g: &Gemm, low: &[u8], high: &[i8], b: &[i8], product: &
         by_tile_rows(g.rows, kc, |start, end, m| {
             for r0 in (start..end).step_by(m) {
                 for f0 in (0..g.f_pad).step_by(2 * TILE_FILTERS) {
-                    asm!(
-                        "tilezero tmm0",
-                        "tilezero tmm1",
-                        "tilezero tmm2",
-                        "tilezero tmm3",
-                        options(nostack, nomem)
-                    );
+                    start_sums(None, f0, 4);
                     for s in 0..steps {
                         let b0 = b.add(tile_start(g, kc, f0 / (2 * TILE_FILTERS), s));
                         asm!(
